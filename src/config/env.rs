@@ -1,0 +1,119 @@
+//! `METER2MQTT_<SECTION>__<KEY>` environment variables as a figment layer.
+//!
+//! figment's own `Env` provider parses `007` as the integer 7, losing the zeros of a token or an
+//! id. Here a value stays a string unless it reads back exactly as written.
+
+use figment::value::{Dict, Map, Value};
+use figment::{Error, Metadata, Profile, Provider};
+
+pub const PREFIX: &str = "METER2MQTT_";
+
+pub struct EnvLayer {
+    vars: Vec<(String, String)>,
+}
+
+impl EnvLayer {
+    pub fn from_env() -> Self {
+        Self::from_vars(std::env::vars())
+    }
+
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(PREFIX) && k.len() > PREFIX.len())
+            // Variables the CLI or runtime read directly, not config keys.
+            .filter(|(k, _)| !matches!(k.as_str(), "METER2MQTT_CONFIG" | "METER2MQTT_LOG"))
+            .collect();
+        vars.sort();
+        EnvLayer { vars }
+    }
+
+    pub fn var_name(path: &[&str]) -> String {
+        format!("{PREFIX}{}", path.join("__").to_ascii_uppercase())
+    }
+}
+
+/// A value as typed, unless parsing it changes nothing when written back.
+pub fn parse_value(raw: &str) -> Value {
+    let parsed: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.to_owned()));
+    match &parsed {
+        Value::Num(_, num) => {
+            let back = match num.to_u128() {
+                Some(u) => u.to_string(),
+                None => match num.to_i128() {
+                    Some(i) => i.to_string(),
+                    None => num.to_f64().map(|f| f.to_string()).unwrap_or_default(),
+                },
+            };
+            if back == raw.trim() {
+                parsed
+            } else {
+                Value::from(raw.to_owned())
+            }
+        }
+        _ => parsed,
+    }
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable").interpolater(|_profile, path| EnvLayer::var_name(path))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, Error> {
+        let mut root = Dict::new();
+        for (name, raw) in &self.vars {
+            let path: Vec<String> = name[PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if path.iter().any(|p| p.is_empty()) {
+                return Err(Error::from(format!("environment variable {name}: empty key segment (use one `__` between section and key)")));
+            }
+            insert(&mut root, &path, parse_value(raw));
+        }
+        Ok(Profile::Default.collect(root))
+    }
+}
+
+fn insert(dict: &mut Dict, path: &[String], value: Value) {
+    let (head, rest) = path.split_first().expect("path is never empty");
+    if rest.is_empty() {
+        dict.insert(head.clone(), value);
+        return;
+    }
+    let entry = dict.entry(head.clone()).or_insert_with(|| Value::from(Dict::new()));
+    if !matches!(entry, Value::Dict(..)) {
+        *entry = Value::from(Dict::new());
+    }
+    if let Value::Dict(_, inner) = entry {
+        insert(inner, rest, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_leading_zeros_and_long_ids() {
+        assert_eq!(parse_value("007").as_str(), Some("007"));
+        assert_eq!(parse_value("1883").to_u128(), Some(1883));
+        assert_eq!(parse_value("571313180100000001").to_u128(), Some(571313180100000001));
+        assert_eq!(parse_value("1e5").as_str(), Some("1e5"));
+        assert_eq!(parse_value("true").to_bool(), Some(true));
+        assert_eq!(parse_value("hello world").as_str(), Some("hello world"));
+    }
+
+    #[test]
+    fn nests_sections() {
+        let layer = EnvLayer::from_vars([
+            ("METER2MQTT_MQTT__HOST".to_owned(), "broker".to_owned()),
+            ("METER2MQTT_MQTT__PORT".to_owned(), "1884".to_owned()),
+            ("OTHER".to_owned(), "x".to_owned()),
+        ]);
+        let data = layer.data().unwrap();
+        let dict = &data[&Profile::Default];
+        let mqtt = dict["mqtt"].as_dict().unwrap();
+        assert_eq!(mqtt["host"].as_str(), Some("broker"));
+        assert_eq!(mqtt["port"].to_u128(), Some(1884));
+        assert!(!dict.contains_key("other"));
+    }
+}

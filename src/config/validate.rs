@@ -1,0 +1,169 @@
+//! Turning a figment into a [`Config`], collecting every problem instead of stopping at the first.
+
+use figment::value::{Dict, Value};
+use figment::{Figment, Metadata, Profile};
+use serde::de::DeserializeOwned;
+
+use super::{describe_value, Config, ConfigError, ConfigIssue};
+
+const SECTIONS: &[&str] = &["mqtt", "bridge", "state", "log", "homeassistant", "eloverblik", "enectiva", "sample"];
+
+pub fn extract(figment: &Figment) -> Result<Config, ConfigError> {
+    let mut issues = Vec::new();
+    let root: Dict = match figment.extract() {
+        Ok(root) => root,
+        Err(e) => {
+            issues.extend(figment_issues(figment, "", e));
+            return Err(ConfigError::Invalid(issues));
+        }
+    };
+
+    for key in root.keys() {
+        if !SECTIONS.contains(&key.as_str()) {
+            issues.push(ConfigIssue {
+                key: key.clone(),
+                source: source_of(figment, key),
+                message: format!("unknown key; the known sections are {}", SECTIONS.join(", ")),
+            });
+        }
+    }
+
+    let mut config = Config {
+        mqtt: section(figment, &root, "mqtt", &mut issues).unwrap_or_default(),
+        bridge: section(figment, &root, "bridge", &mut issues).unwrap_or_default(),
+        state: section(figment, &root, "state", &mut issues).unwrap_or_default(),
+        log: section(figment, &root, "log", &mut issues).unwrap_or_default(),
+        homeassistant: section(figment, &root, "homeassistant", &mut issues),
+        eloverblik: accounts(figment, &root, "eloverblik", &mut issues),
+        enectiva: accounts(figment, &root, "enectiva", &mut issues),
+        sample: accounts(figment, &root, "sample", &mut issues),
+    };
+
+    super_check(&mut config, figment, &mut issues);
+    if issues.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid(issues))
+    }
+}
+
+fn section<T: DeserializeOwned>(figment: &Figment, root: &Dict, name: &str, issues: &mut Vec<ConfigIssue>) -> Option<T> {
+    match root.get(name) {
+        None => None,
+        Some(Value::Dict(..)) => match figment.extract_inner::<T>(name) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                issues.extend(figment_issues(figment, name, e));
+                None
+            }
+        },
+        Some(other) => {
+            issues.push(ConfigIssue {
+                key: name.to_owned(),
+                source: source_of(figment, name),
+                message: format!("expected a table ([{name}]), found {}", describe_value(other)),
+            });
+            None
+        }
+    }
+}
+
+/// `[[eloverblik]]`-style lists; each entry is checked on its own so one bad account does not
+/// hide the problems of the next.
+fn accounts<T: DeserializeOwned>(figment: &Figment, root: &Dict, name: &str, issues: &mut Vec<ConfigIssue>) -> Vec<T> {
+    let items = match root.get(name) {
+        None => return Vec::new(),
+        Some(Value::Array(_, items)) => items.clone(),
+        // One account given as a table (e.g. from env vars) counts as a list of one.
+        Some(v @ Value::Dict(..)) => vec![v.clone()],
+        Some(other) => {
+            issues.push(ConfigIssue {
+                key: name.to_owned(),
+                source: source_of(figment, name),
+                message: format!("expected a list of accounts ([[{name}]]), found {}", describe_value(other)),
+            });
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let prefix = format!("{name}[{index}]");
+        match item.deserialize::<T>() {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                for error in e {
+                    let key = join_key(&prefix, &error.path);
+                    issues.push(ConfigIssue {
+                        key,
+                        source: source_of(figment, name),
+                        message: error.kind.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn figment_issues(figment: &Figment, prefix: &str, error: figment::Error) -> Vec<ConfigIssue> {
+    error
+        .into_iter()
+        .map(|e| {
+            let path: Vec<String> = if e.path.first().map(String::as_str) == Some(prefix) || prefix.is_empty() {
+                e.path.clone()
+            } else {
+                std::iter::once(prefix.to_owned()).chain(e.path.iter().cloned()).collect()
+            };
+            let dotted = path.join(".");
+            let source = match &e.metadata {
+                Some(md) => describe_metadata(md, &path),
+                None if dotted.is_empty() => "configuration".to_owned(),
+                None => source_of(figment, &dotted),
+            };
+            ConfigIssue {
+                key: if dotted.is_empty() { "(file)".to_owned() } else { dotted },
+                source,
+                message: e.kind.to_string(),
+            }
+        })
+        .collect()
+}
+
+fn join_key(prefix: &str, path: &[String]) -> String {
+    if path.is_empty() {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}.{}", path.join("."))
+    }
+}
+
+fn describe_metadata(md: &Metadata, path: &[String]) -> String {
+    let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+    if md.name == "environment variable" {
+        let keys: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
+        return format!("env {}", md.interpolate(&Profile::Default, &keys));
+    }
+    match &md.source {
+        Some(figment::Source::File(p)) => format!("file {}", p.display()),
+        _ => md.name.to_string(),
+    }
+}
+
+/// Where the value at a dotted key came from, for semantic errors.
+pub(super) fn source_of(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(md) => {
+            let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+            describe_metadata(md, &path)
+        }
+        None => "default".to_owned(),
+    }
+}
+
+fn super_check(config: &mut Config, figment: &Figment, issues: &mut Vec<ConfigIssue>) {
+    let mut push = |key: &str, message: String| {
+        let lookup = key.split('[').next().unwrap_or(key);
+        issues.push(ConfigIssue { key: key.to_owned(), source: source_of(figment, lookup), message });
+    };
+    super::validate_rules::check(config, &mut push);
+}

@@ -1,0 +1,72 @@
+//! The HTTP layer every provider shares: one client configuration (rustls, timeouts) and one retry
+//! policy for 429, 5xx, timeouts and connection errors.
+
+mod backoff_policy;
+mod retry;
+
+pub use backoff_policy::RetryPolicy;
+pub use retry::{ApiClient, ErrorBody, HttpResponse, Sleeper, TokioSleeper};
+
+use std::sync::Once;
+use std::time::Duration;
+
+use crate::providers::ApiStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// A 4xx other than 401/403/429: the request itself is wrong; retrying cannot help.
+    #[error("{api}: {endpoint} was rejected with HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" (code {c})")).unwrap_or_default())]
+    Rejected { api: &'static str, endpoint: String, status: u16, code: Option<String>, message: String },
+    /// 401 / 403: the caller decides whether a token refresh can help.
+    #[error("{api}: {endpoint} was refused with HTTP {status}: {message}")]
+    Unauthorized { api: &'static str, endpoint: String, status: u16, message: String },
+    /// Retries ran out on a transient failure.
+    #[error("{api}: {endpoint} still failing after {attempts} attempts: {last}; will try again at the next poll")]
+    Exhausted { api: &'static str, endpoint: String, attempts: u32, last: String, last_status: Option<u16> },
+    /// The body could not be read as the API documents it.
+    #[error("{api}: {endpoint} returned a body that could not be parsed: {message}")]
+    Decode { api: &'static str, endpoint: String, message: String },
+    #[error("{api}: could not build the HTTP client: {message}")]
+    Client { api: &'static str, message: String },
+}
+
+impl HttpError {
+    pub fn api_status(&self) -> ApiStatus {
+        match self {
+            HttpError::Unauthorized { .. } => ApiStatus::AuthError,
+            HttpError::Exhausted { last_status: Some(429), .. } => ApiStatus::RateLimited,
+            HttpError::Exhausted { .. } => ApiStatus::Unavailable,
+            _ => ApiStatus::Error,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::Rejected { status, .. } | HttpError::Unauthorized { status, .. } => Some(*status),
+            HttpError::Exhausted { last_status, .. } => *last_status,
+            _ => None,
+        }
+    }
+}
+
+pub const USER_AGENT: &str = concat!("meter2mqtt/", env!("CARGO_PKG_VERSION"));
+
+/// reqwest is built without a bundled crypto provider; ring is the smaller one.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A reqwest client with the timeouts every call needs.
+pub fn build_client(api: &'static str, timeout: Duration) -> Result<reqwest::Client, HttpError> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(15))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| HttpError::Client { api, message: e.to_string() })
+}

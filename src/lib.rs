@@ -1,0 +1,22 @@
+//! meter2mqtt: utility meter data from energy data APIs to MQTT, with Home Assistant discovery
+//! and Energy dashboard statistics.
+
+pub mod config;
+pub mod http;
+pub mod model;
+pub mod providers;
+pub mod secret;
+pub mod state;
+
+pub use config::Config;
+
+/// Errors that reach the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Provider(#[from] providers::ProviderError),
+}

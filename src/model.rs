@@ -1,0 +1,274 @@
+//! The provider-neutral domain: meters and the interval readings they produce.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// What a meter measures. Decides the Home Assistant device class and unit class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Medium {
+    Electricity,
+    Gas,
+    Water,
+    Heat,
+    Cooling,
+    Other,
+}
+
+impl Medium {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Medium::Electricity => "electricity",
+            Medium::Gas => "gas",
+            Medium::Water => "water",
+            Medium::Heat => "heat",
+            Medium::Cooling => "cooling",
+            Medium::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Consumption,
+    Production,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Consumption => "consumption",
+            Direction::Production => "production",
+        }
+    }
+}
+
+/// A unit exactly as Home Assistant spells it; anything else is carried through verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Unit {
+    Wh,
+    KWh,
+    MWh,
+    GJ,
+    MJ,
+    CubicMeters,
+    Liters,
+    Other(String),
+}
+
+impl Unit {
+    /// Maps the spellings APIs use (`KWH`, `m3`, `l`, ...) onto Home Assistant's.
+    pub fn parse(raw: &str) -> Unit {
+        match raw.trim() {
+            "Wh" | "wh" | "WH" => Unit::Wh,
+            "kWh" | "KWH" | "kwh" | "KWh" => Unit::KWh,
+            "MWh" | "MWH" | "mwh" => Unit::MWh,
+            "GJ" | "gj" | "Gj" => Unit::GJ,
+            "MJ" | "mj" | "Mj" => Unit::MJ,
+            "m³" | "m3" | "M3" | "m^3" | "MTQ" => Unit::CubicMeters,
+            "L" | "l" | "litre" | "liter" | "liters" | "litres" => Unit::Liters,
+            other => Unit::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Unit::Wh => "Wh",
+            Unit::KWh => "kWh",
+            Unit::MWh => "MWh",
+            Unit::GJ => "GJ",
+            Unit::MJ => "MJ",
+            Unit::CubicMeters => "m³",
+            Unit::Liters => "L",
+            Unit::Other(s) => s,
+        }
+    }
+
+    pub fn is_energy(&self) -> bool {
+        matches!(self, Unit::Wh | Unit::KWh | Unit::MWh | Unit::GJ | Unit::MJ)
+    }
+
+    pub fn is_volume(&self) -> bool {
+        matches!(self, Unit::CubicMeters | Unit::Liters)
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Unit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Unit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Unit::parse(&s))
+    }
+}
+
+/// How much the provider trusts a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    Measured,
+    Estimated,
+    Incomplete,
+    /// No value for the interval (yet); a later poll may bring one.
+    Missing,
+}
+
+impl Quality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Measured => "measured",
+            Quality::Estimated => "estimated",
+            Quality::Incomplete => "incomplete",
+            Quality::Missing => "missing",
+        }
+    }
+}
+
+/// What Home Assistant shows about the physical device behind a meter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub serial_number: Option<String>,
+    pub suggested_area: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meter {
+    /// Provider kind, e.g. `eloverblik`; part of every topic and unique id.
+    pub provider: String,
+    /// Unique within the provider (a GSRN metering point id, an Enectiva meter id).
+    pub id: String,
+    pub name: String,
+    pub medium: Medium,
+    pub direction: Direction,
+    pub unit: Unit,
+    /// Register (cumulative) meters report a running total beside each interval's consumption.
+    pub cumulative: bool,
+    /// The zone whose calendar days make the meter's day totals.
+    pub timezone: Tz,
+    pub device: DeviceInfo,
+}
+
+/// One interval of consumption or production. `value` is `None` only when `quality` is `Missing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntervalReading {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub value: Option<f64>,
+    pub unit: Unit,
+    pub quality: Quality,
+    /// The register value at `end`, for cumulative meters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<f64>,
+}
+
+impl IntervalReading {
+    /// Whether a later copy of this interval says something different.
+    pub fn differs_from(&self, other: &IntervalReading) -> bool {
+        self.quality != other.quality || !same_value(self.value, other.value) || !same_value(self.reading, other.reading)
+    }
+}
+
+fn same_value(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        // Providers send decimal strings with at most a few decimals; 1e-9 absorbs float noise only.
+        (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+        _ => false,
+    }
+}
+
+/// A value a provider offers beside interval data: a tariff, a monthly total, a register reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeterValue {
+    /// Stable key, part of the entity's unique id (`[a-z0-9_]`).
+    pub key: String,
+    pub name: String,
+    pub value: Option<f64>,
+    pub unit: Option<String>,
+    pub kind: ValueKind,
+    /// Extra detail shown as entity attributes (e.g. the 24 hourly prices of a tariff).
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A register total that only grows (Home Assistant `total_increasing`).
+    Register,
+    /// Consumption over a calendar period (a month): shown, never fed to statistics.
+    PeriodTotal,
+    /// A price per unit (DKK/kWh).
+    Price,
+    /// An amount of money per period (a subscription).
+    Monetary,
+    Other,
+}
+
+/// A half-open UTC time range `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl TimeRange {
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        TimeRange { start, end }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+}
+
+impl fmt::Display for TimeRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} .. {}", self.start.to_rfc3339(), self.end.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_spelled_as_home_assistant_does() {
+        assert_eq!(Unit::parse("KWH").as_str(), "kWh");
+        assert_eq!(Unit::parse("m3").as_str(), "m³");
+        assert_eq!(Unit::parse("l").as_str(), "L");
+        assert_eq!(Unit::parse("GJ").as_str(), "GJ");
+        assert_eq!(Unit::parse("MWh").as_str(), "MWh");
+        assert_eq!(Unit::parse("furlongs"), Unit::Other("furlongs".into()));
+    }
+
+    #[test]
+    fn differs_detects_value_and_quality_changes() {
+        let t = Utc::now();
+        let a = IntervalReading { start: t, end: t, value: Some(1.0), unit: Unit::KWh, quality: Quality::Estimated, reading: None };
+        let mut b = a.clone();
+        assert!(!a.differs_from(&b));
+        b.quality = Quality::Measured;
+        assert!(a.differs_from(&b));
+        let mut c = a.clone();
+        c.value = Some(1.001);
+        assert!(a.differs_from(&c));
+        let mut d = a.clone();
+        d.value = None;
+        assert!(a.differs_from(&d));
+    }
+}

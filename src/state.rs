@@ -1,0 +1,263 @@
+//! The state store: one directory (`/data` in the add-on) holding per-account cursors, cached
+//! access tokens and statistics sums. Every write is atomic (temp file, fsync, rename, fsync of
+//! the directory), and the previous good copy is kept beside it as `*.prev`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{IntervalReading, Quality};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state directory {}: {action} failed: {source}; check that it exists and this user may write it (config key state.dir)", path.display())]
+    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    #[error("state file {} is corrupt ({reason}); it was moved to {} and no usable backup exists. Restore it, or start again to re-read history from bridge.history_start (already delivered readings will be published again)", path.display(), moved_to.display())]
+    Corrupt { path: PathBuf, moved_to: PathBuf, reason: String },
+    #[error("state file {}: could not encode: {source}", path.display())]
+    Encode { path: PathBuf, source: serde_json::Error },
+}
+
+/// What the bridge remembers about one provider account.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountState {
+    #[serde(default)]
+    pub meters: BTreeMap<String, MeterState>,
+    /// Discovery config topics published for this account, to clear those of vanished meters.
+    #[serde(default)]
+    pub discovery: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeterState {
+    /// End of the last delivered interval.
+    pub cursor: Option<DateTime<Utc>>,
+    /// What was delivered for each interval start (unix seconds) inside the look-back window,
+    /// so a re-read can tell new and corrected intervals from ones already sent.
+    #[serde(default)]
+    pub delivered: BTreeMap<i64, Delivered>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    #[serde(rename = "v")]
+    pub value: Option<f64>,
+    #[serde(rename = "q")]
+    pub quality: Quality,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<f64>,
+}
+
+impl Delivered {
+    pub fn of(reading: &IntervalReading) -> Self {
+        Delivered { value: reading.value, quality: reading.quality, reading: reading.reading }
+    }
+
+    pub fn matches(&self, reading: &IntervalReading) -> bool {
+        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+            _ => false,
+        };
+        self.quality == reading.quality && close(self.value, reading.value) && close(self.reading, reading.reading)
+    }
+}
+
+impl MeterState {
+    /// Forget intervals that start before `keep_from`: they are outside every future re-read.
+    pub fn prune(&mut self, keep_from: DateTime<Utc>) {
+        let cut = keep_from.timestamp();
+        self.delivered = self.delivered.split_off(&cut);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the directory and proves it is writable.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StateError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|source| StateError::Io { path: dir.clone(), action: "creating the directory", source })?;
+        let store = StateStore { dir };
+        store.write_atomic(Path::new(".write-test"), b"ok")?;
+        let _ = fs::remove_file(store.dir.join(".write-test"));
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn account_file(provider: &str, account: &str) -> PathBuf {
+        PathBuf::from(format!("{}-{}.json", sanitize(provider), sanitize(account)))
+    }
+
+    pub fn load_account(&self, provider: &str, account: &str) -> Result<AccountState, StateError> {
+        Ok(self.load_json(&Self::account_file(provider, account))?.unwrap_or_default())
+    }
+
+    pub fn save_account(&self, provider: &str, account: &str, state: &AccountState) -> Result<(), StateError> {
+        self.save_json(&Self::account_file(provider, account), state)
+    }
+
+    /// Reads a JSON file of the store. A missing file is `None`. A corrupt one is moved aside and
+    /// its `.prev` backup used when that is sound; otherwise the error says what to do.
+    pub fn load_json<T: DeserializeOwned>(&self, name: &Path) -> Result<Option<T>, StateError> {
+        let path = self.dir.join(name);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Io { path, action: "reading a state file", source }),
+        };
+        let reason = match serde_json::from_slice::<T>(&bytes) {
+            Ok(value) => return Ok(Some(value)),
+            Err(e) => e.to_string(),
+        };
+        let moved_to = path.with_extension(format!("json.corrupt-{}", Utc::now().format("%Y%m%dT%H%M%SZ")));
+        fs::rename(&path, &moved_to).map_err(|source| StateError::Io { path: path.clone(), action: "moving a corrupt state file aside", source })?;
+        let backup = path.with_extension("json.prev");
+        if let Ok(bytes) = fs::read(&backup) {
+            if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
+                tracing::error!(
+                    file = %path.display(),
+                    moved_to = %moved_to.display(),
+                    "state file is corrupt ({reason}); moved aside and restored the previous copy: intervals of the last poll may be published again"
+                );
+                self.write_atomic(name, &bytes)?;
+                return Ok(Some(value));
+            }
+        }
+        Err(StateError::Corrupt { path, moved_to, reason })
+    }
+
+    pub fn save_json<T: Serialize>(&self, name: &Path, value: &T) -> Result<(), StateError> {
+        let path = self.dir.join(name);
+        let bytes = serde_json::to_vec(value).map_err(|source| StateError::Encode { path: path.clone(), source })?;
+        if path.exists() {
+            // Keep the last good copy; a hard link costs no copy and survives the rename below.
+            let backup = path.with_extension("json.prev");
+            let _ = fs::remove_file(&backup);
+            if fs::hard_link(&path, &backup).is_err() {
+                let _ = fs::copy(&path, &backup);
+            }
+        }
+        self.write_atomic(name, &bytes)
+    }
+
+    fn write_atomic(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.dir.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|source| StateError::Io { path: parent.to_owned(), action: "creating a directory", source })?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let io = |action: &'static str| {
+            let path = path.clone();
+            move |source| StateError::Io { path, action, source }
+        };
+        let mut file = fs::File::create(&tmp).map_err(io("creating a temporary file"))?;
+        file.write_all(bytes).map_err(io("writing"))?;
+        file.sync_all().map_err(io("syncing to disk"))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(io("renaming into place"))?;
+        if let Some(parent) = path.parent() {
+            // The rename is durable only once the directory entry is.
+            if let Ok(dir) = fs::File::open(parent) {
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// File-name-safe: `[a-z0-9_-]`, everything else `_`.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '_' })
+        .collect()
+}
+
+/// A short stable fingerprint (FNV-1a) of a secret, so a cached token is tied to the credential
+/// that bought it without storing or revealing the credential.
+pub fn fingerprint(secret: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in secret.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> AccountState {
+        let mut s = AccountState::default();
+        s.meters.insert("m1".into(), MeterState { cursor: Some(Utc::now()), delivered: BTreeMap::new() });
+        s
+    }
+
+    #[test]
+    fn round_trip_and_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_account("sample", "1").unwrap(), AccountState::default());
+        let s = state();
+        store.save_account("sample", "1", &s).unwrap();
+        store.save_account("sample", "1", &s).unwrap();
+        assert_eq!(store.load_account("sample", "1").unwrap(), s);
+        assert!(dir.path().join("sample-1.json.prev").exists());
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("tmp")).collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn corrupt_file_restores_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let s = state();
+        store.save_account("sample", "1", &s).unwrap();
+        store.save_account("sample", "1", &s).unwrap();
+        fs::write(dir.path().join("sample-1.json"), b"{\"meters\": {").unwrap();
+        assert_eq!(store.load_account("sample", "1").unwrap(), s);
+        let moved = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("corrupt")).count();
+        assert_eq!(moved, 1);
+    }
+
+    #[test]
+    fn corrupt_file_without_backup_is_an_error_not_a_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        fs::write(dir.path().join("sample-1.json"), b"garbage").unwrap();
+        let err = store.load_account("sample", "1").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("corrupt") && msg.contains("moved to"), "{msg}");
+        assert!(!dir.path().join("sample-1.json").exists());
+    }
+
+    #[test]
+    fn prune_keeps_window() {
+        let mut m = MeterState::default();
+        for t in [100, 200, 300] {
+            m.delivered.insert(t, Delivered { value: Some(1.0), quality: Quality::Measured, reading: None });
+        }
+        m.prune(DateTime::from_timestamp(200, 0).unwrap());
+        assert_eq!(m.delivered.keys().copied().collect::<Vec<_>>(), vec![200, 300]);
+    }
+
+    #[test]
+    fn sanitize_and_fingerprint() {
+        assert_eq!(sanitize("My Account/1"), "my_account_1");
+        assert_eq!(fingerprint("abc"), fingerprint("abc"));
+        assert_ne!(fingerprint("abc"), fingerprint("abd"));
+        assert!(!fingerprint("secret-token").contains("secret"));
+    }
+}
