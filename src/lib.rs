@@ -3,7 +3,11 @@
 
 pub mod config;
 pub mod http;
+pub mod bridge;
+pub mod broker;
+pub mod cli;
 pub mod model;
+pub mod mqtt;
 pub mod providers;
 pub mod secret;
 pub mod state;

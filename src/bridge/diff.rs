@@ -1,0 +1,112 @@
+//! Which fetched intervals are new, which are corrections, and which were delivered already.
+
+use chrono::{DateTime, Utc};
+
+use crate::model::IntervalReading;
+use crate::state::{Delivered, MeterState};
+
+/// A fetched interval that must be published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub reading: IntervalReading,
+    pub correction: bool,
+}
+
+/// Compares a re-read window with what was delivered. Everything inside the remembered window is
+/// in `state.delivered`, so an interval absent from it was never sent (a filled gap, not a
+/// correction); an interval older than the window and before the cursor was sent long ago.
+pub fn pending(state: &MeterState, lookback: chrono::Duration, readings: &[IntervalReading]) -> Vec<Pending> {
+    let window_start: Option<DateTime<Utc>> = state.cursor.map(|c| c - lookback);
+    let mut out = Vec::new();
+    for reading in readings {
+        match state.delivered.get(&reading.start.timestamp()) {
+            Some(previous) if previous.matches(reading) => {}
+            Some(_) => out.push(Pending { reading: reading.clone(), correction: true }),
+            None => {
+                let long_delivered = matches!((state.cursor, window_start), (Some(cursor), Some(window)) if reading.end <= cursor && reading.start < window);
+                if !long_delivered {
+                    out.push(Pending { reading: reading.clone(), correction: false });
+                }
+            }
+        }
+    }
+    out.sort_by_key(|p| p.reading.start);
+    out.dedup_by_key(|p| p.reading.start);
+    out
+}
+
+/// Records a delivered batch: the cursor only moves forward.
+pub fn record(state: &mut MeterState, delivered: &[Pending]) {
+    for p in delivered {
+        state.delivered.insert(p.reading.start.timestamp(), Delivered::of(&p.reading));
+        if state.cursor.is_none_or(|c| p.reading.end > c) {
+            state.cursor = Some(p.reading.end);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Quality, Unit};
+    use chrono::TimeZone;
+
+    fn r(hour: i64, value: Option<f64>, quality: Quality) -> IntervalReading {
+        let start = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap() + chrono::Duration::hours(hour);
+        IntervalReading { start, end: start + chrono::Duration::hours(1), value, unit: Unit::KWh, quality, reading: None }
+    }
+
+    #[test]
+    fn first_delivery_then_nothing_then_corrections() {
+        let lookback = chrono::Duration::days(7);
+        let mut state = MeterState::default();
+        let day1: Vec<_> = (0..24).map(|h| r(h, Some(1.0), Quality::Measured)).collect();
+        let p = pending(&state, lookback, &day1);
+        assert_eq!(p.len(), 24);
+        assert!(p.iter().all(|p| !p.correction));
+        record(&mut state, &p);
+        assert_eq!(state.cursor, Some(day1[23].end));
+
+        assert!(pending(&state, lookback, &day1).is_empty());
+
+        let mut changed = day1.clone();
+        changed[5].value = Some(2.0);
+        changed[6].quality = Quality::Estimated;
+        changed.push(r(24, Some(0.5), Quality::Measured));
+        let p = pending(&state, lookback, &changed);
+        assert_eq!(p.len(), 3);
+        assert!(p[0].correction && p[1].correction && !p[2].correction);
+    }
+
+    #[test]
+    fn missing_then_filled_is_a_correction() {
+        let lookback = chrono::Duration::days(7);
+        let mut state = MeterState::default();
+        let p = pending(&state, lookback, &[r(0, None, Quality::Missing)]);
+        record(&mut state, &p);
+        let p = pending(&state, lookback, &[r(0, Some(1.0), Quality::Measured)]);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].correction);
+    }
+
+    #[test]
+    fn old_intervals_before_the_window_are_not_resent() {
+        let lookback = chrono::Duration::hours(24);
+        let mut state = MeterState::default();
+        let all: Vec<_> = (0..100).map(|h| r(h, Some(1.0), Quality::Measured)).collect();
+        record(&mut state, &pending(&state, lookback, &all));
+        state.prune(state.cursor.unwrap() - lookback);
+        assert!(pending(&state, lookback, &all).is_empty());
+    }
+
+    #[test]
+    fn gap_inside_window_is_new_not_correction() {
+        let lookback = chrono::Duration::days(7);
+        let mut state = MeterState::default();
+        let first: Vec<_> = [0, 1, 3].iter().map(|h| r(*h, Some(1.0), Quality::Measured)).collect();
+        record(&mut state, &pending(&state, lookback, &first));
+        let p = pending(&state, lookback, &[r(2, Some(1.0), Quality::Measured)]);
+        assert_eq!(p.len(), 1);
+        assert!(!p[0].correction);
+    }
+}

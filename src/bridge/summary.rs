@@ -1,0 +1,72 @@
+//! The values a meter's state topic shows: newest interval and newest day's total.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::model::IntervalReading;
+use crate::mqtt::payloads::{round, DayTotal, LatestInterval};
+
+pub fn latest(readings: &[IntervalReading]) -> Option<LatestInterval> {
+    readings.iter().filter(|r| r.value.is_some()).max_by_key(|r| r.start).map(|r| LatestInterval {
+        start: r.start,
+        end: r.end,
+        value: r.value.map(round),
+        quality: r.quality,
+        reading: r.reading.map(round),
+    })
+}
+
+/// The newest local day with data, its total, and whether every interval of it has a value.
+pub fn last_day(readings: &[IntervalReading], tz: Tz) -> Option<DayTotal> {
+    let mut days: BTreeMap<NaiveDate, (f64, i64, i64)> = BTreeMap::new();
+    for r in readings {
+        let date = r.start.with_timezone(&tz).date_naive();
+        let entry = days.entry(date).or_insert((0.0, 0, 0));
+        if let Some(v) = r.value {
+            entry.0 += v;
+            entry.1 += (r.end - r.start).num_seconds();
+        }
+        entry.2 += 1;
+    }
+    let (date, (sum, covered, _)) = days.into_iter().rev().find(|(_, (_, covered, _))| *covered > 0)?;
+    Some(DayTotal { date, value: round(sum), complete: covered >= day_seconds(date, tz) })
+}
+
+/// 23, 24 or 25 hours, in seconds.
+fn day_seconds(date: NaiveDate, tz: Tz) -> i64 {
+    let start = tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight")).earliest();
+    let end = tz.from_local_datetime(&(date + chrono::Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight")).earliest();
+    match (start, end) {
+        (Some(s), Some(e)) => (e.with_timezone(&Utc) - s.with_timezone(&Utc)).num_seconds(),
+        _ => 86_400,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Quality, Unit};
+
+    #[test]
+    fn autumn_dst_day_needs_25_hours_to_be_complete() {
+        let tz = chrono_tz::Europe::Copenhagen;
+        let start = Utc.with_ymd_and_hms(2024, 10, 26, 22, 0, 0).unwrap();
+        let mk = |n: i64| -> Vec<IntervalReading> {
+            (0..n)
+                .map(|h| {
+                    let s = start + chrono::Duration::hours(h);
+                    IntervalReading { start: s, end: s + chrono::Duration::hours(1), value: Some(1.0), unit: Unit::KWh, quality: Quality::Measured, reading: None }
+                })
+                .collect()
+        };
+        let d = last_day(&mk(24), tz).unwrap();
+        assert_eq!(d.date.to_string(), "2024-10-27");
+        assert!(!d.complete);
+        let d = last_day(&mk(25), tz).unwrap();
+        assert!(d.complete);
+        assert_eq!(d.value, 25.0);
+        assert_eq!(latest(&mk(25)).unwrap().start, start + chrono::Duration::hours(24));
+    }
+}

@@ -1,0 +1,149 @@
+//! The command line: `run`, `check`, `demo`, `fetch`. Exit codes: 0 success, 1 a runtime
+//! failure (`check` found a problem, `fetch` failed), 2 bad usage or configuration, 3 the state
+//! store is unusable.
+
+mod check;
+mod demo;
+mod fetch;
+mod logging;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError, LogFormat, Sources};
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_CONFIG: u8 = 2;
+pub const EXIT_STATE: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(name = "meter2mqtt", version, about = "Utility meter data (ElOverblik, Enectiva) to MQTT and Home Assistant")]
+pub struct Cli {
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides log.level.
+    #[arg(long, global = true, env = "METER2MQTT_LOG")]
+    pub log_level: Option<String>,
+    /// Log line format; overrides log.format.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bridge (the daemon).
+    Run(RunArgs),
+    /// Validate the configuration, reach every API and the broker, list meters; non-zero exit on any problem.
+    Check(ConfigArgs),
+    /// The whole pipeline on built-in sample data with an embedded broker; no credentials needed.
+    Demo(DemoArgs),
+    /// Print a meter's readings for a date range as CSV or JSON.
+    Fetch(FetchArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// TOML configuration file (must exist when given).
+    #[arg(short, long, env = "METER2MQTT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Override a key, e.g. --set mqtt.port=1884 (repeatable; highest precedence).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep running after the summary, printing what arrives, until Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+    /// Port for the embedded broker (default: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Meter id (e.g. an 18-digit metering point id).
+    #[arg(long)]
+    pub meter: String,
+    /// First local day (YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last local day (YYYY-MM-DD), exclusive.
+    #[arg(long)]
+    pub to: NaiveDate,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Csv)]
+    pub format: OutputFormat,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("meter2mqtt: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    crate::http::install_crypto_provider();
+    let code = runtime.block_on(dispatch(cli));
+    // Blocking tasks (a state write) finish; anything else stuck is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    ExitCode::from(code)
+}
+
+async fn dispatch(cli: Cli) -> u8 {
+    let log = logging::Overrides { level: cli.log_level.clone(), format: cli.log_format.map(Into::into) };
+    match cli.command {
+        Command::Run(args) => run::run(args, log).await,
+        Command::Check(args) => check::check(args, log).await,
+        Command::Demo(args) => demo::demo(args, log).await,
+        Command::Fetch(args) => fetch::fetch(args, log).await,
+    }
+}
+
+/// Loads the configuration or prints every problem and says which exit code to use.
+pub(crate) fn load_config(args: &ConfigArgs) -> Result<Config, u8> {
+    let sources = Sources { file: args.config.clone(), json: None, overrides: args.overrides.clone(), env: None };
+    Config::load(&sources).map_err(|e| report_config_error(&e))
+}
+
+pub(crate) fn report_config_error(error: &ConfigError) -> u8 {
+    eprintln!("meter2mqtt: {error}");
+    EXIT_CONFIG
+}

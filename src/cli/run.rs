@@ -1,0 +1,90 @@
+//! `meter2mqtt run`: the daemon.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{logging, RunArgs, EXIT_CONFIG, EXIT_STATE};
+use crate::bridge::Bridge;
+use crate::config::Config;
+use crate::mqtt::{MqttHandle, MqttSettings};
+use crate::state::StateStore;
+
+pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
+    let config = match super::load_config(&args.config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    logging::init(&config.log, &log);
+    run_config(config).await
+}
+
+/// Runs the bridge with a loaded configuration until SIGTERM or SIGINT.
+pub async fn run_config(config: Config) -> u8 {
+    if config.account_count() == 0 {
+        eprintln!(
+            "meter2mqtt: no provider account is configured; add an [[eloverblik]] or [[enectiva]] section (or [[sample]] to try the bridge)"
+        );
+        return EXIT_CONFIG;
+    }
+    let dir = config.state.dir.clone();
+    let store = match tokio::task::spawn_blocking(move || StateStore::open(dir)).await {
+        Ok(Ok(store)) => store,
+        Ok(Err(e)) => {
+            tracing::error!("{e}");
+            return EXIT_STATE;
+        }
+        Err(e) => {
+            tracing::error!("opening the state store failed: {e}");
+            return EXIT_STATE;
+        }
+    };
+    let providers = match crate::providers::build(&config, &store) {
+        Ok(providers) => providers,
+        Err(e) => {
+            tracing::error!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        accounts = providers.len(),
+        broker = %format!("{}:{}", config.mqtt.host, config.mqtt.port),
+        state = %config.state.dir.display(),
+        "meter2mqtt starting"
+    );
+    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
+    let bridge = Bridge::new(Arc::new(config), mqtt.clone(), store, providers);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    bridge.run(shutdown).await;
+    mqtt.shutdown().await;
+    tracing::info!("meter2mqtt stopped");
+    0
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub async fn stop_on_signal(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+                token.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    token.cancel();
+}
