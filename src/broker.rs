@@ -60,7 +60,13 @@ impl EmbeddedBroker {
                 };
                 connection += 1;
                 let _ = socket.set_nodelay(true);
-                tokio::spawn(serve(socket, connection, state.clone(), options.clone(), accept_stop.clone()));
+                tokio::spawn(serve(
+                    socket,
+                    connection,
+                    state.clone(),
+                    options.clone(),
+                    accept_stop.clone(),
+                ));
             }
         });
         Ok(EmbeddedBroker { addr, stop })
@@ -86,7 +92,13 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-async fn serve(socket: TcpStream, connection: u64, state: Arc<Mutex<State>>, options: Arc<BrokerOptions>, stop: CancellationToken) {
+async fn serve(
+    socket: TcpStream,
+    connection: u64,
+    state: Arc<Mutex<State>>,
+    options: Arc<BrokerOptions>,
+    stop: CancellationToken,
+) {
     let (mut reader, mut writer) = socket.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Packet>();
     let writer_stop = stop.clone();
@@ -131,18 +143,36 @@ async fn serve(socket: TcpStream, connection: u64, state: Arc<Mutex<State>>, opt
             (Packet::Connect(connect), None) => {
                 let accepted = match &options.credentials {
                     None => true,
-                    Some((user, pass)) => connect.login.as_ref().is_some_and(|l| &l.username == user && &l.password == pass),
+                    Some((user, pass)) => connect
+                        .login
+                        .as_ref()
+                        .is_some_and(|l| &l.username == user && &l.password == pass),
                 };
                 if !accepted {
-                    let _ = tx.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::BadUserNamePassword, false)));
+                    let _ = tx.send(Packet::ConnAck(ConnAck::new(
+                        ConnectReturnCode::BadUserNamePassword,
+                        false,
+                    )));
                     clean_exit = true;
                     break 'read;
                 }
-                let id = if connect.client_id.is_empty() { format!("anon-{connection}") } else { connect.client_id.clone() };
+                let id = if connect.client_id.is_empty() {
+                    format!("anon-{connection}")
+                } else {
+                    connect.client_id.clone()
+                };
                 {
                     let mut st = state.lock().expect("broker state");
                     // A second connection with the same id takes over, as the spec says.
-                    st.sessions.insert(id.clone(), Session { connection, tx: tx.clone(), filters: Vec::new(), next_pkid: 0 });
+                    st.sessions.insert(
+                        id.clone(),
+                        Session {
+                            connection,
+                            tx: tx.clone(),
+                            filters: Vec::new(),
+                            next_pkid: 0,
+                        },
+                    );
                 }
                 client = Some((id, connect.last_will));
                 let _ = tx.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)));
@@ -160,9 +190,18 @@ async fn serve(socket: TcpStream, connection: u64, state: Arc<Mutex<State>>, opt
                 let mut deliveries = Vec::new();
                 let mut codes = Vec::new();
                 for filter in subscribe.filters {
-                    let qos = if filter.qos == QoS::ExactlyOnce { QoS::AtLeastOnce } else { filter.qos };
+                    let qos = if filter.qos == QoS::ExactlyOnce {
+                        QoS::AtLeastOnce
+                    } else {
+                        filter.qos
+                    };
                     codes.push(SubscribeReasonCode::Success(qos));
-                    deliveries.extend(retained.iter().filter(|p| matches(&p.topic, &filter.path)).map(|p| (p.clone(), qos)));
+                    deliveries.extend(
+                        retained
+                            .iter()
+                            .filter(|p| matches(&p.topic, &filter.path))
+                            .map(|p| (p.clone(), qos)),
+                    );
                     if let Some(session) = st.sessions.get_mut(id) {
                         session.filters.retain(|(f, _)| f != &filter.path);
                         session.filters.push((filter.path, qos));
@@ -223,9 +262,18 @@ fn route(state: &Mutex<State>, publish: Publish) {
         }
     }
     for session in st.sessions.values_mut() {
-        let granted = session.filters.iter().filter(|(f, _)| matches(&publish.topic, f)).map(|(_, q)| *q).max_by_key(|q| *q as u8);
+        let granted = session
+            .filters
+            .iter()
+            .filter(|(f, _)| matches(&publish.topic, f))
+            .map(|(_, q)| *q)
+            .max_by_key(|q| *q as u8);
         if let Some(granted) = granted {
-            let qos = if (publish.qos as u8) < (granted as u8) { publish.qos } else { granted };
+            let qos = if (publish.qos as u8) < (granted as u8) {
+                publish.qos
+            } else {
+                granted
+            };
             send(session, &publish, qos, false);
         }
     }

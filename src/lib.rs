@@ -1,11 +1,11 @@
 //! meter2mqtt: utility meter data from energy data APIs to MQTT, with Home Assistant discovery
 //! and Energy dashboard statistics.
 
-pub mod config;
-pub mod http;
 pub mod bridge;
 pub mod broker;
 pub mod cli;
+pub mod config;
+pub mod http;
 pub mod model;
 pub mod mqtt;
 pub mod providers;

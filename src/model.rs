@@ -180,7 +180,9 @@ pub struct IntervalReading {
 impl IntervalReading {
     /// Whether a later copy of this interval says something different.
     pub fn differs_from(&self, other: &IntervalReading) -> bool {
-        self.quality != other.quality || !same_value(self.value, other.value) || !same_value(self.reading, other.reading)
+        self.quality != other.quality
+            || !same_value(self.value, other.value)
+            || !same_value(self.reading, other.reading)
     }
 }
 
@@ -259,7 +261,14 @@ mod tests {
     #[test]
     fn differs_detects_value_and_quality_changes() {
         let t = Utc::now();
-        let a = IntervalReading { start: t, end: t, value: Some(1.0), unit: Unit::KWh, quality: Quality::Estimated, reading: None };
+        let a = IntervalReading {
+            start: t,
+            end: t,
+            value: Some(1.0),
+            unit: Unit::KWh,
+            quality: Quality::Estimated,
+            reading: None,
+        };
         let mut b = a.clone();
         assert!(!a.differs_from(&b));
         b.quality = Quality::Measured;

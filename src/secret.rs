@@ -109,7 +109,12 @@ pub fn deserialize_lenient_strings<'de, D: Deserializer<'de>>(deserializer: D) -
         OneOrMany::Many(items) => items.into_iter().map(|i| i.0).collect(),
         OneOrMany::One(item) if item.0.trim().is_empty() => Vec::new(),
         // A comma-separated list from an env var or the add-on's text field.
-        OneOrMany::One(item) => item.0.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        OneOrMany::One(item) => item
+            .0
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
     })
 }
 

@@ -16,9 +16,17 @@ use crate::model::{IntervalReading, Quality};
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("state directory {}: {action} failed: {source}; check that it exists and this user may write it (config key state.dir)", path.display())]
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
     #[error("state file {} is corrupt ({reason}); it was moved to {} and no usable backup exists. Restore it, or start again to re-read history from bridge.history_start (already delivered readings will be published again)", path.display(), moved_to.display())]
-    Corrupt { path: PathBuf, moved_to: PathBuf, reason: String },
+    Corrupt {
+        path: PathBuf,
+        moved_to: PathBuf,
+        reason: String,
+    },
     #[error("state file {}: could not encode: {source}", path.display())]
     Encode { path: PathBuf, source: serde_json::Error },
 }
@@ -55,7 +63,11 @@ pub struct Delivered {
 
 impl Delivered {
     pub fn of(reading: &IntervalReading) -> Self {
-        Delivered { value: reading.value, quality: reading.quality, reading: reading.reading }
+        Delivered {
+            value: reading.value,
+            quality: reading.quality,
+            reading: reading.reading,
+        }
     }
 
     pub fn matches(&self, reading: &IntervalReading) -> bool {
@@ -85,7 +97,11 @@ impl StateStore {
     /// Opens (creating if needed) the directory and proves it is writable.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StateError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|source| StateError::Io { path: dir.clone(), action: "creating the directory", source })?;
+        fs::create_dir_all(&dir).map_err(|source| StateError::Io {
+            path: dir.clone(),
+            action: "creating the directory",
+            source,
+        })?;
         let store = StateStore { dir };
         store.write_atomic(Path::new(".write-test"), b"ok")?;
         let _ = fs::remove_file(store.dir.join(".write-test"));
@@ -101,7 +117,9 @@ impl StateStore {
     }
 
     pub fn load_account(&self, provider: &str, account: &str) -> Result<AccountState, StateError> {
-        Ok(self.load_json(&Self::account_file(provider, account))?.unwrap_or_default())
+        Ok(self
+            .load_json(&Self::account_file(provider, account))?
+            .unwrap_or_default())
     }
 
     pub fn save_account(&self, provider: &str, account: &str, state: &AccountState) -> Result<(), StateError> {
@@ -115,14 +133,24 @@ impl StateStore {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Io { path, action: "reading a state file", source }),
+            Err(source) => {
+                return Err(StateError::Io {
+                    path,
+                    action: "reading a state file",
+                    source,
+                })
+            }
         };
         let reason = match serde_json::from_slice::<T>(&bytes) {
             Ok(value) => return Ok(Some(value)),
             Err(e) => e.to_string(),
         };
         let moved_to = path.with_extension(format!("json.corrupt-{}", Utc::now().format("%Y%m%dT%H%M%SZ")));
-        fs::rename(&path, &moved_to).map_err(|source| StateError::Io { path: path.clone(), action: "moving a corrupt state file aside", source })?;
+        fs::rename(&path, &moved_to).map_err(|source| StateError::Io {
+            path: path.clone(),
+            action: "moving a corrupt state file aside",
+            source,
+        })?;
         let backup = path.with_extension("json.prev");
         if let Ok(bytes) = fs::read(&backup) {
             if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
@@ -140,7 +168,10 @@ impl StateStore {
 
     pub fn save_json<T: Serialize>(&self, name: &Path, value: &T) -> Result<(), StateError> {
         let path = self.dir.join(name);
-        let bytes = serde_json::to_vec(value).map_err(|source| StateError::Encode { path: path.clone(), source })?;
+        let bytes = serde_json::to_vec(value).map_err(|source| StateError::Encode {
+            path: path.clone(),
+            source,
+        })?;
         if path.exists() {
             // Keep the last good copy; a hard link costs no copy and survives the rename below.
             let backup = path.with_extension("json.prev");
@@ -155,7 +186,11 @@ impl StateStore {
     fn write_atomic(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
         let path = self.dir.join(name);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|source| StateError::Io { path: parent.to_owned(), action: "creating a directory", source })?;
+            fs::create_dir_all(parent).map_err(|source| StateError::Io {
+                path: parent.to_owned(),
+                action: "creating a directory",
+                source,
+            })?;
         }
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         let io = |action: &'static str| {
@@ -180,7 +215,13 @@ impl StateStore {
 /// File-name-safe: `[a-z0-9_-]`, everything else `_`.
 pub fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -201,7 +242,13 @@ mod tests {
 
     fn state() -> AccountState {
         let mut s = AccountState::default();
-        s.meters.insert("m1".into(), MeterState { cursor: Some(Utc::now()), delivered: BTreeMap::new() });
+        s.meters.insert(
+            "m1".into(),
+            MeterState {
+                cursor: Some(Utc::now()),
+                delivered: BTreeMap::new(),
+            },
+        );
         s
     }
 
@@ -215,7 +262,10 @@ mod tests {
         store.save_account("sample", "1", &s).unwrap();
         assert_eq!(store.load_account("sample", "1").unwrap(), s);
         assert!(dir.path().join("sample-1.json.prev").exists());
-        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("tmp")).collect();
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("tmp"))
+            .collect();
         assert!(leftovers.is_empty());
     }
 
@@ -228,7 +278,10 @@ mod tests {
         store.save_account("sample", "1", &s).unwrap();
         fs::write(dir.path().join("sample-1.json"), b"{\"meters\": {").unwrap();
         assert_eq!(store.load_account("sample", "1").unwrap(), s);
-        let moved = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("corrupt")).count();
+        let moved = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("corrupt"))
+            .count();
         assert_eq!(moved, 1);
     }
 
@@ -247,7 +300,14 @@ mod tests {
     fn prune_keeps_window() {
         let mut m = MeterState::default();
         for t in [100, 200, 300] {
-            m.delivered.insert(t, Delivered { value: Some(1.0), quality: Quality::Measured, reading: None });
+            m.delivered.insert(
+                t,
+                Delivered {
+                    value: Some(1.0),
+                    quality: Quality::Measured,
+                    reading: None,
+                },
+            );
         }
         m.prune(DateTime::from_timestamp(200, 0).unwrap());
         assert_eq!(m.delivered.keys().copied().collect::<Vec<_>>(), vec![200, 300]);

@@ -21,11 +21,17 @@ pub fn pending(state: &MeterState, lookback: chrono::Duration, readings: &[Inter
     for reading in readings {
         match state.delivered.get(&reading.start.timestamp()) {
             Some(previous) if previous.matches(reading) => {}
-            Some(_) => out.push(Pending { reading: reading.clone(), correction: true }),
+            Some(_) => out.push(Pending {
+                reading: reading.clone(),
+                correction: true,
+            }),
             None => {
                 let long_delivered = matches!((state.cursor, window_start), (Some(cursor), Some(window)) if reading.end <= cursor && reading.start < window);
                 if !long_delivered {
-                    out.push(Pending { reading: reading.clone(), correction: false });
+                    out.push(Pending {
+                        reading: reading.clone(),
+                        correction: false,
+                    });
                 }
             }
         }
@@ -38,7 +44,9 @@ pub fn pending(state: &MeterState, lookback: chrono::Duration, readings: &[Inter
 /// Records a delivered batch: the cursor only moves forward.
 pub fn record(state: &mut MeterState, delivered: &[Pending]) {
     for p in delivered {
-        state.delivered.insert(p.reading.start.timestamp(), Delivered::of(&p.reading));
+        state
+            .delivered
+            .insert(p.reading.start.timestamp(), Delivered::of(&p.reading));
         if state.cursor.is_none_or(|c| p.reading.end > c) {
             state.cursor = Some(p.reading.end);
         }
@@ -53,7 +61,14 @@ mod tests {
 
     fn r(hour: i64, value: Option<f64>, quality: Quality) -> IntervalReading {
         let start = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap() + chrono::Duration::hours(hour);
-        IntervalReading { start, end: start + chrono::Duration::hours(1), value, unit: Unit::KWh, quality, reading: None }
+        IntervalReading {
+            start,
+            end: start + chrono::Duration::hours(1),
+            value,
+            unit: Unit::KWh,
+            quality,
+            reading: None,
+        }
     }
 
     #[test]
@@ -94,7 +109,8 @@ mod tests {
         let lookback = chrono::Duration::hours(24);
         let mut state = MeterState::default();
         let all: Vec<_> = (0..100).map(|h| r(h, Some(1.0), Quality::Measured)).collect();
-        record(&mut state, &pending(&state, lookback, &all));
+        let p = pending(&state, lookback, &all);
+        record(&mut state, &p);
         state.prune(state.cursor.unwrap() - lookback);
         assert!(pending(&state, lookback, &all).is_empty());
     }
@@ -104,7 +120,8 @@ mod tests {
         let lookback = chrono::Duration::days(7);
         let mut state = MeterState::default();
         let first: Vec<_> = [0, 1, 3].iter().map(|h| r(*h, Some(1.0), Quality::Measured)).collect();
-        record(&mut state, &pending(&state, lookback, &first));
+        let p = pending(&state, lookback, &first);
+        record(&mut state, &p);
         let p = pending(&state, lookback, &[r(2, Some(1.0), Quality::Measured)]);
         assert_eq!(p.len(), 1);
         assert!(!p[0].correction);

@@ -38,7 +38,13 @@ pub trait ReadingSink: Send + Sync {
 /// What happened, for the demo, tests and logs.
 #[derive(Debug, Clone)]
 pub enum BridgeEvent {
-    PollFinished { provider: &'static str, account: String, meters: usize, published: usize, errors: usize },
+    PollFinished {
+        provider: &'static str,
+        account: String,
+        meters: usize,
+        published: usize,
+        errors: usize,
+    },
 }
 
 #[derive(Clone)]
@@ -106,7 +112,10 @@ impl Bridge {
         let shared = self.shared;
         if shared.config.mqtt.discovery {
             for config in discovery::bridge_configs(&shared.topics) {
-                shared.retained.publish(&shared.mqtt, config.topic.clone(), config.bytes()).await;
+                shared
+                    .retained
+                    .publish(&shared.mqtt, config.topic.clone(), config.bytes())
+                    .await;
             }
         }
         publish_bridge_state(&shared).await;
@@ -118,7 +127,10 @@ impl Bridge {
         }
         shutdown.cancelled().await;
         // Workers stop at their next safe point; a stuck one must not hold up the exit.
-        let drained = tokio::time::timeout(Duration::from_secs(8), async { while tasks.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(Duration::from_secs(8), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
             tracing::warn!("some accounts did not stop in time; their last unacknowledged batch will be fetched again");
             tasks.abort_all();
@@ -131,7 +143,10 @@ pub(crate) async fn publish_bridge_state(shared: &Shared) {
         let state = shared.bridge_state.lock().expect("bridge state lock");
         serde_json::to_vec(&*state).unwrap_or_default()
     };
-    shared.retained.publish_if_changed(&shared.mqtt, shared.topics.bridge_state(), payload).await;
+    shared
+        .retained
+        .publish_if_changed(&shared.mqtt, shared.topics.bridge_state(), payload)
+        .await;
 }
 
 pub(crate) fn note_error(shared: &Shared, message: &str) {

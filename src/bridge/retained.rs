@@ -42,8 +42,10 @@ impl Retained {
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
         let map = self.inner.lock().expect("retained map lock");
         // Discovery configs first, so entities exist before their states arrive.
-        let (mut first, rest): (Vec<_>, Vec<_>) =
-            map.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| k.ends_with("/config"));
+        let (mut first, rest): (Vec<_>, Vec<_>) = map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(k, _)| k.ends_with("/config"));
         first.extend(rest);
         first
     }

@@ -9,13 +9,17 @@ use crate::model::IntervalReading;
 use crate::mqtt::payloads::{round, DayTotal, LatestInterval};
 
 pub fn latest(readings: &[IntervalReading]) -> Option<LatestInterval> {
-    readings.iter().filter(|r| r.value.is_some()).max_by_key(|r| r.start).map(|r| LatestInterval {
-        start: r.start,
-        end: r.end,
-        value: r.value.map(round),
-        quality: r.quality,
-        reading: r.reading.map(round),
-    })
+    readings
+        .iter()
+        .filter(|r| r.value.is_some())
+        .max_by_key(|r| r.start)
+        .map(|r| LatestInterval {
+            start: r.start,
+            end: r.end,
+            value: r.value.map(round),
+            quality: r.quality,
+            reading: r.reading.map(round),
+        })
 }
 
 /// The newest local day with data, its total, and whether every interval of it has a value.
@@ -31,13 +35,21 @@ pub fn last_day(readings: &[IntervalReading], tz: Tz) -> Option<DayTotal> {
         entry.2 += 1;
     }
     let (date, (sum, covered, _)) = days.into_iter().rev().find(|(_, (_, covered, _))| *covered > 0)?;
-    Some(DayTotal { date, value: round(sum), complete: covered >= day_seconds(date, tz) })
+    Some(DayTotal {
+        date,
+        value: round(sum),
+        complete: covered >= day_seconds(date, tz),
+    })
 }
 
 /// 23, 24 or 25 hours, in seconds.
 fn day_seconds(date: NaiveDate, tz: Tz) -> i64 {
-    let start = tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight")).earliest();
-    let end = tz.from_local_datetime(&(date + chrono::Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight")).earliest();
+    let start = tz
+        .from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+        .earliest();
+    let end = tz
+        .from_local_datetime(&(date + chrono::Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight"))
+        .earliest();
     match (start, end) {
         (Some(s), Some(e)) => (e.with_timezone(&Utc) - s.with_timezone(&Utc)).num_seconds(),
         _ => 86_400,
@@ -57,7 +69,14 @@ mod tests {
             (0..n)
                 .map(|h| {
                     let s = start + chrono::Duration::hours(h);
-                    IntervalReading { start: s, end: s + chrono::Duration::hours(1), value: Some(1.0), unit: Unit::KWh, quality: Quality::Measured, reading: None }
+                    IntervalReading {
+                        start: s,
+                        end: s + chrono::Duration::hours(1),
+                        value: Some(1.0),
+                        unit: Unit::KWh,
+                        quality: Quality::Measured,
+                        reading: None,
+                    }
                 })
                 .collect()
         };

@@ -139,7 +139,9 @@ impl AccountWorker {
                 results = self.provider.readings_many(&group, range) => results,
             };
             for (id, result) in results {
-                let Some(meter) = group.iter().find(|m| m.id == id).cloned() else { continue };
+                let Some(meter) = group.iter().find(|m| m.id == id).cloned() else {
+                    continue;
+                };
                 match result {
                     Ok(readings) => {
                         let status = self.payload(&meter);
@@ -166,7 +168,12 @@ impl AccountWorker {
         let lookback = chrono::Duration::from_std(bridge.lookback).unwrap_or_default();
         let mut groups: BTreeMap<DateTime<Utc>, Vec<Meter>> = BTreeMap::new();
         for meter in &self.meters {
-            let history = history_start(meter, bridge.history_start_or_default(now.date_naive()), self.provider.max_history(), now);
+            let history = history_start(
+                meter,
+                bridge.history_start_or_default(now.date_naive()),
+                self.provider.max_history(),
+                now,
+            );
             let cursor = self.state.meters.get(&meter.id).and_then(|m| m.cursor);
             let mut from = cursor.map_or(history, |c| c - lookback);
             let mut sinks_caught_up = true;
@@ -198,18 +205,30 @@ impl AccountWorker {
 
     /// Publishes what is new or corrected, batch by batch; each batch is recorded and saved the
     /// moment the broker acknowledges it, so a crash re-sends at most one batch.
-    async fn deliver(&mut self, meter: &Meter, mut readings: Vec<IntervalReading>, shutdown: &CancellationToken) -> Result<usize, Cancelled> {
+    async fn deliver(
+        &mut self,
+        meter: &Meter,
+        mut readings: Vec<IntervalReading>,
+        shutdown: &CancellationToken,
+    ) -> Result<usize, Cancelled> {
         readings.sort_by_key(|r| r.start);
         let lookback = chrono::Duration::from_std(self.shared.config.bridge.lookback).unwrap_or_default();
         let topic = self.shared.topics.meter_readings(meter);
-        let pending = diff::pending(self.state.meters.entry(meter.id.clone()).or_default(), lookback, &readings);
+        let pending = diff::pending(
+            self.state.meters.entry(meter.id.clone()).or_default(),
+            lookback,
+            &readings,
+        );
         let mut published = 0;
         for chunk in pending.chunks(BATCH) {
             let batch = ReadingsBatch {
                 meter: &meter.id,
                 provider: &meter.provider,
                 unit: meter.unit.as_str(),
-                readings: chunk.iter().map(|p| ReadingItem::new(&p.reading, p.correction)).collect(),
+                readings: chunk
+                    .iter()
+                    .map(|p| ReadingItem::new(&p.reading, p.correction))
+                    .collect(),
             };
             let payload = serde_json::to_vec(&batch).unwrap_or_default();
             let sent = tokio::select! {
@@ -223,7 +242,10 @@ impl AccountWorker {
                     self.save().await;
                 }
                 Err(e) => {
-                    let message = format!("readings of {} not delivered: {e}; they are sent again on the next poll", meter.id);
+                    let message = format!(
+                        "readings of {} not delivered: {e}; they are sent again on the next poll",
+                        meter.id
+                    );
                     tracing::warn!(account = %self.label, "{message}");
                     note_error(&self.shared, &message);
                     break;
@@ -262,7 +284,9 @@ impl AccountWorker {
     }
 
     fn payload(&mut self, meter: &Meter) -> &mut StatePayload {
-        self.payloads.entry(meter.id.clone()).or_insert_with(|| StatePayload::new(meter))
+        self.payloads
+            .entry(meter.id.clone())
+            .or_insert_with(|| StatePayload::new(meter))
     }
 
     fn fail_meter(&mut self, meter: &Meter, error: &ProviderError) {
@@ -298,12 +322,18 @@ impl AccountWorker {
                 .iter()
                 .map(|v| {
                     let attributes = serde_json::Value::Object(v.attributes.clone());
-                    (crate::mqtt::topics::object_id(&v.key), serde_json::json!({ "value": v.value, "attributes": attributes }))
+                    (
+                        crate::mqtt::topics::object_id(&v.key),
+                        serde_json::json!({ "value": v.value, "attributes": attributes }),
+                    )
                 })
                 .collect();
             let payload = serde_json::to_vec(status).unwrap_or_default();
             let topic = self.shared.topics.meter_state(&meter);
-            self.shared.retained.publish_if_changed(&self.shared.mqtt, topic, payload).await;
+            self.shared
+                .retained
+                .publish_if_changed(&self.shared.mqtt, topic, payload)
+                .await;
         }
         publish_bridge_state(&self.shared).await;
     }
@@ -317,7 +347,10 @@ impl AccountWorker {
                 let values = self.values.get(&meter.id).map(Vec::as_slice).unwrap_or_default();
                 for config in discovery::meter_configs(&shared.topics, meter, values) {
                     now_published.insert(config.topic.clone());
-                    shared.retained.publish_if_changed(&shared.mqtt, config.topic.clone(), config.bytes()).await;
+                    shared
+                        .retained
+                        .publish_if_changed(&shared.mqtt, config.topic.clone(), config.bytes())
+                        .await;
                 }
             }
         }
@@ -326,10 +359,20 @@ impl AccountWorker {
             shared.retained.publish(&shared.mqtt, topic.clone(), Vec::new()).await;
         }
         let current: BTreeSet<&str> = self.meters.iter().map(|m| m.id.as_str()).collect();
-        let vanished: Vec<String> = self.payloads.keys().filter(|id| !current.contains(id.as_str())).cloned().collect();
+        let vanished: Vec<String> = self
+            .payloads
+            .keys()
+            .filter(|id| !current.contains(id.as_str()))
+            .cloned()
+            .collect();
         for id in vanished {
             self.payloads.remove(&id);
-            let topic = format!("{}/{}/{}/state", shared.topics.base, segment(self.provider.kind()), segment(&id));
+            let topic = format!(
+                "{}/{}/{}/state",
+                shared.topics.base,
+                segment(self.provider.kind()),
+                segment(&id)
+            );
             shared.retained.publish(&shared.mqtt, topic, Vec::new()).await;
         }
         if self.state.discovery != now_published {

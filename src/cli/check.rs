@@ -15,7 +15,13 @@ pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    logging::init(&config.log, &logging::Overrides { level: log.level.or(Some("warn".into())), format: log.format });
+    logging::init(
+        &config.log,
+        &logging::Overrides {
+            level: log.level.or(Some("warn".into())),
+            format: log.format,
+        },
+    );
     println!("configuration: ok ({} account(s))", config.account_count());
     let mut problems = 0;
 
@@ -68,7 +74,9 @@ pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
             match result {
                 Ok(readings) => {
                     let newest = readings.iter().filter(|r| r.value.is_some()).map(|r| r.end).max();
-                    let newest = newest.map(|t| t.to_rfc3339()).unwrap_or_else(|| "no data in the last 14 days".into());
+                    let newest = newest
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "no data in the last 14 days".into());
                     println!("  {id}  {name} [{unit}]  data until: {newest}");
                 }
                 Err(e) => {
@@ -90,10 +98,20 @@ pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
 /// Connects once with its own client id and no last will, so a running bridge is not disturbed.
 async fn probe_broker(config: &Config) -> Result<(), String> {
     let mqtt = &config.mqtt;
-    let mut options = MqttOptions::new(format!("{}-check-{}", mqtt.client_id, std::process::id()), mqtt.host.clone(), mqtt.port);
+    let mut options = MqttOptions::new(
+        format!("{}-check-{}", mqtt.client_id, std::process::id()),
+        mqtt.host.clone(),
+        mqtt.port,
+    );
     options.set_keep_alive(Duration::from_secs(10));
     if let Some(user) = &mqtt.username {
-        options.set_credentials(user.clone(), mqtt.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default());
+        options.set_credentials(
+            user.clone(),
+            mqtt.password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+        );
     }
     let (client, mut eventloop) = AsyncClient::new(options, 10);
     let outcome = tokio::time::timeout(Duration::from_secs(10), async {
@@ -102,7 +120,9 @@ async fn probe_broker(config: &Config) -> Result<(), String> {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
                 Ok(_) => {}
                 Err(rumqttc::ConnectionError::ConnectionRefused(code)) => {
-                    return Err(format!("the broker refused the connection ({code:?}); check mqtt.username and mqtt.password"))
+                    return Err(format!(
+                        "the broker refused the connection ({code:?}); check mqtt.username and mqtt.password"
+                    ))
                 }
                 Err(e) => return Err(format!("{e}; check mqtt.host and mqtt.port")),
             }

@@ -20,7 +20,13 @@ use crate::state::StateStore;
 const DEMO_START: (i32, u32, u32) = (2024, 10, 22);
 
 pub async fn demo(args: DemoArgs, log: logging::Overrides) -> u8 {
-    logging::init(&Default::default(), &logging::Overrides { level: log.level.or(Some("warn".into())), format: log.format });
+    logging::init(
+        &Default::default(),
+        &logging::Overrides {
+            level: log.level.or(Some("warn".into())),
+            format: log.format,
+        },
+    );
     match run_demo(args).await {
         Ok(()) => 0,
         Err(e) => {
@@ -45,11 +51,20 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     config.bridge.history_start = Some(start);
     config.bridge.jitter = Duration::ZERO;
     config.state.dir = state_dir.clone();
-    config.sample = vec![SampleAccount { name: Some("demo".into()), start, days: Some(7), ..SampleAccount::default() }];
+    config.sample = vec![SampleAccount {
+        name: Some("demo".into()),
+        start,
+        days: Some(7),
+        ..SampleAccount::default()
+    }];
 
     println!("meter2mqtt {} demo", env!("CARGO_PKG_VERSION"));
     println!("  embedded MQTT broker on 127.0.0.1:{}", broker.port());
-    println!("  sample data: 2 meters, hourly, {} .. {} (Europe/Copenhagen; 27 October has 25 hours)", start, start + chrono::Days::new(6));
+    println!(
+        "  sample data: 2 meters, hourly, {} .. {} (Europe/Copenhagen; 27 October has 25 hours)",
+        start,
+        start + chrono::Days::new(6)
+    );
     println!();
 
     let observer = Observer::connect(broker.port(), &config.mqtt.discovery_prefix, &config.mqtt.base_topic).await?;
@@ -80,7 +95,10 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     println!("first poll: {} intervals published, {} errors", finished.1, finished.0);
 
     if args.follow {
-        println!("\n--follow: the bridge keeps running (poll every {}); Ctrl-C to stop", humantime::format_duration(config.bridge.poll_interval));
+        println!(
+            "\n--follow: the bridge keeps running (poll every {}); Ctrl-C to stop",
+            humantime::format_duration(config.bridge.poll_interval)
+        );
         tokio::spawn(crate::cli::run::stop_on_signal(shutdown.clone()));
         shutdown.cancelled().await;
     } else {
@@ -89,8 +107,15 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     let _ = running.await;
     mqtt.shutdown().await;
     observer.sync().await?;
-    let availability = observer.snapshot().retained.get(&format!("{}/bridge/availability", config.mqtt.base_topic)).cloned();
-    println!("bridge availability after shutdown: {}", availability.as_deref().unwrap_or("(none)"));
+    let availability = observer
+        .snapshot()
+        .retained
+        .get(&format!("{}/bridge/availability", config.mqtt.base_topic))
+        .cloned();
+    println!(
+        "bridge availability after shutdown: {}",
+        availability.as_deref().unwrap_or("(none)")
+    );
     broker.stop();
     Ok(())
 }
@@ -165,8 +190,16 @@ impl Observer {
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await.map_err(|_| "observer could not subscribe".to_owned())?.ok();
-        Ok(Observer { client, seen, base: base.to_owned(), next_marker: Mutex::new(0) })
+        tokio::time::timeout(Duration::from_secs(10), subscribed_rx)
+            .await
+            .map_err(|_| "observer could not subscribe".to_owned())?
+            .ok();
+        Ok(Observer {
+            client,
+            seen,
+            base: base.to_owned(),
+            next_marker: Mutex::new(0),
+        })
     }
 
     /// Round-trips a marker through the broker: everything published before it has arrived.
@@ -177,7 +210,12 @@ impl Observer {
             *m
         };
         self.client
-            .publish(format!("{}/demo/marker", self.base), QoS::AtLeastOnce, false, marker.to_string())
+            .publish(
+                format!("{}/demo/marker", self.base),
+                QoS::AtLeastOnce,
+                false,
+                marker.to_string(),
+            )
             .await
             .map_err(|e| e.to_string())?;
         for _ in 0..200 {
@@ -201,16 +239,29 @@ fn print_summary(seen: &Seen, config: &Config) {
         if !(topic.starts_with(&prefix) && topic.ends_with("/config")) {
             continue;
         }
-        let Ok(config) = serde_json::from_str::<Value>(text) else { continue };
+        let Ok(config) = serde_json::from_str::<Value>(text) else {
+            continue;
+        };
         let id = config["device"]["identifiers"][0].as_str().unwrap_or("?").to_owned();
-        let entry = devices.entry(id).or_insert_with(|| (config["device"].clone(), Vec::new()));
+        let entry = devices
+            .entry(id)
+            .or_insert_with(|| (config["device"].clone(), Vec::new()));
         entry.1.push(config);
     }
     let entity_count: usize = devices.values().map(|(_, e)| e.len()).sum();
-    println!("Home Assistant would show {} devices with {} entities:", devices.len(), entity_count);
+    println!(
+        "Home Assistant would show {} devices with {} entities:",
+        devices.len(),
+        entity_count
+    );
     // The bridge device first, then meters in name order.
     let mut ordered: Vec<_> = devices.into_iter().collect();
-    ordered.sort_by_key(|(_, (device, _))| (device.get("via_device").is_some(), device["name"].as_str().unwrap_or("").to_owned()));
+    ordered.sort_by_key(|(_, (device, _))| {
+        (
+            device.get("via_device").is_some(),
+            device["name"].as_str().unwrap_or("").to_owned(),
+        )
+    });
     for (_, (device, mut entities)) in ordered {
         let name = device["name"].as_str().unwrap_or("?");
         let mut about = vec![];
@@ -219,10 +270,18 @@ fn print_summary(seen: &Seen, config: &Config) {
                 about.push(v.to_owned());
             }
         }
-        let via = if device.get("via_device").is_some() { "  (via the meter2mqtt bridge)" } else { "" };
+        let via = if device.get("via_device").is_some() {
+            "  (via the meter2mqtt bridge)"
+        } else {
+            ""
+        };
         println!("\n  Device: {name}  [{}]{via}", about.join(", "));
         entities.sort_by_key(|e| (e["entity_category"].is_string(), e["name"].as_str().map(str::to_owned)));
-        let width = entities.iter().map(|e| e["name"].as_str().unwrap_or(name).chars().count()).max().unwrap_or(10);
+        let width = entities
+            .iter()
+            .map(|e| e["name"].as_str().unwrap_or(name).chars().count())
+            .max()
+            .unwrap_or(10);
         for entity in &entities {
             let label = entity["name"].as_str().unwrap_or(name);
             let value = render_value(entity, seen);
@@ -238,7 +297,11 @@ fn print_summary(seen: &Seen, config: &Config) {
                 notes.push("diagnostic".into());
             }
             let id = entity["default_entity_id"].as_str().unwrap_or("?");
-            println!("    {label:<width$}  {:>22}  {id}  ({})", format!("{value} {unit}").trim_end(), notes.join(", "));
+            println!(
+                "    {label:<width$}  {:>22}  {id}  ({})",
+                format!("{value} {unit}").trim_end(),
+                notes.join(", ")
+            );
         }
     }
     println!();
@@ -249,8 +312,12 @@ fn print_summary(seen: &Seen, config: &Config) {
 
 /// The state Home Assistant would compute: the `value_json.<path>` the template reads.
 fn render_value(entity: &Value, seen: &Seen) -> String {
-    let Some(topic) = entity["state_topic"].as_str() else { return "?".into() };
-    let Some(payload) = seen.retained.get(topic) else { return "unknown".into() };
+    let Some(topic) = entity["state_topic"].as_str() else {
+        return "?".into();
+    };
+    let Some(payload) = seen.retained.get(topic) else {
+        return "unknown".into();
+    };
     let Some(template) = entity["value_template"].as_str() else {
         return if Some(payload.as_str()) == entity["payload_on"].as_str() {
             "on".into()
@@ -260,9 +327,16 @@ fn render_value(entity: &Value, seen: &Seen) -> String {
             payload.clone()
         };
     };
-    let Ok(json) = serde_json::from_str::<Value>(payload) else { return "unknown".into() };
-    let Some(at) = template.find("value_json.") else { return "?".into() };
-    let path: String = template[at + "value_json.".len()..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.').collect();
+    let Ok(json) = serde_json::from_str::<Value>(payload) else {
+        return "unknown".into();
+    };
+    let Some(at) = template.find("value_json.") else {
+        return "?".into();
+    };
+    let path: String = template[at + "value_json.".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+        .collect();
     let mut value = &json;
     for key in path.trim_end_matches('.').split('.') {
         value = &value[key];
@@ -279,20 +353,32 @@ fn render_value(entity: &Value, seen: &Seen) -> String {
 }
 
 fn print_readings(topic: &str, messages: &[Value]) {
-    let mut items: Vec<&Value> = messages.iter().flat_map(|m| m["readings"].as_array().into_iter().flatten()).collect();
+    let mut items: Vec<&Value> = messages
+        .iter()
+        .flat_map(|m| m["readings"].as_array().into_iter().flatten())
+        .collect();
     items.sort_by_key(|r| r["start"].as_str().unwrap_or("").to_owned());
     let unit = messages.first().and_then(|m| m["unit"].as_str()).unwrap_or("");
     let total: f64 = items.iter().filter_map(|r| r["value"].as_f64()).sum();
     let corrections = items.iter().filter(|r| r["correction"].as_bool() == Some(true)).count();
     let first = items.first().and_then(|r| r["start"].as_str()).unwrap_or("-");
     let last = items.last().and_then(|r| r["end"].as_str()).unwrap_or("-");
-    println!("  {topic}: {} intervals in {} messages, {first} .. {last}, total {total:.3} {unit}, {corrections} corrections", items.len(), messages.len());
+    println!(
+        "  {topic}: {} intervals in {} messages, {first} .. {last}, total {total:.3} {unit}, {corrections} corrections",
+        items.len(),
+        messages.len()
+    );
     let mut per_day: BTreeMap<NaiveDate, usize> = BTreeMap::new();
     for r in &items {
         if let Some(start) = r["start"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()) {
-            *per_day.entry(start.with_timezone(&chrono_tz::Europe::Copenhagen).date_naive()).or_default() += 1;
+            *per_day
+                .entry(start.with_timezone(&chrono_tz::Europe::Copenhagen).date_naive())
+                .or_default() += 1;
         }
     }
-    let days: Vec<String> = per_day.iter().map(|(d, n)| format!("{}:{n}", d.format("%m-%d"))).collect();
+    let days: Vec<String> = per_day
+        .iter()
+        .map(|(d, n)| format!("{}:{n}", d.format("%m-%d")))
+        .collect();
     println!("    hours per local day: {}", days.join(" "));
 }

@@ -10,14 +10,23 @@ use crate::state::StateStore;
 
 pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
     if args.to <= args.from {
-        eprintln!("meter2mqtt: --to ({}) must be after --from ({}); --to is exclusive", args.to, args.from);
+        eprintln!(
+            "meter2mqtt: --to ({}) must be after --from ({}); --to is exclusive",
+            args.to, args.from
+        );
         return EXIT_CONFIG;
     }
     let config = match super::load_config(&args.config) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    logging::init(&config.log, &logging::Overrides { level: log.level.or(Some("warn".into())), format: log.format });
+    logging::init(
+        &config.log,
+        &logging::Overrides {
+            level: log.level.or(Some("warn".into())),
+            format: log.format,
+        },
+    );
     let dir = config.state.dir.clone();
     let store = match tokio::task::spawn_blocking(move || StateStore::open(dir)).await {
         Ok(Ok(store)) => store,
@@ -50,7 +59,10 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
             known.extend(meters.iter().map(|m| m.id.clone()));
             continue;
         };
-        let range = TimeRange::new(local_midnight(args.from, meter.timezone), local_midnight(args.to, meter.timezone));
+        let range = TimeRange::new(
+            local_midnight(args.from, meter.timezone),
+            local_midnight(args.to, meter.timezone),
+        );
         return match provider.readings(meter, range).await {
             Ok(readings) => match print(&readings, meter.unit.as_str(), args.format) {
                 Ok(()) => 0,
@@ -68,14 +80,21 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
     eprintln!(
         "meter2mqtt: no configured account has meter {:?}; known meters: {}",
         args.meter,
-        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
     );
     EXIT_FAILURE
 }
 
 fn local_midnight(day: NaiveDate, tz: chrono_tz::Tz) -> chrono::DateTime<Utc> {
     let naive = day.and_hms_opt(0, 0, 0).expect("midnight");
-    tz.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc)).unwrap_or_else(|| naive.and_utc())
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| naive.and_utc())
 }
 
 fn print(readings: &[IntervalReading], unit: &str, format: OutputFormat) -> std::io::Result<()> {

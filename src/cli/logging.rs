@@ -17,10 +17,14 @@ pub fn init(config: &LogConfig, overrides: &Overrides) {
         eprintln!("meter2mqtt: log level {level:?} is not a valid filter ({e}); using info");
         EnvFilter::new("info")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match overrides.format.unwrap_or(config.format) {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
-        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
     };
     // Already set (tests run several commands in one process): keep the first.
     let _ = result;

@@ -21,7 +21,11 @@ pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_STATE: u8 = 3;
 
 #[derive(Debug, Parser)]
-#[command(name = "meter2mqtt", version, about = "Utility meter data (ElOverblik, Enectiva) to MQTT and Home Assistant")]
+#[command(
+    name = "meter2mqtt",
+    version,
+    about = "Utility meter data (ElOverblik, Enectiva) to MQTT and Home Assistant"
+)]
 pub struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides log.level.
     #[arg(long, global = true, env = "METER2MQTT_LOG")]
@@ -113,7 +117,11 @@ pub struct FetchArgs {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("meter2mqtt: cannot start the async runtime: {e}");
@@ -128,7 +136,10 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> u8 {
-    let log = logging::Overrides { level: cli.log_level.clone(), format: cli.log_format.map(Into::into) };
+    let log = logging::Overrides {
+        level: cli.log_level.clone(),
+        format: cli.log_format.map(Into::into),
+    };
     match cli.command {
         Command::Run(args) => run::run(args, log).await,
         Command::Check(args) => check::check(args, log).await,
@@ -139,7 +150,12 @@ async fn dispatch(cli: Cli) -> u8 {
 
 /// Loads the configuration or prints every problem and says which exit code to use.
 pub(crate) fn load_config(args: &ConfigArgs) -> Result<Config, u8> {
-    let sources = Sources { file: args.config.clone(), json: None, overrides: args.overrides.clone(), env: None };
+    let sources = Sources {
+        file: args.config.clone(),
+        json: None,
+        overrides: args.overrides.clone(),
+        env: None,
+    };
     Config::load(&sources).map_err(|e| report_config_error(&e))
 }
 

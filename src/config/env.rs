@@ -63,9 +63,14 @@ impl Provider for EnvLayer {
     fn data(&self) -> Result<Map<Profile, Dict>, Error> {
         let mut root = Dict::new();
         for (name, raw) in &self.vars {
-            let path: Vec<String> = name[PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+            let path: Vec<String> = name[PREFIX.len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
             if path.iter().any(|p| p.is_empty()) {
-                return Err(Error::from(format!("environment variable {name}: empty key segment (use one `__` between section and key)")));
+                return Err(Error::from(format!(
+                    "environment variable {name}: empty key segment (use one `__` between section and key)"
+                )));
             }
             insert(&mut root, &path, parse_value(raw));
         }

@@ -85,7 +85,9 @@ pub fn figment(sources: &Sources) -> Result<Figment, ConfigError> {
     };
     figment = figment.merge(env);
     for raw in &sources.overrides {
-        let (key, value) = raw.split_once('=').ok_or_else(|| ConfigError::BadOverride(raw.clone()))?;
+        let (key, value) = raw
+            .split_once('=')
+            .ok_or_else(|| ConfigError::BadOverride(raw.clone()))?;
         let key = key.trim();
         if key.is_empty() || key.split('.').any(|k| k.is_empty()) {
             return Err(ConfigError::BadOverride(raw.clone()));
@@ -103,7 +105,10 @@ trait WithName {
 
 impl<T: figment::Provider> WithName for T {
     fn with_name(self, raw: &str) -> NamedProvider<Self> {
-        NamedProvider { inner: self, name: format!("--set {raw}") }
+        NamedProvider {
+            inner: self,
+            name: format!("--set {raw}"),
+        }
     }
 }
 
@@ -127,13 +132,19 @@ fn check_readable(path: &Path) -> Result<(), ConfigError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => std::fs::File::open(path)
             .map(|_| ())
-            .map_err(|source| ConfigError::Unreadable { path: path.to_owned(), source }),
+            .map_err(|source| ConfigError::Unreadable {
+                path: path.to_owned(),
+                source,
+            }),
         Ok(_) => Err(ConfigError::Unreadable {
             path: path.to_owned(),
             source: std::io::Error::other("it is a directory, not a file"),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::MissingFile(path.to_owned())),
-        Err(source) => Err(ConfigError::Unreadable { path: path.to_owned(), source }),
+        Err(source) => Err(ConfigError::Unreadable {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 

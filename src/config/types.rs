@@ -110,7 +110,9 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { dir: PathBuf::from("./state") }
+        StateConfig {
+            dir: PathBuf::from("./state"),
+        }
     }
 }
 
@@ -132,7 +134,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: LogFormat::Text }
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -232,7 +237,9 @@ fn yes() -> bool {
 fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     struct S(#[serde(deserialize_with = "deserialize_lenient_string")] String);
-    Ok(Option::<S>::deserialize(d)?.map(|s| s.0).filter(|s| !s.trim().is_empty()))
+    Ok(Option::<S>::deserialize(d)?
+        .map(|s| s.0)
+        .filter(|s| !s.trim().is_empty()))
 }
 
 /// `"1h"`, `"90s"`, `"7d"` (humantime), or a number of seconds.
@@ -243,10 +250,15 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Secs(u64),
         Text(String),
     }
-    match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("expected a duration such as \"90s\", \"1h\" or \"7d\""))? {
+    match Raw::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected a duration such as \"90s\", \"1h\" or \"7d\""))?
+    {
         Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => humantime::parse_duration(t.trim())
-            .map_err(|e| serde::de::Error::custom(format!("{t:?} is not a duration ({e}); write e.g. \"90s\", \"1h\" or \"7d\""))),
+        Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{t:?} is not a duration ({e}); write e.g. \"90s\", \"1h\" or \"7d\""
+            ))
+        }),
     }
 }
 
@@ -260,8 +272,8 @@ fn opt_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Err
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
         Some(s) if s.trim().is_empty() => Ok(None),
-        Some(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a date; write YYYY-MM-DD, e.g. \"2025-01-01\""))),
+        Some(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("{s:?} is not a date; write YYYY-MM-DD, e.g. \"2025-01-01\""))
+        }),
     }
 }

@@ -6,7 +6,16 @@ use serde::de::DeserializeOwned;
 
 use super::{describe_value, Config, ConfigError, ConfigIssue};
 
-const SECTIONS: &[&str] = &["mqtt", "bridge", "state", "log", "homeassistant", "eloverblik", "enectiva", "sample"];
+const SECTIONS: &[&str] = &[
+    "mqtt",
+    "bridge",
+    "state",
+    "log",
+    "homeassistant",
+    "eloverblik",
+    "enectiva",
+    "sample",
+];
 
 pub fn extract(figment: &Figment) -> Result<Config, ConfigError> {
     let mut issues = Vec::new();
@@ -47,16 +56,15 @@ pub fn extract(figment: &Figment) -> Result<Config, ConfigError> {
     }
 }
 
-fn section<T: DeserializeOwned>(figment: &Figment, root: &Dict, name: &str, issues: &mut Vec<ConfigIssue>) -> Option<T> {
+fn section<T: DeserializeOwned>(
+    figment: &Figment,
+    root: &Dict,
+    name: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<T> {
     match root.get(name) {
         None => None,
-        Some(Value::Dict(..)) => match figment.extract_inner::<T>(name) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                issues.extend(figment_issues(figment, name, e));
-                None
-            }
-        },
+        Some(value @ Value::Dict(..)) => collect(figment, value.clone(), name, name, issues),
         Some(other) => {
             issues.push(ConfigIssue {
                 key: name.to_owned(),
@@ -80,29 +88,67 @@ fn accounts<T: DeserializeOwned>(figment: &Figment, root: &Dict, name: &str, iss
             issues.push(ConfigIssue {
                 key: name.to_owned(),
                 source: source_of(figment, name),
-                message: format!("expected a list of accounts ([[{name}]]), found {}", describe_value(other)),
+                message: format!(
+                    "expected a list of accounts ([[{name}]]), found {}",
+                    describe_value(other)
+                ),
             });
             return Vec::new();
         }
     };
-    let mut out = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let prefix = format!("{name}[{index}]");
-        match item.deserialize::<T>() {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                for error in e {
-                    let key = join_key(&prefix, &error.path);
-                    issues.push(ConfigIssue {
-                        key,
-                        source: source_of(figment, name),
-                        message: error.kind.to_string(),
-                    });
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, item)| collect(figment, item, &format!("{name}[{index}]"), name, issues))
+        .collect()
+}
+
+/// Deserializes `value`, and on each error records it, drops the offending field and tries
+/// again, so every bad field of a section is reported, not just the first serde meets.
+fn collect<T: DeserializeOwned>(
+    figment: &Figment,
+    mut value: Value,
+    prefix: &str,
+    lookup: &str,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<T> {
+    for _ in 0..64 {
+        let errors = match value.deserialize::<T>() {
+            Ok(v) => return Some(v),
+            Err(errors) => errors,
+        };
+        let mut progressed = false;
+        for error in errors {
+            let mut path = error.path.clone();
+            if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+                if path.last() != Some(field) {
+                    path.push(field.clone());
                 }
             }
+            let key = if path.is_empty() {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{}", path.join("."))
+            };
+            let source_key = if lookup == prefix {
+                key.clone()
+            } else {
+                lookup.to_owned()
+            };
+            issues.push(ConfigIssue {
+                key,
+                source: source_of(figment, &source_key),
+                message: error.kind.to_string(),
+            });
+            if let (Some(field), Value::Dict(_, dict)) = (path.first(), &mut value) {
+                progressed |= dict.remove(field).is_some();
+            }
+        }
+        if !progressed {
+            return None;
         }
     }
-    out
+    None
 }
 
 fn figment_issues(figment: &Figment, prefix: &str, error: figment::Error) -> Vec<ConfigIssue> {
@@ -112,7 +158,9 @@ fn figment_issues(figment: &Figment, prefix: &str, error: figment::Error) -> Vec
             let path: Vec<String> = if e.path.first().map(String::as_str) == Some(prefix) || prefix.is_empty() {
                 e.path.clone()
             } else {
-                std::iter::once(prefix.to_owned()).chain(e.path.iter().cloned()).collect()
+                std::iter::once(prefix.to_owned())
+                    .chain(e.path.iter().cloned())
+                    .collect()
             };
             let dotted = path.join(".");
             let source = match &e.metadata {
@@ -127,14 +175,6 @@ fn figment_issues(figment: &Figment, prefix: &str, error: figment::Error) -> Vec
             }
         })
         .collect()
-}
-
-fn join_key(prefix: &str, path: &[String]) -> String {
-    if path.is_empty() {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}.{}", path.join("."))
-    }
 }
 
 fn describe_metadata(md: &Metadata, path: &[String]) -> String {
@@ -163,7 +203,11 @@ pub(super) fn source_of(figment: &Figment, key: &str) -> String {
 fn super_check(config: &mut Config, figment: &Figment, issues: &mut Vec<ConfigIssue>) {
     let mut push = |key: &str, message: String| {
         let lookup = key.split('[').next().unwrap_or(key);
-        issues.push(ConfigIssue { key: key.to_owned(), source: source_of(figment, lookup), message });
+        issues.push(ConfigIssue {
+            key: key.to_owned(),
+            source: source_of(figment, lookup),
+            message,
+        });
     };
     super::validate_rules::check(config, &mut push);
 }

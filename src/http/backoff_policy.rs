@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn jitter_stays_in_band() {
-        let policy = RetryPolicy { initial_interval: Duration::from_secs(10), ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            initial_interval: Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
         for _ in 0..100 {
             let first = policy.delays().next_delay().as_secs_f64();
             assert!((7.0..=13.0).contains(&first), "{first}");

@@ -16,16 +16,37 @@ use crate::providers::ApiStatus;
 pub enum HttpError {
     /// A 4xx other than 401/403/429: the request itself is wrong; retrying cannot help.
     #[error("{api}: {endpoint} was rejected with HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" (code {c})")).unwrap_or_default())]
-    Rejected { api: &'static str, endpoint: String, status: u16, code: Option<String>, message: String },
+    Rejected {
+        api: &'static str,
+        endpoint: String,
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
     /// 401 / 403: the caller decides whether a token refresh can help.
     #[error("{api}: {endpoint} was refused with HTTP {status}: {message}")]
-    Unauthorized { api: &'static str, endpoint: String, status: u16, message: String },
+    Unauthorized {
+        api: &'static str,
+        endpoint: String,
+        status: u16,
+        message: String,
+    },
     /// Retries ran out on a transient failure.
     #[error("{api}: {endpoint} still failing after {attempts} attempts: {last}; will try again at the next poll")]
-    Exhausted { api: &'static str, endpoint: String, attempts: u32, last: String, last_status: Option<u16> },
+    Exhausted {
+        api: &'static str,
+        endpoint: String,
+        attempts: u32,
+        last: String,
+        last_status: Option<u16>,
+    },
     /// The body could not be read as the API documents it.
     #[error("{api}: {endpoint} returned a body that could not be parsed: {message}")]
-    Decode { api: &'static str, endpoint: String, message: String },
+    Decode {
+        api: &'static str,
+        endpoint: String,
+        message: String,
+    },
     #[error("{api}: could not build the HTTP client: {message}")]
     Client { api: &'static str, message: String },
 }
@@ -34,7 +55,9 @@ impl HttpError {
     pub fn api_status(&self) -> ApiStatus {
         match self {
             HttpError::Unauthorized { .. } => ApiStatus::AuthError,
-            HttpError::Exhausted { last_status: Some(429), .. } => ApiStatus::RateLimited,
+            HttpError::Exhausted {
+                last_status: Some(429), ..
+            } => ApiStatus::RateLimited,
             HttpError::Exhausted { .. } => ApiStatus::Unavailable,
             _ => ApiStatus::Error,
         }
@@ -68,5 +91,8 @@ pub fn build_client(api: &'static str, timeout: Duration) -> Result<reqwest::Cli
         .connect_timeout(Duration::from_secs(15))
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
-        .map_err(|e| HttpError::Client { api, message: e.to_string() })
+        .map_err(|e| HttpError::Client {
+            api,
+            message: e.to_string(),
+        })
 }

@@ -57,12 +57,22 @@ pub struct ApiClient {
 enum Attempt {
     Done(HttpResponse),
     Fatal(HttpError),
-    Transient { reason: String, status: Option<u16>, retry_after: Option<Duration> },
+    Transient {
+        reason: String,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    },
 }
 
 impl ApiClient {
     pub fn new(api: &'static str, client: reqwest::Client, policy: RetryPolicy, error_body: ErrorBody) -> Self {
-        ApiClient { api, client, policy, sleeper: Arc::new(TokioSleeper), error_body }
+        ApiClient {
+            api,
+            client,
+            policy,
+            sleeper: Arc::new(TokioSleeper),
+            error_body,
+        }
     }
 
     pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
@@ -88,7 +98,11 @@ impl ApiClient {
             let (reason, status, retry_after) = match self.attempt(endpoint, make(&self.client)).await {
                 Attempt::Done(response) => return Ok(response),
                 Attempt::Fatal(error) => return Err(error),
-                Attempt::Transient { reason, status, retry_after } => (reason, status, retry_after),
+                Attempt::Transient {
+                    reason,
+                    status,
+                    retry_after,
+                } => (reason, status, retry_after),
             };
             if attempt > self.policy.max_retries {
                 return Err(HttpError::Exhausted {
@@ -121,7 +135,13 @@ impl ApiClient {
     async fn attempt(&self, endpoint: &str, request: reqwest::RequestBuilder) -> Attempt {
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) => return Attempt::Transient { reason: describe(&e), status: None, retry_after: None },
+            Err(e) => {
+                return Attempt::Transient {
+                    reason: describe(&e),
+                    status: None,
+                    retry_after: None,
+                }
+            }
         };
         let status = response.status().as_u16();
         let retry_after = parse_retry_after(response.headers());
@@ -147,8 +167,19 @@ impl ApiClient {
                 status: Some(status),
                 retry_after,
             },
-            401 | 403 => Attempt::Fatal(HttpError::Unauthorized { api: self.api, endpoint, status, message }),
-            _ => Attempt::Fatal(HttpError::Rejected { api: self.api, endpoint, status, code, message }),
+            401 | 403 => Attempt::Fatal(HttpError::Unauthorized {
+                api: self.api,
+                endpoint,
+                status,
+                message,
+            }),
+            _ => Attempt::Fatal(HttpError::Rejected {
+                api: self.api,
+                endpoint,
+                status,
+                code,
+                message,
+            }),
         }
     }
 }

@@ -79,7 +79,10 @@ pub enum ConnectionState {
 pub enum MqttEvent {
     /// A ConnAck: subscriptions and availability are renewed; retained state must be re-published.
     Connected,
-    Message { topic: String, payload: bytes::Bytes },
+    Message {
+        topic: String,
+        payload: bytes::Bytes,
+    },
 }
 
 struct PublishRequest {
@@ -128,14 +131,31 @@ impl MqttHandle {
             failures: 0,
         };
         tokio::spawn(task.run());
-        MqttHandle { commands: commands_tx, events: events_tx, state: state_rx }
+        MqttHandle {
+            commands: commands_tx,
+            events: events_tx,
+            state: state_rx,
+        }
     }
 
     /// Publishes with QoS 1 and returns once the broker acknowledged it.
-    pub async fn publish(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>, retain: bool) -> Result<(), PublishError> {
+    pub async fn publish(
+        &self,
+        topic: impl Into<String>,
+        payload: impl Into<Vec<u8>>,
+        retain: bool,
+    ) -> Result<(), PublishError> {
         let (done, answer) = oneshot::channel();
-        let request = PublishRequest { topic: topic.into(), payload: payload.into(), retain, done };
-        self.commands.send(Command::Publish(request)).await.map_err(|_| PublishError::Closed)?;
+        let request = PublishRequest {
+            topic: topic.into(),
+            payload: payload.into(),
+            retain,
+            done,
+        };
+        self.commands
+            .send(Command::Publish(request))
+            .await
+            .map_err(|_| PublishError::Closed)?;
         answer.await.unwrap_or(Err(PublishError::Closed))
     }
 
@@ -186,9 +206,18 @@ fn options(settings: &MqttSettings) -> MqttOptions {
     options.set_clean_session(true);
     options.set_inflight(RUMQTTC_INFLIGHT);
     options.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
-    options.set_last_will(LastWill::new(settings.availability_topic.clone(), "offline", QoS::AtLeastOnce, true));
+    options.set_last_will(LastWill::new(
+        settings.availability_topic.clone(),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
     if let Some(user) = &settings.username {
-        let password = settings.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+        let password = settings
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default();
         options.set_credentials(user.clone(), password);
     }
     #[cfg(feature = "mqtt-tls")]
@@ -264,7 +293,10 @@ impl ConnectionTask {
             // The caller gave up (timeout); sending now could duplicate what it will resend.
             return;
         }
-        match self.client.try_publish(request.topic, QoS::AtLeastOnce, request.retain, request.payload) {
+        match self
+            .client
+            .try_publish(request.topic, QoS::AtLeastOnce, request.retain, request.payload)
+        {
             Ok(()) => self.submitted.push_back(Some(request.done)),
             Err(e) => {
                 tracing::warn!("MQTT request queue refused a publish: {e}");
@@ -290,14 +322,22 @@ impl ConnectionTask {
                         tracing::warn!(topic, "could not subscribe: {e}");
                     }
                 }
-                match self.client.try_publish(self.settings.availability_topic.clone(), QoS::AtLeastOnce, true, "online") {
+                match self.client.try_publish(
+                    self.settings.availability_topic.clone(),
+                    QoS::AtLeastOnce,
+                    true,
+                    "online",
+                ) {
                     Ok(()) => self.submitted.push_back(None),
                     Err(e) => tracing::warn!("could not publish availability: {e}"),
                 }
                 let _ = self.events.send(MqttEvent::Connected);
             }
             Event::Incoming(Packet::Publish(publish)) => {
-                let _ = self.events.send(MqttEvent::Message { topic: publish.topic, payload: publish.payload });
+                let _ = self.events.send(MqttEvent::Message {
+                    topic: publish.topic,
+                    payload: publish.payload,
+                });
             }
             Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some(done) = self.in_flight.remove(&ack.pkid) {
@@ -326,7 +366,9 @@ impl ConnectionTask {
             tracing::warn!("lost the MQTT connection: {reason}; reconnecting in {retry}");
         } else if matches!(
             error,
-            ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized)
+            ConnectionError::ConnectionRefused(
+                ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized
+            )
         ) {
             tracing::error!(attempt = self.failures, "{reason}; retrying in {retry}");
         } else {
@@ -345,7 +387,12 @@ impl ConnectionTask {
 
     async fn shutdown(&mut self) {
         if self.connected {
-            let _ = self.client.try_publish(self.settings.availability_topic.clone(), QoS::AtLeastOnce, true, "offline");
+            let _ = self.client.try_publish(
+                self.settings.availability_topic.clone(),
+                QoS::AtLeastOnce,
+                true,
+                "offline",
+            );
             self.submitted.push_back(None);
             let _ = self.client.try_disconnect();
             // Drive the loop until the offline message and DISCONNECT are written, or give up.

@@ -26,7 +26,12 @@ fn bridge_identifier(topics: &Topics) -> String {
 }
 
 fn meter_identifier(topics: &Topics, meter: &Meter) -> String {
-    format!("{}_{}_{}", topics.node_id(), object_id(&meter.provider), object_id(&meter.id))
+    format!(
+        "{}_{}_{}",
+        topics.node_id(),
+        object_id(&meter.provider),
+        object_id(&meter.id)
+    )
 }
 
 /// The Home Assistant device class for an amount of `medium` in `unit`, where one fits.
@@ -54,16 +59,27 @@ struct Entity<'a> {
 fn config(topics: &Topics, device: &Value, id_base: &str, entity_base: &str, entity: Entity) -> DiscoveryConfig {
     let unique_id = format!("{id_base}_{}", object_id(entity.key));
     let mut payload = Map::new();
-    payload.insert("name".into(), entity.name.map_or(Value::Null, |n| Value::String(n.into())));
+    payload.insert(
+        "name".into(),
+        entity.name.map_or(Value::Null, |n| Value::String(n.into())),
+    );
     payload.insert("unique_id".into(), Value::String(unique_id.clone()));
     payload.insert(
         "default_entity_id".into(),
-        Value::String(format!("{}.{}_{}", entity.component, entity_base, object_id(entity.key))),
+        Value::String(format!(
+            "{}.{}_{}",
+            entity.component,
+            entity_base,
+            object_id(entity.key)
+        )),
     );
     payload.insert("device".into(), device.clone());
     payload.insert("origin".into(), origin());
     payload.extend(entity.fields);
-    DiscoveryConfig { topic: topics.discovery(entity.component, &unique_id), payload: Value::Object(payload) }
+    DiscoveryConfig {
+        topic: topics.discovery(entity.component, &unique_id),
+        payload: Value::Object(payload),
+    }
 }
 
 fn fields(value: Value) -> Map<String, Value> {
@@ -138,7 +154,10 @@ pub fn bridge_configs(topics: &Topics) -> Vec<DiscoveryConfig> {
             })),
         },
     ];
-    entities.into_iter().map(|e| config(topics, &device, &id_base, &entity_base, e)).collect()
+    entities
+        .into_iter()
+        .map(|e| config(topics, &device, &id_base, &entity_base, e))
+        .collect()
 }
 
 /// Everything Home Assistant shows for one meter.
@@ -263,7 +282,10 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
             fields: value_fields(topics, meter, value),
         });
     }
-    entities.into_iter().map(|e| config(topics, &device, &id_base, &entity_base, e)).collect()
+    entities
+        .into_iter()
+        .map(|e| config(topics, &device, &id_base, &entity_base, e))
+        .collect()
 }
 
 fn value_fields(topics: &Topics, meter: &Meter, value: &MeterValue) -> Map<String, Value> {
@@ -278,7 +300,10 @@ fn value_fields(topics: &Topics, meter: &Meter, value: &MeterValue) -> Map<Strin
     }));
     let unit = value.unit.as_deref().map(Unit::parse);
     if let Some(unit) = &value.unit {
-        m.insert("unit_of_measurement".into(), Value::String(Unit::parse(unit).as_str().to_owned()));
+        m.insert(
+            "unit_of_measurement".into(),
+            Value::String(Unit::parse(unit).as_str().to_owned()),
+        );
     }
     let class = unit.as_ref().and_then(|u| device_class(meter.medium, u));
     match value.kind {
@@ -301,7 +326,11 @@ fn value_fields(topics: &Topics, meter: &Meter, value: &MeterValue) -> Map<Strin
             m.insert("suggested_display_precision".into(), 4.into());
         }
         ValueKind::Monetary => {
-            if value.unit.as_deref().is_some_and(|u| u.len() == 3 && u.chars().all(|c| c.is_ascii_uppercase())) {
+            if value
+                .unit
+                .as_deref()
+                .is_some_and(|u| u.len() == 3 && u.chars().all(|c| c.is_ascii_uppercase()))
+            {
                 m.insert("device_class".into(), "monetary".into());
             }
             m.insert("icon".into(), "mdi:cash".into());
@@ -314,7 +343,10 @@ fn value_fields(topics: &Topics, meter: &Meter, value: &MeterValue) -> Map<Strin
 
 /// An empty retained payload removes an entity from Home Assistant.
 pub fn removal(topic: &str) -> DiscoveryConfig {
-    DiscoveryConfig { topic: topic.to_owned(), payload: Value::Null }
+    DiscoveryConfig {
+        topic: topic.to_owned(),
+        payload: Value::Null,
+    }
 }
 
 impl DiscoveryConfig {

@@ -5,7 +5,15 @@ use crate::model::Meter;
 
 /// `[A-Za-z0-9_-]`, everything else `_`.
 pub fn segment(raw: &str) -> String {
-    raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Lowercase `[a-z0-9_]`, as Home Assistant wants for object ids.
@@ -30,7 +38,10 @@ pub struct Topics {
 
 impl Topics {
     pub fn new(base: &str, discovery_prefix: &str) -> Self {
-        Topics { base: base.to_owned(), discovery_prefix: discovery_prefix.to_owned() }
+        Topics {
+            base: base.to_owned(),
+            discovery_prefix: discovery_prefix.to_owned(),
+        }
     }
 
     pub fn availability(&self) -> String {

@@ -21,10 +21,18 @@ pub enum ProviderError {
     Http(#[from] HttpError),
     /// The API answered, but not in a shape we can use.
     #[error("{provider}: unexpected response from {endpoint}: {message}")]
-    Response { provider: &'static str, endpoint: String, message: String },
+    Response {
+        provider: &'static str,
+        endpoint: String,
+        message: String,
+    },
     /// The API reported a failure for one meter only.
     #[error("{provider}: meter {meter}: {message}")]
-    Meter { provider: &'static str, meter: String, message: String },
+    Meter {
+        provider: &'static str,
+        meter: String,
+        message: String,
+    },
     #[error("{provider}: meter {meter} is not known to this account")]
     UnknownMeter { provider: &'static str, meter: String },
 }
@@ -111,7 +119,10 @@ pub trait Provider: Send + Sync {
 pub type SharedProvider = Arc<dyn Provider>;
 
 /// Builds every provider account the configuration names.
-pub fn build(config: &crate::config::Config, state: &crate::state::StateStore) -> Result<Vec<SharedProvider>, crate::Error> {
+pub fn build(
+    config: &crate::config::Config,
+    state: &crate::state::StateStore,
+) -> Result<Vec<SharedProvider>, crate::Error> {
     let mut providers: Vec<SharedProvider> = Vec::new();
     for (index, account) in config.sample.iter().enumerate() {
         providers.push(Arc::new(sample::SampleProvider::from_config(account, index)));

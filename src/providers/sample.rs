@@ -24,7 +24,9 @@ pub struct SampleProvider {
 impl SampleProvider {
     pub fn from_config(config: &SampleAccount, index: usize) -> Self {
         let first = local_midnight(config.start);
-        let last = config.days.map(|days| local_midnight(config.start + chrono::Days::new(days.into())));
+        let last = config
+            .days
+            .map(|days| local_midnight(config.start + chrono::Days::new(days.into())));
         SampleProvider {
             account: config.name.clone().unwrap_or_else(|| (index + 1).to_string()),
             first,
@@ -53,7 +55,12 @@ fn local_midnight(day: NaiveDate) -> DateTime<Utc> {
 
 /// A stable, well-spread value per (meter, hour): daily shape plus hash noise.
 pub fn sample_value(meter: &str, start: DateTime<Utc>) -> f64 {
-    let hour_local = start.with_timezone(&TZ).format("%H").to_string().parse::<u32>().unwrap_or(0);
+    let hour_local = start
+        .with_timezone(&TZ)
+        .format("%H")
+        .to_string()
+        .parse::<u32>()
+        .unwrap_or(0);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in meter.bytes().chain(start.timestamp().to_le_bytes()) {
         h ^= u64::from(b);
@@ -106,7 +113,10 @@ impl Provider for SampleProvider {
 
     async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
         if meter.id != "house" && meter.id != "gas" {
-            return Err(ProviderError::UnknownMeter { provider: "sample", meter: meter.id.clone() });
+            return Err(ProviderError::UnknownMeter {
+                provider: "sample",
+                meter: meter.id.clone(),
+            });
         }
         let hour = chrono::Duration::hours(1);
         let from = range.start.max(self.first).duration_trunc(hour).unwrap_or(range.start);
@@ -142,7 +152,11 @@ mod tests {
 
     fn provider(days: u32) -> SampleProvider {
         SampleProvider::from_config(
-            &SampleAccount { start: NaiveDate::from_ymd_opt(2024, 10, 22).unwrap(), days: Some(days), ..Default::default() },
+            &SampleAccount {
+                start: NaiveDate::from_ymd_opt(2024, 10, 22).unwrap(),
+                days: Some(days),
+                ..Default::default()
+            },
             0,
         )
     }
@@ -151,7 +165,10 @@ mod tests {
     async fn a_week_with_the_autumn_dst_day_has_169_hours() {
         let p = provider(7);
         let meters = p.meters().await.unwrap();
-        let range = TimeRange::new(p.first - chrono::Duration::days(1), p.last.unwrap() + chrono::Duration::days(1));
+        let range = TimeRange::new(
+            p.first - chrono::Duration::days(1),
+            p.last.unwrap() + chrono::Duration::days(1),
+        );
         let readings = p.readings(&meters[0], range).await.unwrap();
         // 2024-10-22 .. 2024-10-29 local; 27 October has 25 hours.
         assert_eq!(readings.len(), 7 * 24 + 1);
@@ -165,6 +182,9 @@ mod tests {
         let p = provider(1);
         let meters = p.meters().await.unwrap();
         let range = TimeRange::new(p.first, p.last.unwrap());
-        assert_eq!(p.readings(&meters[1], range).await.unwrap(), p.readings(&meters[1], range).await.unwrap());
+        assert_eq!(
+            p.readings(&meters[1], range).await.unwrap(),
+            p.readings(&meters[1], range).await.unwrap()
+        );
     }
 }

@@ -1,0 +1,242 @@
+//! The bridge against a real mosquitto: discovery, last will, re-publish on Home Assistant's
+//! `online`, broker restarts without loss or duplicates, cursor persistence.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{utc, Collector, Mosquitto, ScriptedProvider};
+use meter2mqtt::bridge::{Bridge, BridgeEvent};
+use meter2mqtt::config::Config;
+use meter2mqtt::mqtt::{ConnectionState, MqttHandle, MqttSettings};
+use meter2mqtt::providers::SharedProvider;
+use meter2mqtt::state::StateStore;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Running {
+    mqtt: MqttHandle,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    events: tokio::sync::broadcast::Receiver<BridgeEvent>,
+}
+
+impl Running {
+    fn start(config: &Config, provider: SharedProvider) -> Running {
+        let store = StateStore::open(&config.state.dir).unwrap();
+        let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(config)));
+        let bridge = Bridge::new(Arc::new(config.clone()), mqtt.clone(), store, vec![provider]);
+        let events = bridge.events();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(bridge.run(shutdown.clone()));
+        Running {
+            mqtt,
+            shutdown,
+            task,
+            events,
+        }
+    }
+
+    async fn next_poll(&mut self) -> (usize, usize) {
+        loop {
+            match tokio::time::timeout(WAIT, self.events.recv())
+                .await
+                .expect("a poll in time")
+            {
+                Ok(BridgeEvent::PollFinished { published, errors, .. }) => return (published, errors),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("bridge events closed: {e}"),
+            }
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+        self.mqtt.shutdown().await;
+    }
+}
+
+fn all_once(collector: &Collector, expected: usize) {
+    let counts = collector.reading_counts();
+    assert_eq!(counts.len(), expected, "distinct intervals");
+    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(repeated.is_empty(), "intervals delivered more than once: {repeated:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_state_and_readings_reach_a_real_broker() {
+    let Some(broker) = Mosquitto::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(broker.port, state.path());
+    let collector = Collector::connect(broker.port, "observer-1", &["homeassistant/#", "meter2mqtt/#"], false).await;
+    let provider = ScriptedProvider::new(utc(2024, 3, 30, 23), 48);
+    let mut bridge = Running::start(&config, Arc::new(provider));
+    assert_eq!(bridge.next_poll().await, (48, 0));
+    collector.wait_until(WAIT, "48 readings", |_| true).await;
+    collector
+        .wait_until(WAIT, "48 readings", |m| count_readings(m) == 48)
+        .await;
+    all_once(&collector, 48);
+
+    // Every reading carries the contract's fields; the DST night has its 23 hours right.
+    let batch: serde_json::Value = serde_json::from_str(&collector.on("/readings")[0].payload).unwrap();
+    assert_eq!(batch["meter"], "m1");
+    assert_eq!(batch["unit"], "kWh");
+    let first = &batch["readings"][0];
+    assert_eq!(first["start"], "2024-03-30T23:00:00Z");
+    assert_eq!(first["end"], "2024-03-31T00:00:00Z");
+    assert_eq!(first["quality"], "measured");
+    assert_eq!(first["correction"], false);
+
+    collector
+        .wait_until(WAIT, "all discovery configs", |m| configs(m).len() == 10)
+        .await;
+    let mut found = configs(&collector.messages());
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    for (topic, payload) in &found {
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert!(v["origin"]["name"] == "meter2mqtt", "{topic} has an origin");
+        assert!(
+            v["unique_id"].is_string() && v["default_entity_id"].is_string(),
+            "{topic}"
+        );
+        assert!(
+            topic.ends_with(&format!("{}/config", v["unique_id"].as_str().unwrap())),
+            "{topic}"
+        );
+        let name = topic.split('/').nth(2).unwrap().to_owned();
+        insta::assert_json_snapshot!(name, v, { ".origin.sw_version" => "[version]", ".device.sw_version" => "[version]" });
+    }
+    let state_msg = collector.on("/m1/state").pop().expect("retained state");
+    assert!(state_msg.retain || !state_msg.payload.is_empty());
+    let s: serde_json::Value = serde_json::from_str(&state_msg.payload).unwrap();
+    assert_eq!(s["api_status"], "ok");
+    assert_eq!(s["data_until"], "2024-04-01T23:00:00Z");
+    assert_eq!(s["latest"]["start"], "2024-04-01T22:00:00Z");
+    bridge.stop().await;
+}
+
+fn count_readings(messages: &[common::Message]) -> usize {
+    messages
+        .iter()
+        .filter(|m| m.topic.ends_with("/readings"))
+        .map(|m| {
+            serde_json::from_str::<serde_json::Value>(&m.payload).unwrap()["readings"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .sum()
+}
+
+fn configs(messages: &[common::Message]) -> Vec<(String, String)> {
+    let mut map = std::collections::BTreeMap::new();
+    for m in messages.iter().filter(|m| m.topic.ends_with("/config")) {
+        map.insert(m.topic.clone(), m.payload.clone());
+    }
+    map.into_iter().filter(|(_, p)| !p.is_empty()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistant_online_triggers_a_republish() {
+    let Some(broker) = Mosquitto::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(broker.port, state.path());
+    let collector = Collector::connect(broker.port, "observer-2", &["homeassistant/+/+/config"], false).await;
+    let mut bridge = Running::start(&config, Arc::new(ScriptedProvider::new(utc(2024, 3, 1, 0), 2)));
+    bridge.next_poll().await;
+    collector.wait_until(WAIT, "configs", |m| configs(m).len() == 10).await;
+    collector.clear();
+    collector
+        .client
+        .publish("homeassistant/status", rumqttc::QoS::AtLeastOnce, false, "online")
+        .await
+        .unwrap();
+    collector
+        .wait_until(WAIT, "configs again", |m| configs(m).len() == 10)
+        .await;
+    assert!(
+        collector.messages().iter().all(|m| !m.retain),
+        "re-published live, not as retained replays"
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_loses_and_duplicates_nothing() {
+    let Some(mut broker) = Mosquitto::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(broker.port, state.path());
+    // A persistent session: what is published while the observer reconnects is queued for it.
+    let collector = Collector::connect(broker.port, "observer-3", &["meter2mqtt/+/+/readings"], true).await;
+    let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
+    let mut bridge = Running::start(&config, Arc::new(provider.clone()));
+    bridge.next_poll().await;
+    collector
+        .wait_until(WAIT, "24 readings", |m| count_readings(m) == 24)
+        .await;
+
+    broker.stop();
+    let mut state_watch = bridge.mqtt.state_watch();
+    tokio::time::timeout(
+        WAIT,
+        state_watch.wait_for(|s| matches!(s, ConnectionState::Disconnected(_))),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    provider.advance(24);
+    // The next poll fetches the new day while the broker is down; its publish must wait.
+    tokio::time::timeout(WAIT, provider.fetched.notified()).await.unwrap();
+    tokio::time::timeout(WAIT, provider.fetched.notified()).await.unwrap();
+    broker.restart();
+
+    collector
+        .wait_until(WAIT, "48 readings", |m| count_readings(m) >= 48)
+        .await;
+    bridge.next_poll().await;
+    bridge.next_poll().await;
+    all_once(&collector, 48);
+    bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_survives_a_restart_and_corrections_are_flagged() {
+    let Some(broker) = Mosquitto::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(broker.port, state.path());
+    let collector = Collector::connect(broker.port, "observer-4", &["meter2mqtt/+/+/readings"], false).await;
+    let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
+
+    let mut first = Running::start(&config, Arc::new(provider.clone()));
+    assert_eq!(first.next_poll().await.0, 24);
+    first.stop().await;
+
+    let mut second = Running::start(&config, Arc::new(provider.clone()));
+    assert_eq!(second.next_poll().await, (0, 0), "a restart re-delivers nothing");
+    provider.advance(5);
+    provider.corrections.lock().unwrap().insert(utc(2024, 3, 1, 3), 1.0);
+    assert_eq!(second.next_poll().await.0, 6);
+    second.stop().await;
+
+    collector
+        .wait_until(WAIT, "30 readings", |m| count_readings(m) == 30)
+        .await;
+    let corrected: Vec<serde_json::Value> = collector
+        .on("/readings")
+        .iter()
+        .flat_map(|m| {
+            serde_json::from_str::<serde_json::Value>(&m.payload).unwrap()["readings"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .filter(|r| r["correction"] == true)
+        .collect();
+    assert_eq!(corrected.len(), 1);
+    assert_eq!(corrected[0]["start"], "2024-03-01T03:00:00Z");
+    assert_eq!(corrected[0]["value"], provider.value(utc(2024, 3, 1, 3)));
+}
