@@ -114,8 +114,7 @@ impl Bridge {
             for config in discovery::bridge_configs(&shared.topics) {
                 shared
                     .retained
-                    .publish(&shared.mqtt, config.topic.clone(), config.bytes())
-                    .await;
+                    .publish(&shared.mqtt, config.topic.clone(), config.bytes());
             }
         }
         publish_bridge_state(&shared).await;
@@ -145,8 +144,7 @@ pub(crate) async fn publish_bridge_state(shared: &Shared) {
     };
     shared
         .retained
-        .publish_if_changed(&shared.mqtt, shared.topics.bridge_state(), payload)
-        .await;
+        .publish_if_changed(&shared.mqtt, shared.topics.bridge_state(), payload);
 }
 
 pub(crate) fn note_error(shared: &Shared, message: &str) {
@@ -170,7 +168,7 @@ async fn republisher(shared: Shared, shutdown: CancellationToken) {
                 // Also on the first ConnAck: anything published while the broker was unreachable
                 // timed out and exists only in the registry.
                 tracing::debug!("publishing retained discovery and state after ConnAck");
-                shared.retained.republish_all(&shared.mqtt).await;
+                shared.retained.republish_all(&shared.mqtt);
             }
             Ok(MqttEvent::Message { topic, payload }) if topic == ha_status && payload.as_ref() == b"online" => {
                 let delay = Duration::from_millis(rand::random_range(500..3000));
@@ -179,7 +177,7 @@ async fn republisher(shared: Shared, shutdown: CancellationToken) {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                shared.retained.republish_all(&shared.mqtt).await;
+                shared.retained.republish_all(&shared.mqtt);
             }
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => {}

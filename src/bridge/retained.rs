@@ -3,11 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::mqtt::MqttHandle;
-
-const PUBLISH_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Default)]
 pub struct Retained {
@@ -15,9 +12,9 @@ pub struct Retained {
 }
 
 impl Retained {
-    /// Remembers and publishes. A failed publish is not an error: the message goes out again on
-    /// the next ConnAck.
-    pub async fn publish(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
+    /// Remembers and queues the message without waiting: a broker that is down must not hold
+    /// up a poll or a shutdown, and everything remembered goes out again on the next ConnAck.
+    pub fn publish(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
         {
             let mut map = self.inner.lock().expect("retained map lock");
             if payload.is_empty() {
@@ -26,16 +23,14 @@ impl Retained {
                 map.insert(topic.clone(), payload.clone());
             }
         }
-        if let Err(e) = mqtt.publish_within(PUBLISH_LIMIT, topic.clone(), payload, true).await {
-            tracing::debug!(topic, "retained publish deferred to the next connection: {e}");
-        }
+        mqtt.publish_nowait(topic, payload, true);
     }
 
     /// Publishes only when the payload differs from what was last published.
-    pub async fn publish_if_changed(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
+    pub fn publish_if_changed(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
         let same = self.inner.lock().expect("retained map lock").get(&topic) == Some(&payload);
         if !same {
-            self.publish(mqtt, topic, payload).await;
+            self.publish(mqtt, topic, payload);
         }
     }
 
@@ -50,21 +45,10 @@ impl Retained {
         first
     }
 
-    /// Publishes everything again, concurrently; returns when all are acknowledged or failed.
-    pub async fn republish_all(&self, mqtt: &MqttHandle) {
-        let mut set = tokio::task::JoinSet::new();
+    /// Queues everything again, configs first.
+    pub fn republish_all(&self, mqtt: &MqttHandle) {
         for (topic, payload) in self.snapshot() {
-            let mqtt = mqtt.clone();
-            set.spawn(async move { mqtt.publish_within(PUBLISH_LIMIT, topic, payload, true).await });
-        }
-        let mut failed = 0;
-        while let Some(result) = set.join_next().await {
-            if !matches!(result, Ok(Ok(()))) {
-                failed += 1;
-            }
-        }
-        if failed > 0 {
-            tracing::debug!(failed, "some retained messages will go out on the next connection");
+            mqtt.publish_nowait(topic, payload, true);
         }
     }
 }

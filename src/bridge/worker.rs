@@ -332,8 +332,7 @@ impl AccountWorker {
             let topic = self.shared.topics.meter_state(&meter);
             self.shared
                 .retained
-                .publish_if_changed(&self.shared.mqtt, topic, payload)
-                .await;
+                .publish_if_changed(&self.shared.mqtt, topic, payload);
         }
         publish_bridge_state(&self.shared).await;
     }
@@ -349,14 +348,13 @@ impl AccountWorker {
                     now_published.insert(config.topic.clone());
                     shared
                         .retained
-                        .publish_if_changed(&shared.mqtt, config.topic.clone(), config.bytes())
-                        .await;
+                        .publish_if_changed(&shared.mqtt, config.topic.clone(), config.bytes());
                 }
             }
         }
         for topic in self.state.discovery.difference(&now_published) {
             tracing::info!(account = %self.label, topic, "clearing the discovery config of a vanished meter or value");
-            shared.retained.publish(&shared.mqtt, topic.clone(), Vec::new()).await;
+            shared.retained.publish(&shared.mqtt, topic.clone(), Vec::new());
         }
         let current: BTreeSet<&str> = self.meters.iter().map(|m| m.id.as_str()).collect();
         let vanished: Vec<String> = self
@@ -373,7 +371,7 @@ impl AccountWorker {
                 segment(self.provider.kind()),
                 segment(&id)
             );
-            shared.retained.publish(&shared.mqtt, topic, Vec::new()).await;
+            shared.retained.publish(&shared.mqtt, topic, Vec::new());
         }
         if self.state.discovery != now_published {
             self.state.discovery = now_published;

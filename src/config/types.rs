@@ -224,7 +224,7 @@ impl Default for SampleAccount {
         SampleAccount {
             name: None,
             start: NaiveDate::from_ymd_opt(2024, 10, 22).expect("valid date"),
-            days: Some(7),
+            days: None,
             delay: Duration::ZERO,
         }
     }

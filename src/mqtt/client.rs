@@ -7,6 +7,7 @@
 //! caller still waiting is then told `Disconnected` and publishes again after the reconnect.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{
@@ -14,6 +15,7 @@ use rumqttc::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::http::RetryPolicy;
 use crate::secret::Secret;
@@ -89,20 +91,18 @@ struct PublishRequest {
     topic: String,
     payload: Vec<u8>,
     retain: bool,
-    done: oneshot::Sender<Result<(), PublishError>>,
-}
-
-enum Command {
-    Publish(PublishRequest),
-    Shutdown(oneshot::Sender<()>),
+    /// `None`: fire and forget (retained messages the bridge re-publishes on every ConnAck).
+    done: Option<oneshot::Sender<Result<(), PublishError>>>,
 }
 
 /// A cheap, cloneable handle to the connection task.
 #[derive(Clone)]
 pub struct MqttHandle {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<PublishRequest>,
     events: broadcast::Sender<MqttEvent>,
     state: watch::Receiver<ConnectionState>,
+    stop: CancellationToken,
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// Leaves room below rumqttc's own in-flight window so its packet ids never collide.
@@ -130,11 +130,28 @@ impl MqttHandle {
             connected: false,
             failures: 0,
         };
-        tokio::spawn(task.run());
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(task.run(stop.clone()));
         MqttHandle {
             commands: commands_tx,
             events: events_tx,
             state: state_rx,
+            stop,
+            task: Arc::new(Mutex::new(Some(handle))),
+        }
+    }
+
+    /// Queues a publish without waiting for it; order with other publishes is kept. Used for
+    /// retained messages, which are published again on every ConnAck anyway.
+    pub fn publish_nowait(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>, retain: bool) {
+        let request = PublishRequest {
+            topic: topic.into(),
+            payload: payload.into(),
+            retain,
+            done: None,
+        };
+        if let Err(e) = self.commands.try_send(request) {
+            tracing::debug!("publish not queued ({e}); it goes out again on the next connection");
         }
     }
 
@@ -150,12 +167,9 @@ impl MqttHandle {
             topic: topic.into(),
             payload: payload.into(),
             retain,
-            done,
+            done: Some(done),
         };
-        self.commands
-            .send(Command::Publish(request))
-            .await
-            .map_err(|_| PublishError::Closed)?;
+        self.commands.send(request).await.map_err(|_| PublishError::Closed)?;
         answer.await.unwrap_or(Err(PublishError::Closed))
     }
 
@@ -191,11 +205,12 @@ impl MqttHandle {
         let _ = state.wait_for(|s| *s == ConnectionState::Connected).await;
     }
 
-    /// Publishes `offline` (retained), disconnects cleanly and stops the task.
+    /// Publishes `offline` (retained) when connected, disconnects cleanly and stops the task.
     pub async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
-            let _ = rx.await;
+        self.stop.cancel();
+        let task = self.task.lock().expect("task lock").take();
+        if let Some(task) = task {
+            let _ = task.await;
         }
     }
 }
@@ -239,7 +254,7 @@ struct ConnectionTask {
     settings: MqttSettings,
     client: AsyncClient,
     eventloop: EventLoop,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<PublishRequest>,
     events: broadcast::Sender<MqttEvent>,
     state: watch::Sender<ConnectionState>,
     /// Publishes handed to rumqttc whose packet id is not known yet, in submission order.
@@ -250,12 +265,17 @@ struct ConnectionTask {
 }
 
 impl ConnectionTask {
-    async fn run(mut self) {
+    async fn run(mut self, stop: CancellationToken) {
         let mut delays = self.settings.reconnect.delays();
         let mut backoff_until: Option<Instant> = None;
         loop {
             let can_submit = self.connected && self.submitted.len() + self.in_flight.len() < MAX_IN_FLIGHT;
             tokio::select! {
+                biased;
+                _ = stop.cancelled() => {
+                    self.shutdown().await;
+                    return;
+                }
                 event = self.eventloop.poll(), if backoff_until.is_none() => match event {
                     Ok(event) => {
                         if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
@@ -272,13 +292,8 @@ impl ConnectionTask {
                 _ = sleep_until(backoff_until), if backoff_until.is_some() => {
                     backoff_until = None;
                 }
-                command = self.commands.recv(), if can_submit => match command {
-                    Some(Command::Publish(request)) => self.submit(request),
-                    Some(Command::Shutdown(done)) => {
-                        self.shutdown().await;
-                        let _ = done.send(());
-                        return;
-                    }
+                request = self.commands.recv(), if can_submit => match request {
+                    Some(request) => self.submit(request),
                     None => {
                         self.shutdown().await;
                         return;
@@ -289,7 +304,7 @@ impl ConnectionTask {
     }
 
     fn submit(&mut self, request: PublishRequest) {
-        if request.done.is_closed() {
+        if request.done.as_ref().is_some_and(|d| d.is_closed()) {
             // The caller gave up (timeout); sending now could duplicate what it will resend.
             return;
         }
@@ -297,10 +312,12 @@ impl ConnectionTask {
             .client
             .try_publish(request.topic, QoS::AtLeastOnce, request.retain, request.payload)
         {
-            Ok(()) => self.submitted.push_back(Some(request.done)),
+            Ok(()) => self.submitted.push_back(request.done),
             Err(e) => {
                 tracing::warn!("MQTT request queue refused a publish: {e}");
-                let _ = request.done.send(Err(PublishError::Disconnected));
+                if let Some(done) = request.done {
+                    let _ = done.send(Err(PublishError::Disconnected));
+                }
             }
         }
     }
@@ -361,7 +378,7 @@ impl ConnectionTask {
         self.failures += 1;
         let reason = describe(error, &self.settings);
         let _ = self.state.send(ConnectionState::Disconnected(reason.clone()));
-        let retry = humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)));
+        let retry = humantime::format_duration(Duration::from_millis(wait.as_millis() as u64 / 100 * 100));
         if was_connected {
             tracing::warn!("lost the MQTT connection: {reason}; reconnecting in {retry}");
         } else if matches!(
@@ -387,6 +404,10 @@ impl ConnectionTask {
 
     async fn shutdown(&mut self) {
         if self.connected {
+            // Last states queued just before the stop still go out, ahead of `offline`.
+            while let Ok(request) = self.commands.try_recv() {
+                self.submit(request);
+            }
             let _ = self.client.try_publish(
                 self.settings.availability_topic.clone(),
                 QoS::AtLeastOnce,

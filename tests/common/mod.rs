@@ -138,6 +138,10 @@ impl Collector {
     pub async fn connect(port: u16, id: &str, filters: &[&str], persistent: bool) -> Collector {
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_clean_session(!persistent);
+        Self::connect_with(options, filters).await
+    }
+
+    pub async fn connect_with(mut options: MqttOptions, filters: &[&str]) -> Collector {
         options.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
         options.set_keep_alive(Duration::from_secs(5));
         let (client, mut eventloop) = AsyncClient::new(options, 100);
