@@ -186,7 +186,7 @@ impl IntervalReading {
     }
 }
 
-fn same_value(a: Option<f64>, b: Option<f64>) -> bool {
+pub fn same_value(a: Option<f64>, b: Option<f64>) -> bool {
     match (a, b) {
         (None, None) => true,
         // Providers send decimal strings with at most a few decimals; 1e-9 absorbs float noise only.

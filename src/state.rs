@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{IntervalReading, Quality};
+use crate::model::{same_value, IntervalReading, Quality};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -71,12 +71,9 @@ impl Delivered {
     }
 
     pub fn matches(&self, reading: &IntervalReading) -> bool {
-        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (None, None) => true,
-            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
-            _ => false,
-        };
-        self.quality == reading.quality && close(self.value, reading.value) && close(self.reading, reading.reading)
+        self.quality == reading.quality
+            && same_value(self.value, reading.value)
+            && same_value(self.reading, reading.reading)
     }
 }
 

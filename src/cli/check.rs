@@ -5,10 +5,9 @@ use std::time::Duration;
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
-use super::{logging, ConfigArgs, EXIT_FAILURE, EXIT_STATE};
+use super::{logging, ConfigArgs, EXIT_FAILURE};
 use crate::config::Config;
 use crate::model::TimeRange;
-use crate::state::StateStore;
 
 pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
     let config = match super::load_config(&args) {
@@ -33,17 +32,9 @@ pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
         }
     }
 
-    let dir = config.state.dir.clone();
-    let store = match tokio::task::spawn_blocking(move || StateStore::open(dir)).await {
-        Ok(Ok(store)) => store,
-        Ok(Err(e)) => {
-            println!("state store: FAILED: {e}");
-            return EXIT_STATE;
-        }
-        Err(e) => {
-            println!("state store: FAILED: {e}");
-            return EXIT_STATE;
-        }
+    let store = match super::open_store(&config).await {
+        Ok(store) => store,
+        Err(code) => return code,
     };
     println!("state store {}: ok", config.state.dir.display());
 

@@ -4,9 +4,8 @@ use std::io::Write;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 
-use super::{logging, FetchArgs, OutputFormat, EXIT_CONFIG, EXIT_FAILURE, EXIT_STATE};
+use super::{logging, FetchArgs, OutputFormat, EXIT_CONFIG, EXIT_FAILURE};
 use crate::model::{IntervalReading, TimeRange};
-use crate::state::StateStore;
 
 pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
     if args.to <= args.from {
@@ -27,17 +26,9 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
             format: log.format,
         },
     );
-    let dir = config.state.dir.clone();
-    let store = match tokio::task::spawn_blocking(move || StateStore::open(dir)).await {
-        Ok(Ok(store)) => store,
-        Ok(Err(e)) => {
-            eprintln!("meter2mqtt: {e}");
-            return EXIT_STATE;
-        }
-        Err(e) => {
-            eprintln!("meter2mqtt: {e}");
-            return EXIT_STATE;
-        }
+    let store = match super::open_store(&config).await {
+        Ok(store) => store,
+        Err(code) => return code,
     };
     let providers = match crate::providers::build(&config, &store) {
         Ok(p) => p,

@@ -163,3 +163,19 @@ pub(crate) fn report_config_error(error: &ConfigError) -> u8 {
     eprintln!("meter2mqtt: {error}");
     EXIT_CONFIG
 }
+
+/// Opens the state store off the runtime, or prints why not and gives the exit code.
+pub(crate) async fn open_store(config: &Config) -> Result<crate::state::StateStore, u8> {
+    let dir = config.state.dir.clone();
+    match tokio::task::spawn_blocking(move || crate::state::StateStore::open(dir)).await {
+        Ok(Ok(store)) => Ok(store),
+        Ok(Err(e)) => {
+            eprintln!("meter2mqtt: {e}");
+            Err(EXIT_STATE)
+        }
+        Err(e) => {
+            eprintln!("meter2mqtt: opening the state store failed: {e}");
+            Err(EXIT_STATE)
+        }
+    }
+}

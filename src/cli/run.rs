@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{logging, RunArgs, EXIT_CONFIG, EXIT_STATE};
+use super::{logging, RunArgs, EXIT_CONFIG};
 use crate::bridge::Bridge;
 use crate::config::Config;
 use crate::mqtt::{MqttHandle, MqttSettings};
-use crate::state::StateStore;
 
 pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
     let config = match super::load_config(&args.config) {
@@ -27,17 +26,9 @@ pub async fn run_config(config: Config) -> u8 {
         );
         return EXIT_CONFIG;
     }
-    let dir = config.state.dir.clone();
-    let store = match tokio::task::spawn_blocking(move || StateStore::open(dir)).await {
-        Ok(Ok(store)) => store,
-        Ok(Err(e)) => {
-            tracing::error!("{e}");
-            return EXIT_STATE;
-        }
-        Err(e) => {
-            tracing::error!("opening the state store failed: {e}");
-            return EXIT_STATE;
-        }
+    let store = match super::open_store(&config).await {
+        Ok(store) => store,
+        Err(code) => return code,
     };
     let providers = match crate::providers::build(&config, &store) {
         Ok(providers) => providers,
