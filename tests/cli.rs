@@ -100,18 +100,30 @@ async fn the_broker_publishes_the_last_will_when_the_process_dies() {
     let Some(broker) = Mosquitto::start() else { return };
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), broker.port, "");
-    let collector = Collector::connect(broker.port, "lwt-observer", &["meter2mqtt/bridge/availability"], false).await;
+    let collector = Collector::connect(broker.port, "lwt-observer", &["meter2mqtt/#"], false).await;
     let mut proc = Proc::spawn(&["run", "--config", &config], &[]);
     collector
         .wait_until(WAIT, "online", |m| m.iter().any(|m| m.payload == "online"))
         .await;
+    proc.wait_for_line("poll finished", 1).await;
     unsafe_kill(proc.child.id(), "KILL");
     proc.wait_exit(WAIT).await;
     collector
         .wait_until(WAIT, "offline from the last will", |m| {
-            m.last().is_some_and(|m| m.payload == "offline")
+            m.iter()
+                .filter(|m| m.topic.ends_with("availability"))
+                .next_back()
+                .is_some_and(|m| m.payload == "offline")
         })
         .await;
+
+    // The state written before the kill holds: a new process re-delivers nothing.
+    let proc = Proc::spawn(&["run", "--config", &config], &[]);
+    proc.wait_for_line("poll finished", 1).await;
+    assert!(proc.text().contains("published=0"), "{}", proc.text());
+    let counts = collector.reading_counts();
+    assert_eq!(counts.len(), 2 * 48);
+    assert!(counts.values().all(|n| *n == 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

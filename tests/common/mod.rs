@@ -248,6 +248,10 @@ pub struct ScriptedProvider {
     pub calls: Arc<Mutex<usize>>,
     /// Signalled after every readings call.
     pub fetched: Arc<Notify>,
+    /// When false, the account no longer lists the meter.
+    pub present: Arc<std::sync::atomic::AtomicBool>,
+    /// When set, readings calls fail with this HTTP status (after retries).
+    pub failing: Arc<Mutex<Option<u16>>>,
 }
 
 impl ScriptedProvider {
@@ -258,6 +262,8 @@ impl ScriptedProvider {
             corrections: Default::default(),
             calls: Default::default(),
             fetched: Default::default(),
+            present: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            failing: Default::default(),
         }
     }
 
@@ -294,10 +300,24 @@ impl Provider for ScriptedProvider {
         "test"
     }
     async fn meters(&self) -> Result<Vec<Meter>, ProviderError> {
-        Ok(vec![Self::meter()])
+        if self.present.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(vec![Self::meter()])
+        } else {
+            Ok(vec![])
+        }
     }
     async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
         *self.calls.lock().unwrap() += 1;
+        if let Some(status) = *self.failing.lock().unwrap() {
+            self.fetched.notify_one();
+            return Err(ProviderError::Http(meter2mqtt::http::HttpError::Exhausted {
+                api: "scripted",
+                endpoint: "GET /readings".into(),
+                attempts: 6,
+                last: format!("HTTP {status}: unavailable"),
+                last_status: Some(status),
+            }));
+        }
         let until = *self.until.lock().unwrap();
         let mut out = Vec::new();
         let mut start = self.first.max(range.start);

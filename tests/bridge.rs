@@ -1,0 +1,189 @@
+//! Bridge behaviour that needs a broker but not a particular one: runs everywhere on the
+//! embedded broker.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{utc, Collector, ScriptedProvider};
+use meter2mqtt::bridge::{Bridge, BridgeEvent};
+use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
+use meter2mqtt::mqtt::{MqttHandle, MqttSettings};
+use meter2mqtt::state::StateStore;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn next_poll(events: &mut tokio::sync::broadcast::Receiver<BridgeEvent>) -> (usize, usize) {
+    loop {
+        match tokio::time::timeout(WAIT, events.recv()).await.expect("a poll in time") {
+            Ok(BridgeEvent::PollFinished { published, errors, .. }) => return (published, errors),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn last_json(collector: &Collector, suffix: &str) -> serde_json::Value {
+    let m = collector
+        .on(suffix)
+        .pop()
+        .unwrap_or_else(|| panic!("no message on {suffix}"));
+    serde_json::from_str(&m.payload).unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_show_on_the_state_topic_and_clear_on_recovery() {
+    let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(broker.port(), state.path());
+    let collector = Collector::connect(broker.port(), "errors", &["meter2mqtt/#"], false).await;
+    let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 3);
+    *provider.failing.lock().unwrap() = Some(503);
+    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
+    let bridge = Bridge::new(
+        Arc::new(config.clone()),
+        mqtt.clone(),
+        StateStore::open(state.path()).unwrap(),
+        vec![Arc::new(provider.clone())],
+    );
+    let mut events = bridge.events();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(bridge.run(stop.clone()));
+
+    assert_eq!(next_poll(&mut events).await, (0, 1));
+    collector
+        .wait_until(WAIT, "unavailable state", |m| {
+            m.iter()
+                .any(|m| m.topic.ends_with("m1/state") && m.payload.contains("unavailable"))
+        })
+        .await;
+    let s = last_json(&collector, "m1/state");
+    assert_eq!(s["api_status"], "unavailable");
+    assert!(s["api_error"].as_str().unwrap().contains("HTTP 503"));
+    collector
+        .wait_until(WAIT, "bridge last_error", |m| {
+            m.iter()
+                .any(|m| m.topic.ends_with("bridge/state") && m.payload.contains("HTTP 503"))
+        })
+        .await;
+
+    *provider.failing.lock().unwrap() = Some(429);
+    next_poll(&mut events).await;
+    collector
+        .wait_until(WAIT, "rate_limited", |m| {
+            m.iter()
+                .any(|m| m.topic.ends_with("m1/state") && m.payload.contains("rate_limited"))
+        })
+        .await;
+
+    *provider.failing.lock().unwrap() = None;
+    assert_eq!(next_poll(&mut events).await, (3, 0));
+    collector
+        .wait_until(WAIT, "ok state", |m| {
+            m.iter()
+                .any(|m| m.topic.ends_with("m1/state") && m.payload.contains("\"api_status\":\"ok\""))
+        })
+        .await;
+    assert!(last_json(&collector, "m1/state")["api_error"].is_null());
+    stop.cancel();
+    task.await.unwrap();
+    mqtt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
+    let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(broker.port(), state.path());
+    let collector = Collector::connect(
+        broker.port(),
+        "vanish",
+        &["homeassistant/#", "meter2mqtt/+/+/state"],
+        false,
+    )
+    .await;
+    let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 3);
+    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
+    let bridge = Bridge::new(
+        Arc::new(config.clone()),
+        mqtt.clone(),
+        StateStore::open(state.path()).unwrap(),
+        vec![Arc::new(provider.clone())],
+    );
+    let mut events = bridge.events();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(bridge.run(stop.clone()));
+    next_poll(&mut events).await;
+    collector
+        .wait_until(WAIT, "meter configs", |m| {
+            m.iter()
+                .filter(|m| m.topic.contains("scripted_m1") && !m.payload.is_empty())
+                .count()
+                >= 6
+        })
+        .await;
+
+    provider.present.store(false, Ordering::SeqCst);
+    next_poll(&mut events).await;
+    collector
+        .wait_until(WAIT, "empty payloads", |m| {
+            m.iter()
+                .filter(|m| m.topic.contains("scripted_m1") && m.topic.ends_with("/config") && m.payload.is_empty())
+                .count()
+                == 6
+                && m.iter()
+                    .any(|m| m.topic == "meter2mqtt/scripted/m1/state" && m.payload.is_empty())
+        })
+        .await;
+    stop.cancel();
+    task.await.unwrap();
+
+    // The removal is remembered: a restart does not clear again, the bridge device stays.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.path().join("scripted-test.json")).unwrap()).unwrap();
+    assert!(saved["discovery"].as_array().unwrap().is_empty());
+    assert!(collector
+        .messages()
+        .iter()
+        .filter(|m| m.topic.contains("meter2mqtt_bridge"))
+        .all(|m| !m.payload.is_empty()));
+    mqtt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_prompt_while_the_broker_is_unreachable() {
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(common::free_port(), state.path());
+    let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 3);
+    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
+    let bridge = Bridge::new(
+        Arc::new(config.clone()),
+        mqtt.clone(),
+        StateStore::open(state.path()).unwrap(),
+        vec![Arc::new(provider.clone())],
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(bridge.run(stop.clone()));
+    // The poll has fetched and is now waiting for a broker that is not there.
+    tokio::time::timeout(WAIT, provider.fetched.notified()).await.unwrap();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(3), async {
+        task.await.unwrap();
+        mqtt.shutdown().await;
+    })
+    .await
+    .expect("bridge and connection stop within 3 s");
+    // Nothing was acknowledged, so nothing is recorded as delivered.
+    let saved = std::fs::read(state.path().join("scripted-test.json")).ok();
+    let cursor = saved
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| v["meters"]["m1"]["cursor"].clone());
+    assert!(cursor.as_ref().is_none_or(|c| c.is_null()), "{cursor:?}");
+}
