@@ -111,8 +111,7 @@ async fn the_broker_publishes_the_last_will_when_the_process_dies() {
     collector
         .wait_until(WAIT, "offline from the last will", |m| {
             m.iter()
-                .filter(|m| m.topic.ends_with("availability"))
-                .next_back()
+                .rfind(|m| m.topic.ends_with("availability"))
                 .is_some_and(|m| m.payload == "offline")
         })
         .await;
