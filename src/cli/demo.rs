@@ -53,7 +53,7 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     config.state.dir = state_dir.clone();
     config.sample = vec![SampleAccount {
         name: Some("demo".into()),
-        start,
+        start: Some(start),
         days: Some(7),
         ..SampleAccount::default()
     }];

@@ -210,9 +210,9 @@ pub fn enectiva_base_url() -> String {
 pub struct SampleAccount {
     #[serde(deserialize_with = "lenient_opt_string")]
     pub name: Option<String>,
-    /// First day of sample data (UTC midnight of the Danish day).
-    #[serde(deserialize_with = "date")]
-    pub start: NaiveDate,
+    /// First local day of sample data; default: a week ago.
+    #[serde(deserialize_with = "opt_date")]
+    pub start: Option<NaiveDate>,
     /// Days of data; unset: data up to now minus `delay`, growing as time passes.
     pub days: Option<u32>,
     #[serde(deserialize_with = "duration")]
@@ -223,7 +223,7 @@ impl Default for SampleAccount {
     fn default() -> Self {
         SampleAccount {
             name: None,
-            start: NaiveDate::from_ymd_opt(2024, 10, 22).expect("valid date"),
+            start: None,
             days: None,
             delay: Duration::ZERO,
         }
@@ -260,12 +260,6 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             ))
         }),
     }
-}
-
-fn date<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
-    let s = String::deserialize(d)?;
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a date; write YYYY-MM-DD, e.g. \"2025-01-01\"")))
 }
 
 fn opt_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {

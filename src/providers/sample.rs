@@ -23,10 +23,13 @@ pub struct SampleProvider {
 
 impl SampleProvider {
     pub fn from_config(config: &SampleAccount, index: usize) -> Self {
-        let first = local_midnight(config.start);
+        let start = config
+            .start
+            .unwrap_or_else(|| Utc::now().date_naive() - chrono::Days::new(7));
+        let first = local_midnight(start);
         let last = config
             .days
-            .map(|days| local_midnight(config.start + chrono::Days::new(days.into())));
+            .map(|days| local_midnight(start + chrono::Days::new(days.into())));
         SampleProvider {
             account: config.name.clone().unwrap_or_else(|| (index + 1).to_string()),
             first,
@@ -153,7 +156,7 @@ mod tests {
     fn provider(days: u32) -> SampleProvider {
         SampleProvider::from_config(
             &SampleAccount {
-                start: NaiveDate::from_ymd_opt(2024, 10, 22).unwrap(),
+                start: NaiveDate::from_ymd_opt(2024, 10, 22),
                 days: Some(days),
                 ..Default::default()
             },
