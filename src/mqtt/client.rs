@@ -121,7 +121,6 @@ impl MqttHandle {
         let task = ConnectionTask {
             settings,
             client,
-            eventloop,
             commands: commands_rx,
             events: events_tx.clone(),
             state: state_tx,
@@ -131,7 +130,7 @@ impl MqttHandle {
             failures: 0,
         };
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(task.run(stop.clone()));
+        let handle = tokio::spawn(task.run(eventloop, stop.clone()));
         MqttHandle {
             commands: commands_tx,
             events: events_tx,
@@ -253,7 +252,6 @@ fn tls_transport(settings: &MqttSettings) -> rumqttc::Transport {
 struct ConnectionTask {
     settings: MqttSettings,
     client: AsyncClient,
-    eventloop: EventLoop,
     commands: mpsc::Receiver<PublishRequest>,
     events: broadcast::Sender<MqttEvent>,
     state: watch::Sender<ConnectionState>,
@@ -265,42 +263,47 @@ struct ConnectionTask {
 }
 
 impl ConnectionTask {
-    async fn run(mut self, stop: CancellationToken) {
+    /// One `poll()` future lives until it yields an event: a publish request arriving meanwhile
+    /// is handed to rumqttc without dropping it, because dropping a poll that is part-way
+    /// through writing a packet would corrupt the stream. Only a stop abandons it.
+    async fn run(mut self, mut eventloop: EventLoop, stop: CancellationToken) {
         let mut delays = self.settings.reconnect.delays();
-        let mut backoff_until: Option<Instant> = None;
         loop {
-            let can_submit = self.connected && self.submitted.len() + self.in_flight.len() < MAX_IN_FLIGHT;
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => {
-                    self.shutdown().await;
-                    return;
+            let event = {
+                let poll = eventloop.poll();
+                tokio::pin!(poll);
+                loop {
+                    let can_submit = self.connected && self.submitted.len() + self.in_flight.len() < MAX_IN_FLIGHT;
+                    tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => break None,
+                        event = &mut poll => break Some(event),
+                        request = self.commands.recv(), if can_submit => match request {
+                            Some(request) => self.submit(request),
+                            None => break None,
+                        },
+                    }
                 }
-                event = self.eventloop.poll(), if backoff_until.is_none() => match event {
-                    Ok(event) => {
-                        if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
-                            delays.reset();
-                        }
-                        self.on_event(event);
+            };
+            match event {
+                None => break,
+                Some(Ok(event)) => {
+                    if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
+                        delays.reset();
                     }
-                    Err(error) => {
-                        let wait = delays.next_delay();
-                        self.on_error(&error, wait);
-                        backoff_until = Some(Instant::now() + wait);
-                    }
-                },
-                _ = sleep_until(backoff_until), if backoff_until.is_some() => {
-                    backoff_until = None;
+                    self.on_event(event);
                 }
-                request = self.commands.recv(), if can_submit => match request {
-                    Some(request) => self.submit(request),
-                    None => {
-                        self.shutdown().await;
-                        return;
+                Some(Err(error)) => {
+                    let wait = delays.next_delay();
+                    self.on_error(&error, wait);
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
                     }
-                },
+                }
             }
         }
+        self.shutdown(&mut eventloop).await;
     }
 
     fn submit(&mut self, request: PublishRequest) {
@@ -402,7 +405,7 @@ impl ConnectionTask {
         }
     }
 
-    async fn shutdown(&mut self) {
+    async fn shutdown(&mut self, eventloop: &mut EventLoop) {
         if self.connected {
             // Last states queued just before the stop still go out, ahead of `offline`.
             while let Ok(request) = self.commands.try_recv() {
@@ -419,7 +422,7 @@ impl ConnectionTask {
             // Drive the loop until the offline message and DISCONNECT are written, or give up.
             let deadline = Instant::now() + Duration::from_secs(3);
             loop {
-                match tokio::time::timeout_at(deadline, self.eventloop.poll()).await {
+                match tokio::time::timeout_at(deadline, eventloop.poll()).await {
                     Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => break,
                     Ok(Ok(_)) => {}
                     Ok(Err(_)) | Err(_) => break,
@@ -428,13 +431,6 @@ impl ConnectionTask {
         }
         self.fail_pending(PublishError::Closed);
         let _ = self.state.send(ConnectionState::Disconnected("shut down".into()));
-    }
-}
-
-async fn sleep_until(until: Option<Instant>) {
-    match until {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
