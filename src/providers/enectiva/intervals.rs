@@ -71,21 +71,12 @@ fn round(value: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeviceInfo, Direction, Medium, Unit};
+    use crate::model::{Medium, Unit};
+    use crate::providers::enectiva::test_meter;
     use chrono::{DateTime, Duration, Utc};
 
     fn meter() -> Meter {
-        Meter {
-            provider: "enectiva".into(),
-            id: "4711".into(),
-            name: "m".into(),
-            medium: Medium::Gas,
-            direction: Direction::Consumption,
-            unit: Unit::CubicMeters,
-            cumulative: true,
-            timezone: chrono_tz::Europe::Prague,
-            device: DeviceInfo::default(),
-        }
+        test_meter::meter(Medium::Gas, Unit::CubicMeters)
     }
 
     fn t(minutes: i64) -> DateTime<Utc> {

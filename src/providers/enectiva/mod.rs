@@ -25,3 +25,23 @@ pub const KIND: &str = "enectiva";
 
 /// Every request sends it as `Accept`, and requests with a body as `Content-Type` (else 406 / 415).
 pub const JSON_API: &str = "application/vnd.api+json";
+
+#[cfg(test)]
+mod test_meter {
+    use crate::model::{DeviceInfo, Direction, Medium, Meter, Unit};
+
+    /// A consumption meter `4711` in Prague, as the unit tests of this provider need one.
+    pub fn meter(medium: Medium, unit: Unit) -> Meter {
+        Meter {
+            provider: super::KIND.into(),
+            id: "4711".into(),
+            name: "m".into(),
+            medium,
+            direction: Direction::Consumption,
+            unit,
+            cumulative: true,
+            timezone: chrono_tz::Europe::Prague,
+            device: DeviceInfo::default(),
+        }
+    }
+}

@@ -58,20 +58,11 @@ fn reading(resource: &Resource, time: Option<DateTime<Utc>>) -> Result<RegisterR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeviceInfo, Direction, Medium, Unit};
+    use crate::model::{Medium, Unit};
+    use crate::providers::enectiva::test_meter;
 
     fn meter() -> Meter {
-        Meter {
-            provider: "enectiva".into(),
-            id: "4711".into(),
-            name: "m".into(),
-            medium: Medium::Electricity,
-            direction: Direction::Consumption,
-            unit: Unit::KWh,
-            cumulative: true,
-            timezone: chrono_tz::Europe::Prague,
-            device: DeviceInfo::default(),
-        }
+        test_meter::meter(Medium::Electricity, Unit::KWh)
     }
 
     #[test]

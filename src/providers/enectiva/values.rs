@@ -128,22 +128,9 @@ fn belongs_to(delta: &Delta, meter: &Meter, energy: Option<&str>, source: &Delta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeviceInfo, Medium};
+    use crate::model::Medium;
+    use crate::providers::enectiva::test_meter::meter;
     use chrono::{DateTime, Utc};
-
-    fn meter(medium: Medium, unit: Unit) -> Meter {
-        Meter {
-            provider: "enectiva".into(),
-            id: "4711".into(),
-            name: "m".into(),
-            medium,
-            direction: Direction::Consumption,
-            unit,
-            cumulative: true,
-            timezone: chrono_tz::Europe::Prague,
-            device: DeviceInfo::default(),
-        }
-    }
 
     fn delta(month: &str, value: f64, energy: Option<&str>, unit: Option<&str>) -> Delta {
         Delta {
