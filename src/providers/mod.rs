@@ -1,6 +1,7 @@
 //! Providers turn an energy data API into [`Meter`]s and [`IntervalReading`]s. They know nothing
 //! of MQTT or Home Assistant; adding one is a folder here plus a line in [`build`].
 
+pub mod enectiva;
 pub mod sample;
 
 use std::sync::Arc;
@@ -126,6 +127,9 @@ pub fn build(
     let mut providers: Vec<SharedProvider> = Vec::new();
     for (index, account) in config.sample.iter().enumerate() {
         providers.push(Arc::new(sample::SampleProvider::from_config(account, index)));
+    }
+    for (index, account) in config.enectiva.iter().enumerate() {
+        providers.push(Arc::new(enectiva::EnectivaProvider::from_config(account, index)?));
     }
     let _ = state;
     Ok(providers)

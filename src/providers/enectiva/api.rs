@@ -1,0 +1,146 @@
+//! Authenticated GET requests: the required JSON:API headers, the access token, and one token
+//! refresh when the API refuses a token that looked valid.
+
+use reqwest::header::ACCEPT;
+use reqwest::Url;
+
+use super::redact::redact_http_error;
+use super::token::TokenSource;
+use super::{JSON_API, KIND};
+use crate::http::{ApiClient, HttpError, HttpResponse};
+use crate::providers::ProviderError;
+use crate::secret::Secret;
+
+pub struct EnectivaApi {
+    account: String,
+    base: Url,
+    http: ApiClient,
+    tokens: TokenSource,
+}
+
+impl EnectivaApi {
+    pub fn new(account: String, base: Url, http: ApiClient, tokens: TokenSource) -> Self {
+        EnectivaApi {
+            account,
+            base,
+            http,
+            tokens,
+        }
+    }
+
+    /// `base_url` with `segments` appended, each percent-encoded (an id can never change the path).
+    pub fn url(&self, segments: &[&str]) -> Url {
+        endpoint_url(&self.base, segments)
+    }
+
+    /// `GET` the path made of `segments`, with `query` pairs (repeatable keys such as `filter[]`).
+    pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> Result<HttpResponse, ProviderError> {
+        let url = self.url(segments);
+        let endpoint = format!("GET /{}", segments.join("/"));
+        let mut refreshed = false;
+        loop {
+            let token = self.tokens.token().await?;
+            let result = self
+                .http
+                .send(&endpoint, |client| {
+                    client
+                        .get(url.clone())
+                        .query(query)
+                        .bearer_auth(token.expose())
+                        .header(ACCEPT, JSON_API)
+                })
+                .await;
+            match result {
+                Ok(response) => return Ok(response),
+                // The token may have been revoked, or our clock may be slow: one new token can fix that.
+                Err(HttpError::Unauthorized {
+                    status: 401, message, ..
+                }) if !refreshed => {
+                    tracing::info!(
+                        account = %self.account,
+                        endpoint = %endpoint,
+                        "the access token was refused ({}); getting a new one",
+                        self.redact(&message, &token)
+                    );
+                    self.tokens.discard(&token).await;
+                    refreshed = true;
+                }
+                Err(HttpError::Unauthorized {
+                    status: 401, message, ..
+                }) => {
+                    return Err(ProviderError::Auth {
+                        provider: KIND,
+                        message: format!(
+                            "account {}: {endpoint} refused a freshly issued access token (HTTP 401: {}); check that \
+                             the login token of this [[enectiva]] account still grants access to this data",
+                            self.account,
+                            self.redact(&message, &token)
+                        ),
+                    })
+                }
+                Err(error) => {
+                    return Err(ProviderError::Http(redact_http_error(
+                        error,
+                        &[&token, self.tokens.login_token()],
+                    )))
+                }
+            }
+        }
+    }
+
+    fn redact(&self, text: &str, token: &Secret) -> String {
+        super::redact::redact_secrets(text, &[token, self.tokens.login_token()])
+    }
+}
+
+pub fn endpoint_url(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+/// A base URL that paths can be appended to (`http(s)://host[:port][/prefix]`).
+pub fn parse_base_url(raw: &str) -> Result<Url, HttpError> {
+    let invalid = |why: String| HttpError::Client {
+        api: KIND,
+        message: format!("base_url {raw:?} {why}; write e.g. \"https://api.enectiva.cz\""),
+    };
+    let url = Url::parse(raw.trim()).map_err(|e| invalid(format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(invalid("is not an http(s) URL".into()));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_appended_and_encoded() {
+        let base = parse_base_url("https://api.enectiva.cz").unwrap();
+        assert_eq!(
+            endpoint_url(&base, &["meters", "4711", "readings"]).as_str(),
+            "https://api.enectiva.cz/meters/4711/readings"
+        );
+        let prefixed = parse_base_url("http://127.0.0.1:8080/proxy/").unwrap();
+        assert_eq!(
+            endpoint_url(&prefixed, &["meters"]).as_str(),
+            "http://127.0.0.1:8080/proxy/meters"
+        );
+        assert_eq!(
+            endpoint_url(&base, &["meters", "../x?y"]).as_str(),
+            "https://api.enectiva.cz/meters/..%2Fx%3Fy"
+        );
+    }
+
+    #[test]
+    fn unusable_base_urls_are_refused() {
+        for raw in ["api.enectiva.cz", "mailto:a@b.c", "ftp://host", ""] {
+            let e = parse_base_url(raw).unwrap_err().to_string();
+            assert!(e.contains("base_url"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! [`EnectivaProvider`]: one `[[enectiva]]` account as a [`Provider`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Duration as TimeDelta;
+
+use super::api::{endpoint_url, parse_base_url, EnectivaApi};
+use super::clock::{Clock, SystemClock};
+use super::deltas::deltas;
+use super::error_body::parse_error_body;
+use super::meters::{self, Entity, MeterContext};
+use super::paging::{read_window, Window, PAGE_LIMIT};
+use super::readings::RegisterReading;
+use super::token::{Credentials, TokenSource};
+use super::values::{monthly_values, register_value, DeltaSource};
+use super::{intervals, jsonapi, KIND};
+use crate::config::EnectivaAccount;
+use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
+use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
+use crate::providers::{Provider, ProviderError};
+
+/// How far past a range's end to look for the reading that closes its last interval, in the same
+/// request as the range itself.
+const LOOKAHEAD: TimeDelta = TimeDelta::days(1);
+
+/// How far back to look for the latest register value, nearest first.
+const LATEST_SEARCH: [TimeDelta; 3] = [TimeDelta::days(3), TimeDelta::days(35), TimeDelta::days(400)];
+
+/// What can be swapped: tests inject a recording sleeper, a clock they move, a faster policy.
+pub struct Options {
+    pub policy: RetryPolicy,
+    pub sleeper: Arc<dyn Sleeper>,
+    pub clock: Arc<dyn Clock>,
+    /// Per request, including reading the body.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            policy: RetryPolicy::default(),
+            sleeper: Arc::new(TokioSleeper),
+            clock: Arc::new(SystemClock),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct EnectivaProvider {
+    account: String,
+    include_deactivated: bool,
+    api: EnectivaApi,
+    clock: Arc<dyn Clock>,
+    /// Learned by `meters()`: which building each meter is in, for its deltas.
+    contexts: Mutex<HashMap<String, MeterContext>>,
+    /// Meters whose own deltas the API does not offer (404 / 403); their building's are used.
+    no_meter_deltas: Mutex<HashSet<String>>,
+}
+
+impl EnectivaProvider {
+    /// The account as configured; `index` (0-based) names it when it has no `name`.
+    pub fn from_config(config: &EnectivaAccount, index: usize) -> Result<Self, ProviderError> {
+        Self::new(config, index, Options::default())
+    }
+
+    pub fn new(config: &EnectivaAccount, index: usize, options: Options) -> Result<Self, ProviderError> {
+        let account = config.name.clone().unwrap_or_else(|| (index + 1).to_string());
+        let base = parse_base_url(&config.base_url)?;
+        let client = build_client(KIND, options.timeout)?;
+        let http = ApiClient::new(KIND, client, options.policy, parse_error_body).with_sleeper(options.sleeper);
+        let credentials = Credentials {
+            account: account.clone(),
+            customer_uuid: config.customer_uuid.trim().to_owned(),
+            login_token: config.login_token.clone(),
+            url: endpoint_url(&base, &["access_tokens"]),
+        };
+        let tokens = TokenSource::new(http.clone(), credentials, options.clock.clone());
+        Ok(EnectivaProvider {
+            api: EnectivaApi::new(account.clone(), base, http, tokens),
+            account,
+            include_deactivated: config.include_deactivated,
+            clock: options.clock,
+            contexts: Mutex::new(HashMap::new()),
+            no_meter_deltas: Mutex::new(HashSet::new()),
+        })
+    }
+
+    async fn entities(&self) -> Result<HashMap<String, Entity>, ProviderError> {
+        match self.api.get(&["entities"], &[]).await {
+            Ok(response) => Ok(meters::entities(
+                &jsonapi::collection(&response.body, "GET /entities", "entities")?.resources,
+            )),
+            // Buildings only add areas and time zones; a token without that scope still reads meters.
+            Err(e) if is_unavailable(&e) => {
+                tracing::warn!(account = %self.account, "buildings (GET /entities) not available: {e}; meters get no area and the Europe/Prague time zone");
+                Ok(HashMap::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn context(&self, meter: &Meter) -> Result<MeterContext, ProviderError> {
+        if let Some(context) = lock(&self.contexts).get(&meter.id) {
+            return Ok(context.clone());
+        }
+        let endpoint = format!("GET /meters/{}", meter.id);
+        let response = self.api.get(&["meters", &meter.id], &[]).await.map_err(|e| match e {
+            ProviderError::Http(ref http) if http.status() == Some(404) => ProviderError::UnknownMeter {
+                provider: KIND,
+                meter: meter.id.clone(),
+            },
+            other => other,
+        })?;
+        let (_, context) = meters::meter(&jsonapi::single(&response.body, &endpoint, "meters")?, &HashMap::new());
+        lock(&self.contexts).insert(meter.id.clone(), context.clone());
+        Ok(context)
+    }
+
+    async fn latest_reading(&self, meter: &Meter) -> Result<Option<RegisterReading>, ProviderError> {
+        let now = self.clock.now();
+        let mut until = None;
+        for back in LATEST_SEARCH {
+            let from = now - back;
+            let found = read_window(&self.api, meter, Window { from, until }, |_| false).await?;
+            if let Some(latest) = found.into_iter().max_by_key(|r| r.time) {
+                return Ok(Some(latest));
+            }
+            until = Some(from);
+        }
+        Ok(None)
+    }
+
+    async fn monthly(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
+        let context = self.context(meter).await?;
+        let today = self.clock.now().with_timezone(&meter.timezone).date_naive();
+        let energy = context.energy.as_deref();
+        if !lock(&self.no_meter_deltas).contains(&meter.id) {
+            match self.api.get(&["meters", &meter.id, "deltas"], &[]).await {
+                Ok(response) => {
+                    let endpoint = format!("GET /meters/{}/deltas", meter.id);
+                    let values = monthly_values(
+                        &deltas(&response.body, &endpoint)?,
+                        meter,
+                        energy,
+                        &DeltaSource::Meter,
+                        today,
+                    );
+                    if !values.is_empty() {
+                        return Ok(values);
+                    }
+                }
+                Err(e) if is_unavailable(&e) => {
+                    tracing::debug!(meter = %meter.id, "meter deltas not available ({e}); using the building's");
+                    lock(&self.no_meter_deltas).insert(meter.id.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(entity_id) = context.entity_id else {
+            return Ok(Vec::new());
+        };
+        let endpoint = format!("GET /entities/{entity_id}/deltas");
+        let body = match self.api.get(&["entities", &entity_id, "deltas"], &[]).await {
+            Ok(response) => response.body,
+            Err(e) if is_unavailable(&e) => {
+                tracing::debug!(meter = %meter.id, entity = %entity_id, "building deltas not available ({e})");
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        let source = DeltaSource::Entity {
+            id: entity_id,
+            name: meter.device.suggested_area.clone(),
+        };
+        Ok(monthly_values(
+            &deltas(&body, &endpoint)?,
+            meter,
+            energy,
+            &source,
+            today,
+        ))
+    }
+}
+
+/// 404 (no such resource here) or 403 (the token lacks that scope): the data is not offered.
+fn is_unavailable(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::Http(http) if matches!(http.status(), Some(403 | 404)))
+}
+
+/// The maps behind these locks stay consistent whatever panicked elsewhere.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[async_trait]
+impl Provider for EnectivaProvider {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    async fn meters(&self) -> Result<Vec<Meter>, ProviderError> {
+        let entities = self.entities().await?;
+        let query: Vec<(&str, String)> = if self.include_deactivated {
+            vec![("include_deactivated", "true".into())]
+        } else {
+            Vec::new()
+        };
+        let response = self.api.get(&["meters"], &query).await?;
+        let collection = jsonapi::collection(&response.body, "GET /meters", "meters")?;
+        if collection.sent >= PAGE_LIMIT {
+            tracing::warn!(account = %self.account, "GET /meters returned {} meters, the API's list limit; some may be missing", collection.sent);
+        }
+        let (meters, contexts): (Vec<Meter>, HashMap<String, MeterContext>) = collection
+            .resources
+            .iter()
+            .map(|resource| {
+                let (meter, context) = meters::meter(resource, &entities);
+                let id = meter.id.clone();
+                (meter, (id, context))
+            })
+            .unzip();
+        *lock(&self.contexts) = contexts;
+        Ok(meters)
+    }
+
+    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lookahead = range.end + LOOKAHEAD;
+        let window = Window {
+            from: range.start,
+            until: Some(lookahead),
+        };
+        let closes_range = |readings: &[RegisterReading]| readings.last().is_some_and(|r| r.time >= range.end);
+        let mut registers = read_window(&self.api, meter, window, closes_range).await?;
+        let closed = registers.iter().any(|r| r.time >= range.end);
+        // Sparse readings (monthly manual ones) may be further apart than the lookahead.
+        if !closed && !registers.is_empty() && lookahead < self.clock.now() {
+            let next = Window {
+                from: lookahead,
+                until: None,
+            };
+            let found = read_window(&self.api, meter, next, |found| !found.is_empty()).await?;
+            registers.extend(found.into_iter().min_by_key(|r| r.time));
+        }
+        Ok(intervals::intervals(meter, registers, range))
+    }
+
+    async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
+        let mut values = vec![register_value(meter, self.latest_reading(meter).await?)];
+        values.extend(self.monthly(meter).await?);
+        Ok(values)
+    }
+}
