@@ -212,6 +212,32 @@ impl FakeEnectiva {
     }
 }
 
+impl FakeEnectiva {
+    /// Token, listing, deltas and readings routes with no call-count expectation, for end-to-end
+    /// runs whose number of polls is not the point.
+    pub async fn serve_any(&self, route_bodies: &[(&str, Value)], series: Vec<(&str, Series)>) {
+        Mock::given(method("POST"))
+            .and(path("/access_tokens"))
+            .respond_with(TokenEndpoint(self.state.clone()))
+            .mount(&self.server)
+            .await;
+        for (route, body) in route_bodies {
+            Mock::given(method("GET"))
+                .and(path(*route))
+                .respond_with(Authorized::new(self.state.clone(), Fixed(200, body.clone())))
+                .mount(&self.server)
+                .await;
+        }
+        for (meter, series) in series {
+            Mock::given(method("GET"))
+                .and(path(format!("/meters/{meter}/readings")))
+                .respond_with(Authorized::new(self.state.clone(), SeriesResponder(Arc::new(series))))
+                .mount(&self.server)
+                .await;
+        }
+    }
+}
+
 pub fn error_body(status: u16, detail: &str) -> Value {
     json!({"errors": [{"status": status.to_string(), "title": reason(status), "detail": detail}]})
 }

@@ -1,0 +1,139 @@
+//! Enectiva end to end: fake API + real broker + the bridge. Four meters appear with the right
+//! units and device classes, readings arrive once, a restart re-delivers nothing.
+
+mod common;
+mod enectiva_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Collector, Mosquitto};
+use enectiva_support::{at, fixture, FakeEnectiva, Series};
+use meter2mqtt::bridge::{Bridge, BridgeEvent};
+use meter2mqtt::mqtt::{MqttHandle, MqttSettings};
+use meter2mqtt::state::StateStore;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn one_poll(config: &meter2mqtt::Config, fake: &FakeEnectiva) -> usize {
+    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(config)));
+    let store = StateStore::open(&config.state.dir).unwrap();
+    let bridge = Bridge::new(
+        Arc::new(config.clone()),
+        mqtt.clone(),
+        store,
+        vec![Arc::new(fake.provider())],
+    );
+    let mut events = bridge.events();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(bridge.run(stop.clone()));
+    let published = loop {
+        match tokio::time::timeout(WAIT, events.recv()).await.expect("a poll") {
+            Ok(BridgeEvent::PollFinished { published, errors, .. }) => {
+                assert_eq!(errors, 0);
+                break published;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    stop.cancel();
+    task.await.unwrap();
+    mqtt.shutdown().await;
+    published
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_meters_appear_with_units_and_classes_and_readings_arrive_once() {
+    let Some(broker) = Mosquitto::start() else { return };
+    let fake = FakeEnectiva::start(at("2024-11-02T00:00:00Z")).await;
+    let hourly = |base: f64, step: f64| -> Vec<f64> { (0..25).map(|i| base + step * i as f64).collect() };
+    let start = at("2024-11-01T00:00:00Z");
+    let hour = chrono::Duration::hours(1);
+    fake.serve_any(
+        &[
+            ("/meters", fixture("meters.json")),
+            ("/entities", fixture("entities.json")),
+            ("/entities/88/deltas", fixture("entity_deltas.json")),
+            ("/meters/4711/deltas", fixture("entity_deltas.json")),
+            ("/meters/4712/deltas", serde_json::json!({"data": []})),
+            ("/meters/4713/deltas", serde_json::json!({"data": []})),
+            ("/meters/4714/deltas", serde_json::json!({"data": []})),
+        ],
+        vec![
+            ("4711", Series::regular(start, hour, &hourly(123_000.0, 1.25))),
+            ("4712", Series::regular(start, hour, &hourly(5_000.0, 0.5))),
+            ("4713", Series::regular(start, hour, &hourly(800.0, 0.01))),
+            ("4714", Series::regular(start, hour, &hourly(120.0, 0.02))),
+        ],
+    )
+    .await;
+
+    let state = tempfile::tempdir().unwrap();
+    let mut config = common::config(broker.port, state.path());
+    config.bridge.history_start = Some(chrono::NaiveDate::from_ymd_opt(2024, 11, 1).unwrap());
+    let collector = Collector::connect(broker.port, "enectiva-e2e", &["homeassistant/#", "meter2mqtt/#"], false).await;
+
+    assert_eq!(one_poll(&config, &fake).await, 4 * 24);
+    collector
+        .wait_until(WAIT, "readings of four meters", |m| {
+            m.iter()
+                .filter(|m| m.topic.ends_with("/readings"))
+                .map(|m| {
+                    serde_json::from_str::<Value>(&m.payload).unwrap()["readings"]
+                        .as_array()
+                        .unwrap()
+                        .len()
+                })
+                .sum::<usize>()
+                == 4 * 24
+        })
+        .await;
+
+    let main = |meter: &str| -> Value {
+        let m = collector
+            .on(&format!("meter2mqtt_enectiva_{meter}_latest/config"))
+            .pop()
+            .expect("main sensor config");
+        serde_json::from_str(&m.payload).unwrap()
+    };
+    for (meter, unit, class) in [
+        ("4711", "kWh", "energy"),
+        ("4712", "m³", "gas"),
+        ("4713", "m³", "water"),
+        ("4714", "GJ", "energy"),
+    ] {
+        let config = main(meter);
+        assert_eq!(config["unit_of_measurement"], unit, "{meter}");
+        assert_eq!(config["device_class"], class, "{meter}");
+        assert!(
+            config.get("state_class").is_none(),
+            "delayed interval values feed no statistics"
+        );
+        assert_eq!(config["device"]["suggested_area"], "Budova A");
+    }
+    let register: Value = serde_json::from_str(
+        &collector
+            .on("meter2mqtt_enectiva_4711_register/config")
+            .pop()
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    assert_eq!(register["state_class"], "total_increasing");
+    assert_eq!(register["device_class"], "energy");
+
+    // Consumption is the register's difference; the register travels beside it.
+    let batch: Value = serde_json::from_str(&collector.on("enectiva/4711/readings")[0].payload).unwrap();
+    let first = &batch["readings"][0];
+    assert_eq!(first["start"], "2024-11-01T00:00:00Z");
+    assert_eq!(first["value"], 1.25);
+    assert_eq!(first["reading"], 123_001.25);
+
+    assert_eq!(one_poll(&config, &fake).await, 0, "a restart re-delivers nothing");
+    let counts = collector.reading_counts();
+    assert_eq!(counts.len(), 4 * 24);
+    assert!(counts.values().all(|n| *n == 1));
+}
