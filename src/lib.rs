@@ -7,6 +7,7 @@ pub mod model;
 pub mod providers;
 pub mod secret;
 pub mod state;
+pub mod statistics;
 
 pub use config::Config;
 
