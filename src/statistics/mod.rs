@@ -26,3 +26,8 @@ pub use series::{Series, SOURCE};
 pub use sink::{ImportReport, SeriesReport, StatisticsSettings, StatisticsSink};
 pub use status::{ConnectionState, StatisticsStatus};
 pub use ws_url::WsUrl;
+
+/// Log filter directives the daemon must add to any user-chosen level: at `trace`,
+/// tungstenite prints each websocket frame's payload, and the first one carries the access
+/// token. The sink's own log lines never contain it.
+pub const LOG_DIRECTIVES: [&str; 2] = ["tungstenite=debug", "tokio_tungstenite=debug"];
