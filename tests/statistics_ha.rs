@@ -449,6 +449,41 @@ async fn unanswered_commands_time_out() {
 }
 
 #[tokio::test]
+async fn a_silent_link_is_noticed_by_the_heartbeat_and_replaced() {
+    let ha = FakeHa::start(CURRENT, "tok-heartbeat").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&ha.url(), "tok-heartbeat");
+    s.heartbeat = Duration::from_millis(50);
+    s.request_timeout = Duration::from_millis(300);
+    let sink = start(s, &dir);
+    let mut updates = sink.status_updates();
+    let connected = |s: &meter2mqtt::statistics::StatisticsStatus| s.state == ConnectionState::Connected;
+    tokio::time::timeout(Duration::from_secs(5), updates.wait_for(connected))
+        .await
+        .expect("connects")
+        .unwrap();
+
+    ha.set_unresponsive(true);
+    let lost = tokio::time::timeout(
+        Duration::from_secs(5),
+        updates.wait_for(|s| matches!(s.state, ConnectionState::Unreachable(_))),
+    )
+    .await
+    .expect("the dead link is noticed")
+    .unwrap()
+    .clone();
+    assert!(lost.to_string().contains("no answer to ping"), "{lost}");
+    assert!(ha.count("ping") >= 1);
+    tokio::time::timeout(Duration::from_secs(5), updates.wait_for(connected))
+        .await
+        .expect("reconnects by itself")
+        .unwrap();
+    assert!(ha.auth_attempts() >= 2);
+    sink.shutdown().await;
+    assert_eq!(sink.status().state, ConnectionState::Stopped);
+}
+
+#[tokio::test]
 async fn metadata_follows_the_home_assistant_version() {
     let readings = fixture::readings("timeseries_dst.json");
     for (version, current) in [

@@ -93,6 +93,10 @@ impl Connection {
         self.status.borrow().clone()
     }
 
+    pub fn status_updates(&self) -> watch::Receiver<StatisticsStatus> {
+        self.status.clone()
+    }
+
     /// Sends `command` and waits for its answer, connecting first if needed.
     pub async fn call(&self, command: Command) -> Result<Value, CallError> {
         let deadline = Instant::now() + self.bound;
@@ -168,13 +172,22 @@ async fn run(
                     settings: &settings,
                 };
                 match session
-                    .run(&mut requests, std::mem::take(&mut held), &mut shutdown)
+                    .serve(&mut requests, std::mem::take(&mut held), &mut shutdown)
                     .await
                 {
-                    SessionEnd::Shutdown => break,
+                    SessionEnd::Shutdown => {
+                        session.fail_pending(|_| CallError::Stopped);
+                        let _ = timeout(Duration::from_secs(2), session.ws.close(None)).await;
+                        break;
+                    }
                     SessionEnd::Lost(reason) => {
                         tracing::warn!(url = %url, "connection to Home Assistant lost: {reason}; reconnecting");
-                        status.send_modify(|s| s.state = ConnectionState::Unreachable(reason));
+                        status.send_modify(|s| s.state = ConnectionState::Unreachable(reason.clone()));
+                        session.fail_pending(|command| {
+                            CallError::Unreachable(format!(
+                                "the connection ended before the answer to {command}: {reason}"
+                            ))
+                        });
                     }
                 }
             }
@@ -335,29 +348,13 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn run(
-        &mut self,
-        requests: &mut mpsc::Receiver<Request>,
-        held: Vec<Request>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> SessionEnd {
-        let end = self.serve(requests, held, shutdown).await;
-        let reason = match &end {
-            SessionEnd::Shutdown => "meter2mqtt is shutting down".to_owned(),
-            SessionEnd::Lost(reason) => reason.clone(),
-        };
+    /// Answers every request still waiting, once the status tells why.
+    fn fail_pending(&mut self, error: impl Fn(&'static str) -> CallError) {
         for (_, p) in self.pending.drain() {
             if let Some(reply) = p.reply {
-                let _ = reply.send(Err(CallError::Unreachable(format!(
-                    "the connection ended before the answer to {}: {reason}",
-                    p.command
-                ))));
+                let _ = reply.send(Err(error(p.command)));
             }
         }
-        if matches!(end, SessionEnd::Shutdown) {
-            let _ = timeout(Duration::from_secs(2), self.ws.close(None)).await;
-        }
-        end
     }
 
     async fn serve(

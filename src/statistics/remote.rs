@@ -1,6 +1,7 @@
 //! The recorder commands this sink uses, typed, with errors that name the statistic.
 
 use serde_json::Value;
+use tokio::sync::watch;
 
 use super::connection::{CallError, Connection};
 use super::ledger::PlannedRow;
@@ -19,8 +20,8 @@ impl Remote {
         Remote { connection }
     }
 
-    pub fn status(&self) -> StatisticsStatus {
-        self.connection.status()
+    pub fn status_updates(&self) -> watch::Receiver<StatisticsStatus> {
+        self.connection.status_updates()
     }
 
     /// Returns once HA acknowledged the rows (`success: true`).

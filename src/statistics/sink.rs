@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 
 use super::connection::{Connection, LinkSettings, Stopper};
 use super::hourly::{self, Hours};
@@ -89,7 +90,9 @@ pub struct StatisticsSink {
 
 struct Inner {
     link: Result<Remote, StatisticsError>,
-    misconfigured_status: StatisticsStatus,
+    status: watch::Receiver<StatisticsStatus>,
+    /// Keeps the status channel of a sink that never connects open.
+    _fixed_status: Option<watch::Sender<StatisticsStatus>>,
     ledgers: LedgerStore,
     cost: bool,
     batch_hours: usize,
@@ -110,7 +113,7 @@ impl StatisticsSink {
                 Ok(url)
             }
         });
-        let (link, stopper, misconfigured_status) = match parsed {
+        let (link, stopper, status, fixed_status) = match parsed {
             Ok(url) => {
                 let (connection, stopper) = Connection::spawn(LinkSettings {
                     url,
@@ -120,8 +123,9 @@ impl StatisticsSink {
                     heartbeat: settings.heartbeat,
                     reconnect: settings.reconnect.clone(),
                 });
-                let status = connection.status();
-                (Ok(Remote::new(connection)), Some(stopper), status)
+                let remote = Remote::new(connection);
+                let status = remote.status_updates();
+                (Ok(remote), Some(stopper), status, None)
             }
             Err(e) => {
                 tracing::error!("statistics import is off: {e}");
@@ -129,21 +133,20 @@ impl StatisticsSink {
                     StatisticsError::AuthFailed { message, .. } => ConnectionState::AuthFailed(message.clone()),
                     other => ConnectionState::Unreachable(other.to_string()),
                 };
-                (
-                    Err(e),
-                    None,
-                    StatisticsStatus {
-                        state,
-                        ha_version: None,
-                        url: settings.url.trim().to_owned(),
-                    },
-                )
+                let url = settings.url.trim().to_owned();
+                let (fixed, status) = watch::channel(StatisticsStatus {
+                    state,
+                    ha_version: None,
+                    url,
+                });
+                (Err(e), None, status, Some(fixed))
             }
         };
         StatisticsSink {
             inner: Arc::new(Inner {
                 link,
-                misconfigured_status,
+                status,
+                _fixed_status: fixed_status,
                 ledgers: LedgerStore::new(state),
                 cost: settings.cost,
                 batch_hours: settings.batch_hours.max(1),
@@ -197,10 +200,12 @@ impl StatisticsSink {
     }
 
     pub fn status(&self) -> StatisticsStatus {
-        match &self.inner.link {
-            Ok(remote) => remote.status(),
-            Err(_) => self.inner.misconfigured_status.clone(),
-        }
+        self.inner.status.borrow().clone()
+    }
+
+    /// Every change of [`status`](Self::status), e.g. for a diagnostic entity.
+    pub fn status_updates(&self) -> watch::Receiver<StatisticsStatus> {
+        self.inner.status.clone()
     }
 
     /// Closes the connection; later imports fail with [`StatisticsError::Stopped`].
@@ -223,24 +228,29 @@ impl StatisticsSink {
             last_hour: None,
             last_sum: None,
         };
-        let Some(&window_start) = hours.keys().next() else {
-            return Ok(report);
-        };
         let ledgers = &self.inner.ledgers;
         let mut slot = ledgers.lock(series).await?;
+        let Some(&window_start) = hours.keys().next() else {
+            if let Some(ledger) = &slot.ledger {
+                report.last_hour = ledger.last_start().and_then(|s| DateTime::from_timestamp(s, 0));
+                report.last_sum = ledger.last_start().map(|_| ledger.last_sum());
+            }
+            return Ok(report);
+        };
         let before = slot.ledger.clone();
         let ledger = reconcile::covered(remote, &mut slot, &series.statistic_id, window_start).await?;
+        let reconciled = before.as_ref() != Some(&*ledger);
         let planned = ledger.plan(hours);
-        if planned.is_empty() && before.as_ref() != Some(&*ledger) {
-            // Nothing to send, but what HA told us is worth keeping.
-            ledgers.save(ledger).await?;
-        }
         for batch in planned.chunks(self.inner.batch_hours) {
             remote.import(series, batch.to_vec()).await?;
             ledger.apply(batch);
             ledger.prune();
             ledgers.save(ledger).await?;
             report.rows_sent += batch.len();
+        }
+        // Nothing to send, but what HA told us is worth keeping.
+        if planned.is_empty() && (ledger.prune() | reconciled) {
+            ledgers.save(ledger).await?;
         }
         report.first_sent = planned.first().and_then(|p| DateTime::from_timestamp(p.start, 0));
         report.last_hour = ledger.last_start().and_then(|s| DateTime::from_timestamp(s, 0));
