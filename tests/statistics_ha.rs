@@ -615,7 +615,10 @@ async fn bad_input_is_refused_before_anything_is_sent() {
         "only the energy statistic of the second sink was sent"
     );
 
-    let nowhere = start(settings("ftp://ha", "tok-input"), &tempfile::tempdir().unwrap());
+    let nowhere = start(
+        settings("ftp://user:pw-77@ha", "tok-input"),
+        &tempfile::tempdir().unwrap(),
+    );
     let err = nowhere.import(&house(), &readings[..1], None).await.unwrap_err();
     assert!(
         matches!(err, StatisticsError::InvalidUrl { .. }) && err.to_string().contains("homeassistant.url"),
@@ -625,6 +628,11 @@ async fn bad_input_is_refused_before_anything_is_sent() {
         matches!(nowhere.status().state, ConnectionState::Unreachable(ref m) if m.contains("scheme")),
         "{:?}",
         nowhere.status()
+    );
+    let status = format!("{:?} {}", nowhere.status(), nowhere.status());
+    assert!(
+        !status.contains("pw-77") && !err.to_string().contains("pw-77"),
+        "{status} {err}"
     );
     let tokenless = start(settings(&ha.url(), " "), &tempfile::tempdir().unwrap());
     let err = tokenless.import(&house(), &readings[..1], None).await.unwrap_err();

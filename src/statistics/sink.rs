@@ -129,11 +129,16 @@ impl StatisticsSink {
             }
             Err(e) => {
                 tracing::error!("statistics import is off: {e}");
-                let state = match &e {
-                    StatisticsError::AuthFailed { message, .. } => ConnectionState::AuthFailed(message.clone()),
-                    other => ConnectionState::Unreachable(other.to_string()),
+                // The URL as the error quotes it: credentials a user put in it are redacted.
+                let (state, url) = match &e {
+                    StatisticsError::AuthFailed { message, url } => {
+                        (ConnectionState::AuthFailed(message.clone()), url.clone())
+                    }
+                    StatisticsError::InvalidUrl { url, .. } => {
+                        (ConnectionState::Unreachable(e.to_string()), url.clone())
+                    }
+                    other => (ConnectionState::Unreachable(other.to_string()), String::new()),
                 };
-                let url = settings.url.trim().to_owned();
                 let (fixed, status) = watch::channel(StatisticsStatus {
                     state,
                     ha_version: None,
