@@ -150,11 +150,20 @@ async fn both_dst_days_land_on_the_right_utc_hours() {
             utc(2024, 10, 27, 22),
         ),
     ];
+    // Both meters at once: their requests share the link and are told apart by id.
+    let (spring, autumn) = (
+        meter("spring", Direction::Consumption),
+        meter("autumn", Direction::Consumption),
+    );
+    let (spring_readings, autumn_readings) = (fixture::readings(cases[0].0), fixture::readings(cases[1].0));
+    let (a, b) = tokio::join!(
+        sink.import(&spring, &spring_readings, None),
+        sink.import(&autumn, &autumn_readings, None)
+    );
+    a.expect("spring import");
+    b.expect("autumn import");
     for (file, id, hours, first, last) in cases {
         let readings = fixture::readings(file);
-        sink.import(&meter(id, Direction::Consumption), &readings, None)
-            .await
-            .expect("import");
         let rows = ha.rows(&format!("meter2mqtt:eloverblik_{id}_consumption"));
         assert_rows(&rows, &hourly(&readings), 0.0);
         assert_eq!(

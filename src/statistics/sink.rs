@@ -100,8 +100,9 @@ struct Inner {
 }
 
 impl StatisticsSink {
-    /// Spawns the websocket task (connect, auth, reconnect with backoff); returns at once.
-    /// A URL or token that cannot work is reported by every `import` and by `status`.
+    /// Spawns the websocket task (connect, auth, reconnect with backoff) on the current tokio
+    /// runtime; returns at once. A URL or token that cannot work is reported by every `import`
+    /// and by `status`.
     pub fn start(settings: StatisticsSettings, state: StateStore) -> StatisticsSink {
         let parsed = WsUrl::parse(&settings.url).and_then(|url| {
             if settings.token.is_empty() {
