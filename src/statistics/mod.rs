@@ -9,6 +9,7 @@ mod ha_version;
 mod hourly;
 mod ledger;
 mod ledger_store;
+mod log_guard;
 mod price;
 mod protocol;
 mod reconcile;
@@ -21,13 +22,9 @@ mod ws_url;
 
 pub use error::StatisticsError;
 pub use ha_version::{parse_year_month, MetadataStyle};
+pub use log_guard::LOG_DIRECTIVES;
 pub use price::{PriceError, PricePeriod, PriceSchedule};
 pub use series::{Series, SOURCE};
 pub use sink::{ImportReport, SeriesReport, StatisticsSettings, StatisticsSink};
 pub use status::{ConnectionState, StatisticsStatus};
 pub use ws_url::WsUrl;
-
-/// Log filter directives the daemon must add to any user-chosen level: at `trace`,
-/// tungstenite prints each websocket frame's payload, and the first one carries the access
-/// token. The sink's own log lines never contain it.
-pub const LOG_DIRECTIVES: [&str; 2] = ["tungstenite=debug", "tokio_tungstenite=debug"];

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::connection::{Connection, LinkSettings, Stopper};
 use super::hourly::{self, Hours};
 use super::ledger_store::LedgerStore;
+use super::log_guard;
 use super::price::PriceSchedule;
 use super::reconcile;
 use super::remote::Remote;
@@ -104,6 +105,7 @@ impl StatisticsSink {
     /// runtime; returns at once. A URL or token that cannot work is reported by every `import`
     /// and by `status`.
     pub fn start(settings: StatisticsSettings, state: StateStore) -> StatisticsSink {
+        log_guard::warn_if_frames_are_logged();
         let parsed = WsUrl::parse(&settings.url).and_then(|url| {
             if settings.token.is_empty() {
                 Err(StatisticsError::AuthFailed {
