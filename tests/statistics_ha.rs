@@ -729,19 +729,23 @@ async fn the_token_never_appears_in_logs_errors_or_status() {
 /// The fake refuses what HA refuses; otherwise the tests above would prove little.
 #[tokio::test]
 async fn the_fake_validates_like_home_assistant() {
-    async fn ask(ha: &FakeHa, token: &str, command: Value) -> Value {
+    async fn ask_all(ha: &FakeHa, token: &str, commands: &[Value]) -> Vec<Value> {
         let url = format!("{}/api/websocket", ha.url().replace("http://", "ws://"));
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         ws.next().await.unwrap().unwrap();
-        ws.send(Message::text(
-            json!({"type": "auth", "access_token": token}).to_string(),
-        ))
-        .await
-        .unwrap();
+        let auth = json!({"type": "auth", "access_token": token}).to_string();
+        ws.send(Message::text(auth)).await.unwrap();
         ws.next().await.unwrap().unwrap();
-        ws.send(Message::text(command.to_string())).await.unwrap();
-        let answer = ws.next().await.unwrap().unwrap();
-        serde_json::from_str(answer.to_text().unwrap()).unwrap()
+        let mut answers = Vec::new();
+        for command in commands {
+            ws.send(Message::text(command.to_string())).await.unwrap();
+            let answer = ws.next().await.unwrap().unwrap();
+            answers.push(serde_json::from_str(answer.to_text().unwrap()).unwrap());
+        }
+        answers
+    }
+    async fn ask(ha: &FakeHa, token: &str, command: Value) -> Value {
+        ask_all(ha, token, &[command]).await.remove(0)
     }
     let import = |metadata: Value, start: &str| json!({"id": 1, "type": "recorder/import_statistics", "metadata": metadata, "stats": [{"start": start, "state": 1.0, "sum": 1.0}]});
     let meta = |id: &str, source: &str| json!({"has_sum": true, "mean_type": 0, "unit_class": "energy", "name": "x", "source": source, "statistic_id": id, "unit_of_measurement": "kWh"});
@@ -807,5 +811,11 @@ async fn the_fake_validates_like_home_assistant() {
         current.warnings().len(),
         2,
         "HA logs a deprecation warning for each missing key"
+    );
+    let pings = [json!({"id": 5, "type": "ping"}), json!({"id": 5, "type": "ping"})];
+    let answers = ask_all(&current, "t", &pings).await;
+    assert_eq!(
+        (answers[0]["type"].as_str(), answers[1]["error"]["code"].as_str()),
+        (Some("pong"), Some("id_reuse"))
     );
 }

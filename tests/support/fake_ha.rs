@@ -207,6 +207,7 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
         return;
     }
     let mut down = shared.down.subscribe();
+    let mut last_id = 0;
     loop {
         let message = tokio::select! {
             _ = down.wait_for(|d| *d) => return,
@@ -220,7 +221,15 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
             continue;
         }
         let id = message["id"].clone();
-        let answer = match handle(&shared, &message) {
+        // HA refuses an id that does not exceed the previous one on the connection.
+        let fresh = id.as_u64().is_some_and(|n| n > last_id);
+        last_id = id.as_u64().unwrap_or(last_id).max(last_id);
+        let outcome = if fresh {
+            handle(&shared, &message)
+        } else {
+            Answer::Err("id_reuse", "Identifier values have to increase.".into())
+        };
+        let answer = match outcome {
             Answer::Pong => json!({"id": id, "type": "pong"}),
             Answer::Ok(result) => json!({"id": id, "type": "result", "success": true, "result": result}),
             Answer::Err(code, text) => {
