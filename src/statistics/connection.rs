@@ -1,28 +1,22 @@
 //! The websocket link to Home Assistant, owned by one background task: connect, authenticate,
-//! number requests and match answers by id, notice a dead link, reconnect with backoff.
-//! Callers talk to it through [`Connection::call`], which always returns within a bound.
+//! serve requests, notice a dead link, reconnect with backoff. Callers talk to it through
+//! [`Connection::call`], which always returns within a bound.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, timeout_at, Instant};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::ha_version::MetadataStyle;
-use super::protocol::{auth_text, parse_server_text, Command, Failure, ServerMessage};
+use super::handshake::{connect, ConnectError};
+use super::protocol::{Command, Failure};
+use super::session::{Session, SessionEnd};
 use super::status::{ConnectionState, StatisticsStatus};
-use super::tls;
 use super::ws_url::WsUrl;
 use crate::http::RetryPolicy;
 use crate::secret::Secret;
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Requests waiting for the task; callers block on a full queue only up to their bound.
 const QUEUE: usize = 64;
@@ -47,9 +41,9 @@ pub enum CallError {
     Stopped,
 }
 
-struct Request {
-    command: Command,
-    reply: oneshot::Sender<Result<Value, CallError>>,
+pub struct Request {
+    pub command: Command,
+    pub reply: oneshot::Sender<Result<Value, CallError>>,
 }
 
 /// A cheap handle to the connection task.
@@ -125,14 +119,9 @@ impl Stopper {
     }
 }
 
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+pub(super) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // A dropped sender means every handle is gone: stop as well.
     let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-enum ConnectError {
-    AuthInvalid(String),
-    Failed(String),
 }
 
 async fn run(
@@ -164,20 +153,14 @@ async fn run(
                     s.ha_version = ha_version.clone();
                 });
                 let style = MetadataStyle::for_version(ha_version.as_deref());
-                let mut session = Session {
-                    ws,
-                    style,
-                    next_id: 1,
-                    pending: HashMap::new(),
-                    settings: &settings,
-                };
+                let mut session = Session::new(ws, style, &settings);
                 match session
                     .serve(&mut requests, std::mem::take(&mut held), &mut shutdown)
                     .await
                 {
                     SessionEnd::Shutdown => {
                         session.fail_pending(|_| CallError::Stopped);
-                        let _ = timeout(Duration::from_secs(2), session.ws.close(None)).await;
+                        session.close().await;
                         break;
                     }
                     SessionEnd::Lost(reason) => {
@@ -253,261 +236,5 @@ async fn refuse_all(
                 None => return,
             },
         }
-    }
-}
-
-/// Opens the websocket and authenticates; returns the link and HA's version.
-async fn connect(settings: &LinkSettings) -> Result<(Ws, Option<String>), ConnectError> {
-    let connector = if settings.url.is_secure() {
-        Connector::Rustls(tls::client_config().map_err(ConnectError::Failed)?)
-    } else {
-        Connector::Plain
-    };
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(settings.url.as_str(), None, true, Some(connector))
-            .await
-            .map_err(|e| ConnectError::Failed(describe(&e)))?;
-    let offered_version = match next_message(&mut ws).await? {
-        ServerMessage::AuthRequired { ha_version } => ha_version,
-        other => return Err(ConnectError::Failed(format!("expected auth_required, got {other:?}"))),
-    };
-    ws.send(Message::text(auth_text(&settings.token)))
-        .await
-        .map_err(|e| ConnectError::Failed(describe(&e)))?;
-    match next_message(&mut ws).await? {
-        ServerMessage::AuthOk { ha_version } => Ok((ws, ha_version.or(offered_version))),
-        ServerMessage::AuthInvalid { message } => Err(ConnectError::AuthInvalid(message)),
-        other => Err(ConnectError::Failed(format!(
-            "expected auth_ok or auth_invalid, got {other:?}"
-        ))),
-    }
-}
-
-async fn next_message(ws: &mut Ws) -> Result<ServerMessage, ConnectError> {
-    loop {
-        let frame = match ws.next().await {
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => return Err(ConnectError::Failed(describe(&e))),
-            None => {
-                return Err(ConnectError::Failed(
-                    "the connection closed during authentication".into(),
-                ))
-            }
-        };
-        match frame {
-            Message::Text(text) => {
-                let mut messages = parse_server_text(text.as_str())
-                    .map_err(|e| ConnectError::Failed(format!("during authentication: {e}")))?;
-                if messages.is_empty() {
-                    continue;
-                }
-                return Ok(messages.remove(0));
-            }
-            Message::Close(_) => {
-                return Err(ConnectError::Failed(
-                    "Home Assistant closed the connection during authentication".into(),
-                ))
-            }
-            _ => continue,
-        }
-    }
-}
-
-/// A tungstenite error in words a user can act on.
-fn describe(e: &tungstenite::Error) -> String {
-    match e {
-        tungstenite::Error::Http(response) => format!(
-            "HTTP {} instead of a websocket; check that homeassistant.url points at Home Assistant itself",
-            response.status()
-        ),
-        tungstenite::Error::Io(io) => io.to_string(),
-        tungstenite::Error::Tls(tls) => format!("TLS failed: {tls}"),
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => "the connection was closed".into(),
-        other => other.to_string(),
-    }
-}
-
-enum SessionEnd {
-    Shutdown,
-    Lost(String),
-}
-
-struct Pending {
-    command: &'static str,
-    /// `None` for the link's own pings.
-    reply: Option<oneshot::Sender<Result<Value, CallError>>>,
-    deadline: Instant,
-}
-
-struct Session<'a> {
-    ws: Ws,
-    style: MetadataStyle,
-    next_id: u64,
-    pending: HashMap<u64, Pending>,
-    settings: &'a LinkSettings,
-}
-
-impl Session<'_> {
-    /// Answers every request still waiting, once the status tells why.
-    fn fail_pending(&mut self, error: impl Fn(&'static str) -> CallError) {
-        for (_, p) in self.pending.drain() {
-            if let Some(reply) = p.reply {
-                let _ = reply.send(Err(error(p.command)));
-            }
-        }
-    }
-
-    async fn serve(
-        &mut self,
-        requests: &mut mpsc::Receiver<Request>,
-        held: Vec<Request>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> SessionEnd {
-        for r in held {
-            if let Err(reason) = self.send(r.command, Some(r.reply)).await {
-                return SessionEnd::Lost(reason);
-            }
-        }
-        let heartbeat = self.settings.heartbeat;
-        let mut idle_check = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-        loop {
-            let deadline = self.pending.values().map(|p| p.deadline).min();
-            tokio::select! {
-                biased;
-                _ = stopped(shutdown) => return SessionEnd::Shutdown,
-                frame = self.ws.next() => {
-                    if let Err(reason) = self.receive(frame) {
-                        return SessionEnd::Lost(reason);
-                    }
-                }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    return SessionEnd::Lost(self.expire());
-                }
-                next = requests.recv() => match next {
-                    Some(r) => {
-                        if let Err(reason) = self.send(r.command, Some(r.reply)).await {
-                            return SessionEnd::Lost(reason);
-                        }
-                    }
-                    None => return SessionEnd::Shutdown,
-                },
-                _ = idle_check.tick() => {
-                    if self.pending.is_empty() {
-                        if let Err(reason) = self.send(Command::Ping, None).await {
-                            return SessionEnd::Lost(reason);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    async fn send(
-        &mut self,
-        command: Command,
-        reply: Option<oneshot::Sender<Result<Value, CallError>>>,
-    ) -> Result<(), String> {
-        if reply.as_ref().is_some_and(|r| r.is_closed()) {
-            // The caller gave up while the request was queued; sending it now would only
-            // make HA do work nobody waits for.
-            return Ok(());
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        let name = command.name();
-        let text = command.to_text(id, self.style);
-        tracing::debug!(
-            id,
-            command = name,
-            subject = command.subject(),
-            "sending to Home Assistant"
-        );
-        let request_timeout = self.settings.request_timeout;
-        match timeout(request_timeout, self.ws.send(Message::text(text))).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                let reason = describe(&e);
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(CallError::Unreachable(reason.clone())));
-                }
-                return Err(reason);
-            }
-            Err(_) => {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(CallError::Timeout(request_timeout)));
-                }
-                return Err(format!(
-                    "sending {name} stalled for {}",
-                    humantime::format_duration(request_timeout)
-                ));
-            }
-        }
-        self.pending.insert(
-            id,
-            Pending {
-                command: name,
-                reply,
-                deadline: Instant::now() + request_timeout,
-            },
-        );
-        Ok(())
-    }
-
-    fn receive(&mut self, frame: Option<Result<Message, tungstenite::Error>>) -> Result<(), String> {
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(_))) => return Err("Home Assistant closed the connection".into()),
-            Some(Ok(_)) => return Ok(()),
-            Some(Err(e)) => return Err(describe(&e)),
-            None => return Err("the connection closed".into()),
-        };
-        let messages = match parse_server_text(text.as_str()) {
-            Ok(messages) => messages,
-            Err(e) => {
-                tracing::warn!("ignoring a message from Home Assistant: {e}");
-                return Ok(());
-            }
-        };
-        for message in messages {
-            let (id, outcome) = match message {
-                ServerMessage::Result { id, outcome } => (id, outcome.map_err(CallError::Failed)),
-                ServerMessage::Pong { id } => (id, Ok(Value::Null)),
-                _ => continue,
-            };
-            match self.pending.remove(&id) {
-                Some(Pending { reply: Some(reply), .. }) => {
-                    let _ = reply.send(outcome);
-                }
-                Some(Pending { reply: None, .. }) => {}
-                None => tracing::debug!(id, "answer to a request nobody waits for any more"),
-            }
-        }
-        Ok(())
-    }
-
-    /// Fails the requests past their deadline. HA that does not answer within the timeout is
-    /// stuck or the link is dead; the caller reconnects either way.
-    fn expire(&mut self) -> String {
-        let now = Instant::now();
-        let late: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(&id, _)| id)
-            .collect();
-        let mut names = Vec::new();
-        for id in late {
-            if let Some(p) = self.pending.remove(&id) {
-                names.push(p.command);
-                if let Some(reply) = p.reply {
-                    let _ = reply.send(Err(CallError::Timeout(self.settings.request_timeout)));
-                }
-            }
-        }
-        format!(
-            "no answer to {} within {}",
-            names.join(", "),
-            humantime::format_duration(self.settings.request_timeout)
-        )
     }
 }

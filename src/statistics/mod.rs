@@ -6,6 +6,7 @@
 mod connection;
 mod error;
 mod ha_version;
+mod handshake;
 mod hourly;
 mod ledger;
 mod ledger_store;
@@ -15,6 +16,7 @@ mod protocol;
 mod reconcile;
 mod remote;
 mod series;
+mod session;
 mod sink;
 mod status;
 mod tls;
