@@ -271,6 +271,64 @@ async fn a_correction_resends_its_hour_and_every_later_sum() {
 }
 
 #[tokio::test]
+async fn a_correction_older_than_the_kept_state_is_judged_by_home_assistants_rows() {
+    let ha = FakeHa::start(CURRENT, "tok-old-fix").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = start(settings(&ha.url(), "tok-old-fix"), &dir);
+    let hours = 2600;
+    let mut readings: Vec<IntervalReading> = (0..hours)
+        .map(|h| {
+            let start = utc(2024, 1, 1, 0) + chrono::Duration::hours(h);
+            let value = Some(0.5 + (h % 7) as f64 / 100.0);
+            IntervalReading {
+                start,
+                end: start + chrono::Duration::hours(1),
+                value,
+                unit: Unit::KWh,
+                quality: Quality::Measured,
+                reading: None,
+            }
+        })
+        .collect();
+    let report = sink.import(&house(), &readings, None).await.expect("backfill");
+    assert_eq!(
+        (report.rows_sent(), ha.count("recorder/import_statistics")),
+        (2600, 4),
+        "batches of 720 hours"
+    );
+
+    // The state keeps about 100 days; the rest lives in HA only.
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join("statistics/eloverblik_571313180100000001_consumption.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["rows"].as_object().unwrap().len(), 2400);
+
+    readings[5].value = Some(3.0);
+    let report = sink
+        .import(&house(), &readings[..24], None)
+        .await
+        .expect("old correction");
+    assert_eq!(report.rows_sent(), 2595, "hour 5 and every later sum");
+    assert_rows(&ha.rows(CONSUMPTION_ID), &hourly(&readings), 0.0);
+    assert_eq!(
+        ha.count("recorder/statistics_during_period"),
+        2,
+        "once at first use, once for the old hours"
+    );
+    let imports = ha.count("recorder/import_statistics");
+    let again = sink.import(&house(), &readings[..24], None).await.expect("repeat");
+    assert_eq!(
+        (again.rows_sent(), ha.count("recorder/import_statistics")),
+        (0, imports)
+    );
+}
+
+#[tokio::test]
 async fn a_restart_continues_the_sums_without_counting_twice() {
     let ha = FakeHa::start(CURRENT, "tok-restart").await;
     let dir = tempfile::tempdir().unwrap();
