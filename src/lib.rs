@@ -11,6 +11,7 @@ pub mod mqtt;
 pub mod providers;
 pub mod secret;
 pub mod state;
+pub mod statistics;
 
 pub use config::Config;
 

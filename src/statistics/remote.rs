@@ -1,0 +1,105 @@
+//! The recorder commands this sink uses, typed, with errors that name the statistic.
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::connection::{CallError, Connection};
+use super::ledger::PlannedRow;
+use super::protocol::{metadata_lists, parse_period_rows, Command, StoredRow};
+use super::series::Series;
+use super::status::StatisticsStatus;
+use super::StatisticsError;
+
+#[derive(Clone)]
+pub struct Remote {
+    connection: Connection,
+}
+
+impl Remote {
+    pub fn new(connection: Connection) -> Remote {
+        Remote { connection }
+    }
+
+    pub fn status_updates(&self) -> watch::Receiver<StatisticsStatus> {
+        self.connection.status_updates()
+    }
+
+    /// Returns once HA acknowledged the rows (`success: true`).
+    pub async fn import(&self, series: &Series, rows: Vec<PlannedRow>) -> Result<(), StatisticsError> {
+        self.call(Command::ImportStatistics {
+            series: series.clone(),
+            rows,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// HA's hourly rows of `statistic_id` in `[start, end)`, oldest first.
+    pub async fn rows(
+        &self,
+        statistic_id: &str,
+        start: i64,
+        end: Option<i64>,
+    ) -> Result<Vec<StoredRow>, StatisticsError> {
+        let command = Command::StatisticsDuringPeriod {
+            statistic_id: statistic_id.to_owned(),
+            start,
+            end,
+        };
+        let name = command.name();
+        let result = self.call(command).await?;
+        parse_period_rows(&result, statistic_id).map_err(|detail| protocol(name, statistic_id, detail))
+    }
+
+    /// Whether HA knows the statistic at all.
+    pub async fn knows(&self, statistic_id: &str) -> Result<bool, StatisticsError> {
+        let command = Command::GetStatisticsMetadata {
+            statistic_id: statistic_id.to_owned(),
+        };
+        let name = command.name();
+        let result = self.call(command).await?;
+        metadata_lists(&result, statistic_id).map_err(|detail| protocol(name, statistic_id, detail))
+    }
+
+    async fn call(&self, command: Command) -> Result<Value, StatisticsError> {
+        let name = command.name();
+        let subject = command.subject().to_owned();
+        self.connection
+            .call(command)
+            .await
+            .map_err(|e| self.error(name, subject, e))
+    }
+
+    fn error(&self, command: &'static str, statistic_id: String, e: CallError) -> StatisticsError {
+        let url = self.connection.status().url;
+        match e {
+            CallError::Unreachable(reason) => StatisticsError::Unreachable { url, reason },
+            CallError::AuthFailed(message) => StatisticsError::AuthFailed { url, message },
+            CallError::Timeout(after) => StatisticsError::Timeout {
+                command,
+                statistic_id,
+                after,
+            },
+            CallError::Failed(f) if f.code == "unauthorized" => StatisticsError::NotAdmin {
+                url,
+                command,
+                statistic_id,
+            },
+            CallError::Failed(f) => StatisticsError::Rejected {
+                command,
+                statistic_id,
+                code: f.code,
+                message: f.message,
+            },
+            CallError::Stopped => StatisticsError::Stopped { statistic_id },
+        }
+    }
+}
+
+fn protocol(command: &'static str, statistic_id: &str, detail: String) -> StatisticsError {
+    StatisticsError::Protocol {
+        command,
+        statistic_id: statistic_id.to_owned(),
+        detail,
+    }
+}

@@ -1,0 +1,45 @@
+//! What the statistics sink reports about its connection, for diagnostics.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// The first connection attempt has not finished yet.
+    Connecting,
+    Connected,
+    /// Home Assistant refused the token; no further attempts until a restart.
+    AuthFailed(String),
+    /// The last attempt failed or the connection dropped; attempts continue with backoff.
+    Unreachable(String),
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatisticsStatus {
+    pub state: ConnectionState,
+    /// From `auth_ok`; kept from the last successful connection while reconnecting.
+    pub ha_version: Option<String>,
+    /// The websocket endpoint in use.
+    pub url: String,
+}
+
+impl StatisticsStatus {
+    pub fn is_connected(&self) -> bool {
+        self.state == ConnectionState::Connected
+    }
+}
+
+impl fmt::Display for StatisticsStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let version = self.ha_version.as_deref().unwrap_or("unknown version");
+        match &self.state {
+            ConnectionState::Connecting => write!(f, "connecting to Home Assistant at {}", self.url),
+            ConnectionState::Connected => write!(f, "connected to Home Assistant {version} at {}", self.url),
+            ConnectionState::AuthFailed(msg) => {
+                write!(f, "Home Assistant at {} refused the access token: {msg}", self.url)
+            }
+            ConnectionState::Unreachable(msg) => write!(f, "Home Assistant at {} is unreachable: {msg}", self.url),
+            ConnectionState::Stopped => write!(f, "statistics import stopped"),
+        }
+    }
+}
