@@ -3,11 +3,13 @@
 
 mod diff;
 mod retained;
+mod sinks;
 mod summary;
 mod worker;
 
 pub use diff::{pending, record, Pending};
 pub use retained::Retained;
+pub use sinks::hourly_prices;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

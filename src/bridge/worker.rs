@@ -8,9 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{diff, note_error, publish_bridge_state, summary, BridgeEvent, Shared};
 use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
-use crate::mqtt::discovery;
 use crate::mqtt::payloads::{MeterState as StatePayload, ReadingItem, ReadingsBatch};
 use crate::mqtt::topics::segment;
+use crate::mqtt::{discovery, ConnectionState, MqttEvent};
 use crate::providers::{ApiStatus, ProviderError, SharedProvider};
 use crate::state::AccountState;
 
@@ -27,6 +27,8 @@ pub(crate) struct AccountWorker {
     meters: Vec<Meter>,
     values: HashMap<String, Vec<MeterValue>>,
     payloads: HashMap<String, StatePayload>,
+    /// Readings are waiting for the broker: poll again as soon as it is back.
+    mqtt_behind: bool,
 }
 
 struct Cancelled;
@@ -48,6 +50,7 @@ impl AccountWorker {
             meters: Vec::new(),
             values: HashMap::new(),
             payloads: HashMap::new(),
+            mqtt_behind: false,
         }
     }
 
@@ -66,6 +69,13 @@ impl AccountWorker {
                 tracing::error!(account = %self.label, "loading state failed: {e}");
                 return;
             }
+        }
+        let mut connects = self.shared.mqtt.events();
+        // Give the broker a moment first, so a normal start does not fetch twice; a broker that
+        // stays away does not hold up the other sink.
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::timeout(Duration::from_secs(10), self.shared.mqtt.connected()) => {}
         }
         let poll_interval = self.shared.config.bridge.poll_interval;
         let jitter = self.shared.config.bridge.jitter;
@@ -92,9 +102,13 @@ impl AccountWorker {
                 next_poll = %next_poll.format("%Y-%m-%d %H:%M:%S UTC"),
                 "poll finished"
             );
+            let behind = std::mem::take(&mut self.mqtt_behind);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep_until(started + wait) => {}
+                _ = next_connack(&mut connects), if behind => {
+                    tracing::info!(account = %self.label, "MQTT is back; polling now to send what was held back");
+                }
             }
         }
         tracing::debug!(account = %self.label, "stopped");
@@ -220,7 +234,24 @@ impl AccountWorker {
             &readings,
         );
         let mut published = 0;
-        for chunk in pending.chunks(BATCH) {
+        if !pending.is_empty() && self.shared.mqtt.state() != ConnectionState::Connected {
+            // Waiting out the broker would hold up the other sink; the readings stay pending
+            // and the next ConnAck wakes this account to send them.
+            let message = format!(
+                "{} readings of {} held back: the MQTT broker is not connected; they are sent when it is",
+                pending.len(),
+                meter.id
+            );
+            tracing::warn!(account = %self.label, "{message}");
+            note_error(&self.shared, &message);
+            self.mqtt_behind = true;
+        }
+        let chunks = if self.mqtt_behind {
+            [].chunks(BATCH)
+        } else {
+            pending.chunks(BATCH)
+        };
+        for chunk in chunks {
             let batch = ReadingsBatch {
                 meter: &meter.id,
                 provider: &meter.provider,
@@ -243,11 +274,12 @@ impl AccountWorker {
                 }
                 Err(e) => {
                     let message = format!(
-                        "readings of {} not delivered: {e}; they are sent again on the next poll",
+                        "readings of {} not delivered: {e}; they are sent again after the reconnect",
                         meter.id
                     );
                     tracing::warn!(account = %self.label, "{message}");
                     note_error(&self.shared, &message);
+                    self.mqtt_behind = true;
                     break;
                 }
             }
@@ -409,6 +441,16 @@ fn history_start(meter: &Meter, day: chrono::NaiveDate, max_history: Duration, n
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
     local.max(now - chrono::Duration::from_std(max_history).unwrap_or_default())
+}
+
+async fn next_connack(events: &mut tokio::sync::broadcast::Receiver<MqttEvent>) {
+    loop {
+        match events.recv().await {
+            Ok(MqttEvent::Connected) => return,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
 }
 
 fn random_up_to(limit: Duration) -> Duration {

@@ -8,6 +8,9 @@ use super::{logging, RunArgs, EXIT_CONFIG};
 use crate::bridge::Bridge;
 use crate::config::Config;
 use crate::mqtt::{MqttHandle, MqttSettings};
+use crate::secret::Secret;
+use crate::state::StateStore;
+use crate::statistics::{StatisticsSettings, StatisticsSink};
 
 pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
     let config = match super::load_config(&args.config) {
@@ -44,14 +47,37 @@ pub async fn run_config(config: Config) -> u8 {
         state = %config.state.dir.display(),
         "meter2mqtt starting"
     );
+    let statistics = start_statistics(&config, &store);
     let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
-    let bridge = Bridge::new(Arc::new(config), mqtt.clone(), store, providers);
+    let mut bridge = Bridge::new(Arc::new(config), mqtt.clone(), store, providers);
+    if let Some(sink) = &statistics {
+        bridge = bridge.with_sink(Arc::new(sink.clone()));
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     bridge.run(shutdown).await;
+    if let Some(sink) = statistics {
+        sink.shutdown().await;
+    }
     mqtt.shutdown().await;
     tracing::info!("meter2mqtt stopped");
     0
+}
+
+/// The Energy dashboard import, when `[homeassistant]` asks for it. Inside the add-on the
+/// Supervisor's token stands in for a configured one.
+fn start_statistics(config: &Config, store: &StateStore) -> Option<StatisticsSink> {
+    let ha = config.homeassistant.as_ref().filter(|ha| ha.statistics)?;
+    let token = ha
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| std::env::var("SUPERVISOR_TOKEN").ok().map(Secret::new))?;
+    tracing::info!(url = %ha.url, cost = ha.cost, "importing hourly statistics into Home Assistant");
+    Some(StatisticsSink::start(
+        StatisticsSettings::new(ha.url.clone(), token, ha.cost),
+        store.clone(),
+    ))
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

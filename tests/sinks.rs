@@ -1,0 +1,147 @@
+//! The two sinks fail independently: Home Assistant statistics keep importing while MQTT is
+//! down, and MQTT keeps delivering while Home Assistant is down.
+
+mod common;
+#[path = "support/fake_ha.rs"]
+mod fake_ha;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{utc, Collector, ScriptedProvider};
+use fake_ha::FakeHa;
+use meter2mqtt::bridge::{Bridge, BridgeEvent};
+use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
+use meter2mqtt::mqtt::{MqttHandle, MqttSettings};
+use meter2mqtt::secret::Secret;
+use meter2mqtt::state::StateStore;
+use meter2mqtt::statistics::{StatisticsSettings, StatisticsSink};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(40);
+const ID: &str = "meter2mqtt:scripted_m1_consumption";
+
+struct Running {
+    mqtt: MqttHandle,
+    sink: StatisticsSink,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    events: tokio::sync::broadcast::Receiver<BridgeEvent>,
+}
+
+impl Running {
+    fn start(config: &meter2mqtt::Config, ha: &FakeHa, provider: &ScriptedProvider) -> Running {
+        let store = StateStore::open(&config.state.dir).unwrap();
+        let sink = StatisticsSink::start(
+            StatisticsSettings::new(ha.url(), Secret::new("ha-token"), false),
+            store.clone(),
+        );
+        let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(config)));
+        let bridge = Bridge::new(
+            Arc::new(config.clone()),
+            mqtt.clone(),
+            store,
+            vec![Arc::new(provider.clone())],
+        )
+        .with_sink(Arc::new(sink.clone()));
+        let events = bridge.events();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(bridge.run(stop.clone()));
+        Running {
+            mqtt,
+            sink,
+            stop,
+            task,
+            events,
+        }
+    }
+
+    async fn poll(&mut self) -> usize {
+        loop {
+            match tokio::time::timeout(WAIT, self.events.recv()).await.expect("a poll") {
+                Ok(BridgeEvent::PollFinished { published, .. }) => return published,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+        self.sink.shutdown().await;
+        self.mqtt.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_import_while_the_broker_is_down_and_mqtt_catches_up_later() {
+    let ha = FakeHa::start("2025.10.1", "ha-token").await;
+    let port = common::free_port();
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(port, state.path());
+    let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
+    let mut running = Running::start(&config, &ha, &provider);
+    assert_eq!(running.poll().await, 0, "nothing can reach a broker that is not there");
+    let rows = ha.rows(ID);
+    assert_eq!(rows.len(), 24, "statistics imported regardless");
+    let total: f64 = (0..24)
+        .map(|h| provider.value(utc(2024, 3, 1, 0) + chrono::Duration::hours(h)))
+        .sum();
+    assert!((rows.last().unwrap().sum.unwrap() - total).abs() < 1e-9);
+
+    // The broker comes up on that port: the held-back readings go out at once, exactly once.
+    let broker = EmbeddedBroker::start(&format!("127.0.0.1:{port}"), BrokerOptions::default())
+        .await
+        .unwrap();
+    let collector = Collector::connect(broker.port(), "sinks-1", &["meter2mqtt/+/+/readings"], false).await;
+    let mut published = 0;
+    while published < 24 {
+        published += running.poll().await;
+    }
+    assert_eq!(published, 24);
+    collector
+        .wait_until(WAIT, "24 readings", |m| {
+            m.iter()
+                .filter(|m| m.topic.ends_with("/readings"))
+                .map(|m| m.payload.matches("\"start\"").count())
+                .sum::<usize>()
+                >= 24
+        })
+        .await;
+    assert!(collector.reading_counts().values().all(|n| *n == 1));
+    assert_eq!(ha.rows(ID).len(), 24, "no statistics imported twice");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_delivers_while_home_assistant_is_down_and_statistics_catch_up() {
+    let ha = FakeHa::start("2025.10.1", "ha-token").await;
+    ha.set_down(true);
+    let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(broker.port(), state.path());
+    let collector = Collector::connect(broker.port(), "sinks-2", &["meter2mqtt/#"], false).await;
+    let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
+    let mut running = Running::start(&config, &ha, &provider);
+    assert_eq!(running.poll().await, 24);
+    assert!(ha.rows(ID).is_empty());
+    collector
+        .wait_until(WAIT, "the statistics error on the bridge state", |m| {
+            m.iter()
+                .any(|m| m.topic.ends_with("bridge/state") && m.payload.contains("Home Assistant statistics"))
+        })
+        .await;
+
+    ha.set_down(false);
+    provider.advance(2);
+    let mut published = 0;
+    while ha.rows(ID).len() < 26 {
+        published += running.poll().await;
+    }
+    assert_eq!(published, 2, "MQTT only gets what is new");
+    assert_eq!(ha.rows(ID).len(), 26, "statistics caught up from the history start");
+    running.stop().await;
+}
