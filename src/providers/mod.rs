@@ -1,6 +1,7 @@
 //! Providers turn an energy data API into [`Meter`]s and [`IntervalReading`]s. They know nothing
 //! of MQTT or Home Assistant; adding one is a folder here plus a line in [`build`].
 
+pub mod eloverblik;
 pub mod sample;
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::http::HttpError;
 use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     /// The long-lived credential was rejected: nothing works until the user makes a new one.
     #[error("{provider}: authentication failed: {message}")]
@@ -116,6 +117,8 @@ pub fn build(config: &crate::config::Config, state: &crate::state::StateStore) -
     for (index, account) in config.sample.iter().enumerate() {
         providers.push(Arc::new(sample::SampleProvider::from_config(account, index)));
     }
-    let _ = state;
+    for (index, account) in config.eloverblik.iter().enumerate() {
+        providers.push(Arc::new(eloverblik::EloverblikProvider::from_config(account, index, state.clone())?));
+    }
     Ok(providers)
 }
