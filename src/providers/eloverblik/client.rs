@@ -70,7 +70,7 @@ impl Api {
         let token = self.tokens.get().await?;
         match self.send(&endpoint, &url, &method, &token).await {
             Err(HttpError::Unauthorized { status: 401, .. }) => {
-                tracing::info!(endpoint, "the access token was refused; requesting a new one");
+                tracing::info!(account = %self.tokens.account(), endpoint, "the access token was refused; requesting a new one");
                 self.tokens.invalidate(&token).await;
                 let fresh = self.tokens.get().await?;
                 self.send(&endpoint, &url, &method, &fresh).await.map_err(|e| match e {

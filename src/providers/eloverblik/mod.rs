@@ -4,13 +4,15 @@
 //! One [`EloverblikProvider`] serves one `[[eloverblik]]` account. The files split the work:
 //! `token` buys and caches the data access token, `client` sends authorised calls, `dto` is the
 //! wire format, `metering_points` turns points into meters, `windows` plans request dates,
-//! `timeseries` normalises a market document into interval readings, `charges` prices them, and
-//! `schedule` decides when a data call is worth making.
+//! `timeseries` normalises a market document into interval readings, `gathered` collects one
+//! pass over many meters, `charges` prices them, and `schedule` decides when a data call is
+//! worth making.
 
 mod charges;
 mod client;
 pub mod dto;
 mod error_body;
+mod gathered;
 mod metering_points;
 mod provider;
 mod schedule;

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::charges::{self, ChargesCache};
 use super::client::{Api, Paths};
 use super::dto::MeteringPointsRequest;
+use super::gathered::{Gathered, MeterResult};
 use super::metering_points::{self, PointInfo};
 use super::timeseries::{self, PointOutcome};
 use super::token::TokenCache;
@@ -96,10 +97,12 @@ impl EloverblikProvider {
         if account.api == EloverblikApi::Thirdparty && base_url == eloverblik_base_url() {
             base_url = THIRDPARTY_BASE_URL.to_owned();
         }
+        let account_label = account.name.clone().unwrap_or_else(|| (index + 1).to_string());
         let client = build_client(PROVIDER, options.timeout)?;
         let http =
             ApiClient::new(PROVIDER, client, options.retry, error_body::parse_error_body).with_sleeper(options.sleeper);
         let tokens = TokenCache::new(
+            &account_label,
             http.clone(),
             &base_url,
             account.refresh_token.clone(),
@@ -107,7 +110,7 @@ impl EloverblikProvider {
             options.clock.clone(),
         );
         Ok(EloverblikProvider {
-            account: account.name.clone().unwrap_or_else(|| (index + 1).to_string()),
+            account: account_label,
             api: Api::new(http, tokens, base_url, Paths::of(account.api)),
             wanted: account.metering_points.clone(),
             charges_enabled: account.charges,
@@ -162,28 +165,19 @@ impl EloverblikProvider {
         timeseries::decode(&response, &Api::endpoint("POST", &path))
     }
 
-    /// Reads `ids` (one aggregation) window by window, ten at a time, into `results`.
-    async fn read_group(
-        &self,
-        aggregation: Aggregation,
-        ids: &[&str],
-        range: TimeRange,
-        results: &mut HashMap<String, Result<Vec<IntervalReading>, ProviderError>>,
-        answered: &mut HashSet<String>,
-    ) {
+    /// Reads `ids` (one aggregation) window by window, ten at a time.
+    async fn read_group(&self, aggregation: Aggregation, ids: &[&str], range: TimeRange, gathered: &mut Gathered) {
         let plan = windows::plan(range, local_day((self.clock)()), aggregation.max_days());
         let calls = plan.len() * ids.len().div_ceil(BATCH);
         let mut call = 0;
+        gathered.expect(ids);
         for chunk in ids.chunks(BATCH) {
-            for id in chunk {
-                results.insert((*id).to_owned(), Ok(Vec::new()));
-            }
             for window in &plan {
-                let live: Vec<&str> = chunk
-                    .iter()
-                    .copied()
-                    .filter(|id| results.get(*id).is_some_and(Result::is_ok))
-                    .collect();
+                if let Some(outage) = gathered.outage().cloned() {
+                    gathered.fail(&gathered.live(chunk), outage);
+                    break;
+                }
+                let live = gathered.live(chunk);
                 if live.is_empty() {
                     break;
                 }
@@ -199,13 +193,8 @@ impl EloverblikProvider {
                     );
                 }
                 match self.fetch_window(aggregation, *window, &live).await {
-                    Ok(outcomes) => answered.extend(merge(results, &live, outcomes, *window)),
-                    Err(error) => {
-                        for id in &live {
-                            results.insert((*id).to_owned(), Err(error.clone()));
-                        }
-                        break;
-                    }
+                    Ok(outcomes) => gathered.merge(&live, outcomes, *window),
+                    Err(error) => gathered.fail(&live, error),
                 }
             }
         }
@@ -213,11 +202,7 @@ impl EloverblikProvider {
 
     /// Notes the read of every point the API answered for, with data or with its own per-point
     /// error: either way asking again before the recheck cannot bring anything new.
-    fn record_reads(
-        &self,
-        results: &[(String, Result<Vec<IntervalReading>, ProviderError>)],
-        answered: &HashSet<String>,
-    ) {
+    fn record_reads(&self, results: &[MeterResult], answered: &HashSet<String>) {
         let now = (self.clock)();
         let mut reads = self.last_read.lock().unwrap_or_else(PoisonError::into_inner);
         for (id, result) in results {
@@ -226,43 +211,6 @@ impl EloverblikProvider {
             }
         }
     }
-}
-
-/// Adds one call's outcomes to the running results and returns the points answered for; a point
-/// the answer leaves out has failed.
-fn merge(
-    results: &mut HashMap<String, Result<Vec<IntervalReading>, ProviderError>>,
-    asked: &[&str],
-    outcomes: Vec<PointOutcome>,
-    window: Window,
-) -> HashSet<String> {
-    let mut answered = HashSet::new();
-    for (id, outcome) in outcomes {
-        let Some(slot) = results.get_mut(&id).filter(|_| asked.contains(&id.as_str())) else {
-            tracing::debug!(metering_point = %id, "the API answered for a metering point not asked for; ignored");
-            continue;
-        };
-        answered.insert(id);
-        match (slot.as_mut(), outcome) {
-            (Ok(readings), Ok(more)) => readings.extend(more),
-            (Ok(_), Err(error)) => *slot = Err(error),
-            (Err(_), _) => {}
-        }
-    }
-    for id in asked.iter().filter(|id| !answered.contains(**id)) {
-        results.insert(
-            (*id).to_owned(),
-            Err(ProviderError::Meter {
-                provider: PROVIDER,
-                meter: (*id).to_owned(),
-                message: format!(
-                    "the API's answer for {} to {} left this metering point out",
-                    window.from, window.to
-                ),
-            }),
-        );
-    }
-    answered
 }
 
 #[async_trait]
@@ -303,35 +251,11 @@ impl Provider for EloverblikProvider {
                 }
             }
         }
-        let mut results = HashMap::new();
-        let mut answered = HashSet::new();
+        let mut gathered = Gathered::default();
         for (aggregation, ids) in &groups {
-            self.read_group(*aggregation, ids, range, &mut results, &mut answered)
-                .await;
+            self.read_group(*aggregation, ids, range, &mut gathered).await;
         }
-        let out: Vec<_> = meters
-            .iter()
-            .map(|meter| {
-                let result = match results.get(&meter.id) {
-                    None => Err(ProviderError::UnknownMeter {
-                        provider: PROVIDER,
-                        meter: meter.id.clone(),
-                    }),
-                    Some(Err(error)) => Err(error.clone()),
-                    Some(Ok(readings)) => {
-                        let mut inside: Vec<IntervalReading> = readings
-                            .iter()
-                            .filter(|r| r.start >= range.start && r.start < range.end)
-                            .cloned()
-                            .collect();
-                        inside.sort_by_key(|r| r.start);
-                        inside.dedup_by_key(|r| r.start);
-                        Ok(inside)
-                    }
-                };
-                (meter.id.clone(), result)
-            })
-            .collect();
+        let (out, answered) = gathered.finish(meters, range);
         self.record_reads(&out, &answered);
         out
     }
@@ -358,7 +282,7 @@ impl Provider for EloverblikProvider {
         let answer = match cache.answer(&meter.id, now) {
             Some(answer) => answer,
             None => {
-                let parents: Vec<String> = {
+                let mut parents: Vec<String> = {
                     let points = self.points.read().unwrap_or_else(PoisonError::into_inner);
                     points
                         .iter()
@@ -366,6 +290,7 @@ impl Provider for EloverblikProvider {
                         .map(|(id, _)| id.clone())
                         .collect()
                 };
+                parents.sort();
                 let ids: Vec<&str> = parents.iter().map(String::as_str).collect();
                 let fetched = charges::fetch(&self.api, &ids).await;
                 cache.store(fetched, now);

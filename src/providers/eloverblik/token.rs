@@ -81,6 +81,8 @@ struct Slot {
 }
 
 pub struct TokenCache {
+    /// The account label, for logs.
+    account: String,
     http: ApiClient,
     token_url: String,
     base_url: String,
@@ -92,12 +94,20 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    pub fn new(http: ApiClient, base_url: &str, refresh_token: Secret, store: StateStore, clock: Clock) -> TokenCache {
+    pub fn new(
+        account: &str,
+        http: ApiClient,
+        base_url: &str,
+        refresh_token: Secret,
+        store: StateStore,
+        clock: Clock,
+    ) -> TokenCache {
         let file = PathBuf::from(format!(
             "{PROVIDER}-token-{}.json",
             fingerprint(refresh_token.expose().trim())
         ));
         TokenCache {
+            account: account.to_owned(),
             http,
             token_url: format!("{base_url}/api/token"),
             base_url: base_url.to_owned(),
@@ -107,6 +117,10 @@ impl TokenCache {
             clock,
             slot: tokio::sync::Mutex::new(Slot::default()),
         }
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
     }
 
     /// A token good for the next call: the cached one, the persisted one, or a new one.
@@ -162,7 +176,7 @@ impl TokenCache {
                 message: "the answer holds no access token in \"result\"".to_owned(),
             })?;
         let token = AccessToken::issued(value, now);
-        tracing::info!(valid_until = %token.expires_at.to_rfc3339(), "ElOverblik issued a new data access token");
+        tracing::info!(account = %self.account, valid_until = %token.expires_at.to_rfc3339(), "ElOverblik issued a new data access token");
         Ok(token)
     }
 
@@ -172,11 +186,11 @@ impl TokenCache {
         let persisted = match loaded {
             Ok(Ok(persisted)) => persisted?,
             Ok(Err(e)) => {
-                tracing::warn!("could not read the saved ElOverblik access token ({e}); a new one will be requested");
+                tracing::warn!(account = %self.account, "could not read the saved ElOverblik access token ({e}); a new one will be requested");
                 return None;
             }
             Err(e) => {
-                tracing::warn!("reading the saved ElOverblik access token failed: {e}");
+                tracing::warn!(account = %self.account, "reading the saved ElOverblik access token failed: {e}");
                 return None;
             }
         };
@@ -184,7 +198,7 @@ impl TokenCache {
         if persisted.base_url != self.base_url || persisted.expires_at <= now {
             return None;
         }
-        tracing::debug!(valid_until = %persisted.expires_at.to_rfc3339(), "reusing the saved ElOverblik access token");
+        tracing::debug!(account = %self.account, valid_until = %persisted.expires_at.to_rfc3339(), "reusing the saved ElOverblik access token");
         Some(AccessToken {
             value: Secret::new(persisted.access_token),
             refresh_after: persisted.refresh_after,
@@ -203,9 +217,9 @@ impl TokenCache {
         match tokio::task::spawn_blocking(move || store.save_json(&file, &persisted)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!("could not save the ElOverblik access token ({e}); the next start spends a token call")
+                tracing::warn!(account = %self.account, "could not save the ElOverblik access token ({e}); the next start spends a token call")
             }
-            Err(e) => tracing::warn!("saving the ElOverblik access token failed: {e}"),
+            Err(e) => tracing::warn!(account = %self.account, "saving the ElOverblik access token failed: {e}"),
         }
     }
 }
