@@ -110,11 +110,14 @@ impl Gathered {
     }
 }
 
-/// Failures no other call of the pass would escape: the API is down, or refuses the account.
+/// Failures no other call of the pass would escape: the API is down (retries ran out), or the
+/// account is refused (a data call's 401 has become an authentication error by now). A 403 is
+/// left out: the third-party API answers it for points whose authorisation lapsed, and other
+/// points may still be readable.
 fn account_wide(error: &ProviderError) -> bool {
     matches!(
         error,
-        ProviderError::Auth { .. } | ProviderError::Http(HttpError::Exhausted { .. } | HttpError::Unauthorized { .. })
+        ProviderError::Auth { .. } | ProviderError::Http(HttpError::Exhausted { .. })
     )
 }
 
@@ -172,6 +175,13 @@ mod tests {
             message: "bad".into(),
         };
         g.fail(&["a"], rejected.into());
+        let forbidden = HttpError::Unauthorized {
+            api: PROVIDER,
+            endpoint: "x".into(),
+            status: 403,
+            message: "no".into(),
+        };
+        g.fail(&["a"], forbidden.into());
         assert!(g.outage().is_none());
         let down = HttpError::Exhausted {
             api: PROVIDER,
