@@ -227,6 +227,37 @@ async fn first_answers(fake: &Fake, response: ResponseTemplate, times: u64) {
         .await;
 }
 
+/// Everything logged on this thread (the tests' runtime is single-threaded), at every level.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (capture, tracing::subscriber::set_default(subscriber))
+}
+
 fn find<'a>(meters: &'a [Meter], id: &str) -> &'a Meter {
     meters.iter().find(|m| m.id == id).unwrap()
 }
@@ -445,6 +476,7 @@ async fn batches_of_ten_grouped_by_resolution() {
 
 #[tokio::test]
 async fn long_ranges_are_read_in_windows_of_at_most_730_days() {
+    let (capture, _guard) = capture_logs();
     let fake = Fake::start().await;
     let (provider, meters) = fake.ready().await;
     for dates in [
@@ -462,6 +494,13 @@ async fn long_ranges_are_read_in_windows_of_at_most_730_days() {
         .unwrap();
     // Each window answered with the same three days; they are kept once.
     assert_eq!(readings.len(), 72);
+    let logs = capture.text();
+    for progress in [
+        "reading history: call 1 of 3, 2020-01-01 to 2021-12-31 (Hour), 1 metering point(s)",
+        "reading history: call 3 of 3, 2023-12-31 to 2024-11-01 (Hour), 1 metering point(s)",
+    ] {
+        assert!(logs.contains(progress), "{logs}");
+    }
     fake.server.verify().await;
 }
 
@@ -1000,26 +1039,7 @@ async fn the_third_party_api_lists_points_by_authorisation() {
 /// Every log line and error message of a run full of failures, with no secret in any of them.
 #[tokio::test]
 async fn no_secret_reaches_a_log_line_or_an_error() {
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let (capture, _guard) = capture_logs();
     let fake = Fake::start().await;
     let (first, second) = (access_token("first"), access_token("second"));
     Mock::given(method("GET"))
@@ -1060,7 +1080,7 @@ async fn no_secret_reaches_a_log_line_or_an_error() {
     let error = refused.provider().meters().await.unwrap_err();
     messages.push(format!("{error} {error:?}"));
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("retrying in"), "the capture saw the run: {logs}");
     assert!(logs.contains("requesting a new one"), "{logs}");
     for secret in [REFRESH_TOKEN, first.as_str(), second.as_str()] {

@@ -20,9 +20,7 @@ pub mod timeseries;
 mod token;
 mod windows;
 
-pub use error_body::parse_error_body;
 pub use provider::{retry_policy, Clock, EloverblikProvider, Options};
-pub use schedule::CORRECTION_RECHECK;
 
 /// Machine name: topic segment, unique-id prefix, log field.
 pub const PROVIDER: &str = "eloverblik";

@@ -93,10 +93,7 @@ impl EloverblikProvider {
         state: StateStore,
         options: Options,
     ) -> Result<Self, ProviderError> {
-        let mut base_url = account.base_url.trim().trim_end_matches('/').to_owned();
-        if account.api == EloverblikApi::Thirdparty && base_url == eloverblik_base_url() {
-            base_url = THIRDPARTY_BASE_URL.to_owned();
-        }
+        let base_url = base_url(account);
         let account_label = account.name.clone().unwrap_or_else(|| (index + 1).to_string());
         let client = build_client(PROVIDER, options.timeout)?;
         let http =
@@ -213,6 +210,17 @@ impl EloverblikProvider {
     }
 }
 
+/// The account's API root without a trailing slash. The configured default names the customer
+/// API; an account switched to the third-party API without its own URL gets that API's root.
+fn base_url(account: &EloverblikAccount) -> String {
+    let configured = account.base_url.trim().trim_end_matches('/');
+    if account.api == EloverblikApi::Thirdparty && configured == eloverblik_base_url() {
+        THIRDPARTY_BASE_URL.to_owned()
+    } else {
+        configured.to_owned()
+    }
+}
+
 #[async_trait]
 impl Provider for EloverblikProvider {
     fn kind(&self) -> &'static str {
@@ -311,5 +319,39 @@ impl Provider for EloverblikProvider {
 
     fn max_history(&self) -> Duration {
         MAX_HISTORY
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    #[test]
+    fn base_url_per_api() {
+        let account = |api, base_url: &str| EloverblikAccount {
+            name: None,
+            refresh_token: Secret::new("x"),
+            base_url: base_url.into(),
+            api,
+            metering_points: Vec::new(),
+            charges: true,
+        };
+        assert_eq!(
+            base_url(&account(EloverblikApi::Customer, &eloverblik_base_url())),
+            eloverblik_base_url()
+        );
+        assert_eq!(
+            base_url(&account(EloverblikApi::Thirdparty, &eloverblik_base_url())),
+            THIRDPARTY_BASE_URL
+        );
+        assert_eq!(
+            base_url(&account(EloverblikApi::Thirdparty, "http://127.0.0.1:8080/tp/ ")),
+            "http://127.0.0.1:8080/tp"
+        );
+        assert_eq!(
+            base_url(&account(EloverblikApi::Customer, "https://pre.example/customerapi/")),
+            "https://pre.example/customerapi"
+        );
     }
 }
