@@ -118,7 +118,8 @@ pub fn build(config: &crate::config::Config, state: &crate::state::StateStore) -
         providers.push(Arc::new(sample::SampleProvider::from_config(account, index)));
     }
     for (index, account) in config.eloverblik.iter().enumerate() {
-        providers.push(Arc::new(eloverblik::EloverblikProvider::from_config(account, index, state.clone())?));
+        let provider = eloverblik::EloverblikProvider::from_config(account, index, state.clone())?;
+        providers.push(Arc::new(provider));
     }
     Ok(providers)
 }
