@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::providers::ApiStatus;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpError {
     /// A 4xx other than 401/403/429: the request itself is wrong; retrying cannot help.
     #[error("{api}: {endpoint} was rejected with HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" (code {c})")).unwrap_or_default())]

@@ -1,6 +1,7 @@
 //! Providers turn an energy data API into [`Meter`]s and [`IntervalReading`]s. They know nothing
 //! of MQTT or Home Assistant; adding one is a folder here plus a line in [`build`].
 
+pub mod eloverblik;
 pub mod enectiva;
 pub mod sample;
 
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::http::HttpError;
 use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     /// The long-lived credential was rejected: nothing works until the user makes a new one.
     #[error("{provider}: authentication failed: {message}")]
@@ -128,9 +129,12 @@ pub fn build(
     for (index, account) in config.sample.iter().enumerate() {
         providers.push(Arc::new(sample::SampleProvider::from_config(account, index)));
     }
+    for (index, account) in config.eloverblik.iter().enumerate() {
+        let provider = eloverblik::EloverblikProvider::from_config(account, index, state.clone())?;
+        providers.push(Arc::new(provider));
+    }
     for (index, account) in config.enectiva.iter().enumerate() {
         providers.push(Arc::new(enectiva::EnectivaProvider::from_config(account, index)?));
     }
-    let _ = state;
     Ok(providers)
 }

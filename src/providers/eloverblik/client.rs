@@ -1,0 +1,122 @@
+//! Authorised calls: the data access token on every request, and one token refresh when the API
+//! answers 401 (the token lapsed early or was revoked), after which a second 401 is final.
+
+use serde::Serialize;
+
+use super::token::{AccessToken, TokenCache};
+use super::{NEW_TOKEN_HINT, PROVIDER};
+use crate::config::EloverblikApi;
+use crate::http::{ApiClient, HttpError, HttpResponse};
+use crate::providers::ProviderError;
+
+/// The paths that differ between the customer and the third-party API.
+#[derive(Debug, Clone, Copy)]
+pub struct Paths {
+    pub flavour: EloverblikApi,
+    pub charges: &'static str,
+}
+
+impl Paths {
+    pub fn of(flavour: EloverblikApi) -> Paths {
+        let charges = match flavour {
+            EloverblikApi::Customer => "/api/meteringpoints/meteringpoint/getcharges",
+            EloverblikApi::Thirdparty => "/api/meteringpoint/getcharges",
+        };
+        Paths { flavour, charges }
+    }
+}
+
+pub struct Api {
+    http: ApiClient,
+    tokens: TokenCache,
+    base_url: String,
+    pub paths: Paths,
+}
+
+enum Method<'a, B> {
+    Get,
+    Post(&'a B),
+}
+
+impl Api {
+    pub fn new(http: ApiClient, tokens: TokenCache, base_url: String, paths: Paths) -> Api {
+        Api {
+            http,
+            tokens,
+            base_url,
+            paths,
+        }
+    }
+
+    /// `GET {base_url}{path}`; `path` starts with `/api/` and may carry a query.
+    pub async fn get(&self, path: &str) -> Result<HttpResponse, ProviderError> {
+        self.call::<()>(path, Method::Get).await
+    }
+
+    /// `POST {base_url}{path}` with a JSON body.
+    pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> Result<HttpResponse, ProviderError> {
+        self.call(path, Method::Post(body)).await
+    }
+
+    /// The label a call has in logs and errors: method and path, never the host or a token.
+    pub fn endpoint(method: &str, path: &str) -> String {
+        let path = path.split('?').next().unwrap_or(path);
+        format!("{method} {path}")
+    }
+
+    async fn call<B: Serialize>(&self, path: &str, method: Method<'_, B>) -> Result<HttpResponse, ProviderError> {
+        let endpoint = Api::endpoint(if matches!(method, Method::Get) { "GET" } else { "POST" }, path);
+        let url = format!("{}{path}", self.base_url);
+        let token = self.tokens.get().await?;
+        match self.send(&endpoint, &url, &method, &token).await {
+            Err(HttpError::Unauthorized { status: 401, .. }) => {
+                tracing::info!(account = %self.tokens.account(), endpoint, "the access token was refused; requesting a new one");
+                self.tokens.invalidate(&token).await;
+                let fresh = self.tokens.get().await?;
+                self.send(&endpoint, &url, &method, &fresh).await.map_err(|e| match e {
+                    HttpError::Unauthorized {
+                        status: 401, message, ..
+                    } => ProviderError::Auth {
+                        provider: PROVIDER,
+                        message: format!(
+                            "{endpoint} refused a newly issued access token too (HTTP 401: {message}); if this \
+                             persists, {NEW_TOKEN_HINT}"
+                        ),
+                    },
+                    other => other.into(),
+                })
+            }
+            other => other.map_err(Into::into),
+        }
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        endpoint: &str,
+        url: &str,
+        method: &Method<'_, B>,
+        token: &AccessToken,
+    ) -> Result<HttpResponse, HttpError> {
+        let bearer = token.value.expose();
+        self.http
+            .send(endpoint, |client| match method {
+                Method::Get => client.get(url).bearer_auth(bearer),
+                Method::Post(body) => client.post(url).bearer_auth(bearer).json(body),
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_labels_drop_the_query() {
+        assert_eq!(
+            Api::endpoint("GET", "/api/meteringpoints/meteringpoints?includeAll=true"),
+            "GET /api/meteringpoints/meteringpoints"
+        );
+        assert_eq!(Api::endpoint("POST", "/api/x"), "POST /api/x");
+    }
+}

@@ -1,0 +1,33 @@
+//! Energinet's ElOverblik (DataHub) API: Danish electricity metering points, their hourly or
+//! quarter-hourly time series, and the grid tariffs and subscriptions charged on them.
+//!
+//! One [`EloverblikProvider`] serves one `[[eloverblik]]` account. The files split the work:
+//! `token` buys and caches the data access token, `client` sends authorised calls, `dto` is the
+//! wire format, `metering_points` turns points into meters, `windows` plans request dates,
+//! `timeseries` normalises a market document into interval readings, `gathered` collects one
+//! pass over many meters, `charges` prices them, and `schedule` decides when a data call is
+//! worth making.
+
+mod charges;
+mod client;
+pub mod dto;
+mod error_body;
+mod gathered;
+mod metering_points;
+mod provider;
+mod schedule;
+pub mod timeseries;
+mod token;
+mod windows;
+
+pub use provider::{retry_policy, Clock, EloverblikProvider, Options};
+
+/// Machine name: topic segment, unique-id prefix, log field.
+pub const PROVIDER: &str = "eloverblik";
+
+/// Request dates are Danish local days; the API answers in UTC.
+pub const TZ: chrono_tz::Tz = chrono_tz::Europe::Copenhagen;
+
+/// Where a refresh token is made; every authentication error tells the user this.
+pub(crate) const NEW_TOKEN_HINT: &str =
+    "make a new refresh token at eloverblik.dk (Datadeling → Opret token) and set it as eloverblik.refresh_token";

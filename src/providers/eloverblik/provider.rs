@@ -1,0 +1,357 @@
+//! The [`Provider`] for one `[[eloverblik]]` account.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::charges::{self, ChargesCache};
+use super::client::{Api, Paths};
+use super::dto::MeteringPointsRequest;
+use super::gathered::{Gathered, MeterResult};
+use super::metering_points::{self, PointInfo};
+use super::timeseries::{self, PointOutcome};
+use super::token::TokenCache;
+use super::windows::{self, local_day, Aggregation, Window};
+use super::{error_body, schedule, PROVIDER};
+use crate::config::{eloverblik_base_url, EloverblikAccount, EloverblikApi};
+use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
+use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
+use crate::providers::{Provider, ProviderError};
+use crate::state::StateStore;
+
+/// Where the time is read; tests pin it.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+const THIRDPARTY_BASE_URL: &str = "https://api.eloverblik.dk/thirdpartyapi";
+/// The API takes at most ten metering points a call.
+const BATCH: usize = 10;
+
+/// ElOverblik keeps five years plus the current one; five years stays clear of the edge.
+const MAX_HISTORY: Duration = Duration::from_secs(5 * 365 * 24 * 3600);
+
+/// Retries as ElOverblik asks: never sooner than 60 s after a 429 or 503 (and later when
+/// Retry-After says so), at most four retries, so a DataHub outage costs a poll a few minutes
+/// and then surfaces as `unavailable`.
+pub fn retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        initial_interval: Duration::from_secs(5),
+        max_interval: Duration::from_secs(300),
+        multiplier: 2.0,
+        randomization_factor: 0.3,
+        max_retries: 4,
+        throttle_floor: Duration::from_secs(60),
+        max_retry_after: Duration::from_secs(15 * 60),
+    }
+}
+
+/// How the provider talks to the API; the defaults are for production, tests shorten them.
+#[derive(Clone)]
+pub struct Options {
+    /// Per request; a two-year batch of ten points is several megabytes from a slow API.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub sleeper: Arc<dyn Sleeper>,
+    pub clock: Clock,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeout: Duration::from_secs(120),
+            retry: retry_policy(),
+            sleeper: Arc::new(TokioSleeper),
+            clock: Arc::new(Utc::now),
+        }
+    }
+}
+
+pub struct EloverblikProvider {
+    account: String,
+    api: Api,
+    wanted: Vec<String>,
+    charges_enabled: bool,
+    clock: Clock,
+    /// From the last metering point listing: how to read each meter.
+    points: RwLock<HashMap<String, PointInfo>>,
+    charges: tokio::sync::Mutex<ChargesCache>,
+    /// When each meter's data was last read, for [`schedule::next_data_possible`].
+    last_read: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl EloverblikProvider {
+    /// The provider for the `index`-th (0-based) `[[eloverblik]]` account.
+    pub fn from_config(account: &EloverblikAccount, index: usize, state: StateStore) -> Result<Self, ProviderError> {
+        Self::new(account, index, state, Options::default())
+    }
+
+    pub fn new(
+        account: &EloverblikAccount,
+        index: usize,
+        state: StateStore,
+        options: Options,
+    ) -> Result<Self, ProviderError> {
+        let base_url = base_url(account);
+        let account_label = account.name.clone().unwrap_or_else(|| (index + 1).to_string());
+        let client = build_client(PROVIDER, options.timeout)?;
+        let http =
+            ApiClient::new(PROVIDER, client, options.retry, error_body::parse_error_body).with_sleeper(options.sleeper);
+        let tokens = TokenCache::new(
+            &account_label,
+            http.clone(),
+            &base_url,
+            account.refresh_token.clone(),
+            state,
+            options.clock.clone(),
+        );
+        Ok(EloverblikProvider {
+            account: account_label,
+            api: Api::new(http, tokens, base_url, Paths::of(account.api)),
+            wanted: account.metering_points.clone(),
+            charges_enabled: account.charges,
+            clock: options.clock,
+            points: RwLock::new(HashMap::new()),
+            charges: tokio::sync::Mutex::new(ChargesCache::default()),
+            last_read: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<Meter>, ProviderError> {
+        let listing = metering_points::to_meters(metering_points::fetch(&self.api).await?, &self.wanted);
+        *self.points.write().unwrap_or_else(PoisonError::into_inner) = listing.points;
+        Ok(listing.meters)
+    }
+
+    fn point(&self, id: &str) -> Option<PointInfo> {
+        self.points
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .copied()
+    }
+
+    /// The oldest last read among the current meters: a meter never read makes it `None`.
+    fn oldest_read(&self) -> Option<DateTime<Utc>> {
+        let points = self.points.read().unwrap_or_else(PoisonError::into_inner);
+        let reads = self.last_read.lock().unwrap_or_else(PoisonError::into_inner);
+        if points.is_empty() {
+            return None;
+        }
+        points
+            .keys()
+            .map(|id| reads.get(id).copied())
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .min()
+    }
+
+    async fn fetch_window(
+        &self,
+        aggregation: Aggregation,
+        window: Window,
+        ids: &[&str],
+    ) -> Result<Vec<PointOutcome>, ProviderError> {
+        let path = format!(
+            "/api/meterdata/gettimeseries/{}/{}",
+            window.path_segment(),
+            aggregation.as_path()
+        );
+        let response = self.api.post(&path, &MeteringPointsRequest::new(ids)).await?;
+        timeseries::decode(&response, &Api::endpoint("POST", &path))
+    }
+
+    /// Reads `ids` (one aggregation) window by window, ten at a time.
+    async fn read_group(&self, aggregation: Aggregation, ids: &[&str], range: TimeRange, gathered: &mut Gathered) {
+        let plan = windows::plan(range, local_day((self.clock)()), aggregation.max_days());
+        let calls = plan.len() * ids.len().div_ceil(BATCH);
+        let mut call = 0;
+        gathered.expect(ids);
+        for chunk in ids.chunks(BATCH) {
+            for window in &plan {
+                if let Some(outage) = gathered.outage().cloned() {
+                    gathered.fail(&gathered.live(chunk), outage);
+                    break;
+                }
+                let live = gathered.live(chunk);
+                if live.is_empty() {
+                    break;
+                }
+                call += 1;
+                if calls > 1 {
+                    tracing::info!(
+                        account = %self.account,
+                        "reading history: call {call} of {calls}, {} to {} ({}), {} metering point(s)",
+                        window.from,
+                        window.to,
+                        aggregation.as_path(),
+                        live.len()
+                    );
+                }
+                match self.fetch_window(aggregation, *window, &live).await {
+                    Ok(outcomes) => gathered.merge(&live, outcomes, *window),
+                    Err(error) => gathered.fail(&live, error),
+                }
+            }
+        }
+    }
+
+    /// Notes the read of every point the API answered for, with data or with its own per-point
+    /// error: either way asking again before the recheck cannot bring anything new.
+    fn record_reads(&self, results: &[MeterResult], answered: &HashSet<String>) {
+        let now = (self.clock)();
+        let mut reads = self.last_read.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, result) in results {
+            if answered.contains(id) && matches!(result, Ok(_) | Err(ProviderError::Meter { .. })) {
+                reads.insert(id.clone(), now);
+            }
+        }
+    }
+}
+
+/// The account's API root without a trailing slash. The configured default names the customer
+/// API; an account switched to the third-party API without its own URL gets that API's root.
+fn base_url(account: &EloverblikAccount) -> String {
+    let configured = account.base_url.trim().trim_end_matches('/');
+    if account.api == EloverblikApi::Thirdparty && configured == eloverblik_base_url() {
+        THIRDPARTY_BASE_URL.to_owned()
+    } else {
+        configured.to_owned()
+    }
+}
+
+#[async_trait]
+impl Provider for EloverblikProvider {
+    fn kind(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    async fn meters(&self) -> Result<Vec<Meter>, ProviderError> {
+        self.list().await
+    }
+
+    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
+        let mut results = self.readings_many(std::slice::from_ref(meter), range).await;
+        results.pop().map_or_else(|| Ok(Vec::new()), |(_, result)| result)
+    }
+
+    async fn readings_many(
+        &self,
+        meters: &[Meter],
+        range: TimeRange,
+    ) -> Vec<(String, Result<Vec<IntervalReading>, ProviderError>)> {
+        if meters.iter().any(|m| self.point(&m.id).is_none()) {
+            if let Err(error) = self.list().await {
+                return meters.iter().map(|m| (m.id.clone(), Err(error.clone()))).collect();
+            }
+        }
+        let mut groups: BTreeMap<Aggregation, Vec<&str>> = BTreeMap::new();
+        for meter in meters {
+            if let Some(info) = self.point(&meter.id) {
+                let ids = groups.entry(info.aggregation).or_default();
+                if !ids.contains(&meter.id.as_str()) {
+                    ids.push(&meter.id);
+                }
+            }
+        }
+        let mut gathered = Gathered::default();
+        for (aggregation, ids) in &groups {
+            self.read_group(*aggregation, ids, range, &mut gathered).await;
+        }
+        let (out, answered) = gathered.finish(meters, range);
+        self.record_reads(&out, &answered);
+        out
+    }
+
+    async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
+        if !self.charges_enabled {
+            return Ok(Vec::new());
+        }
+        let info = match self.point(&meter.id) {
+            Some(info) => info,
+            None => {
+                self.list().await?;
+                self.point(&meter.id).ok_or_else(|| ProviderError::UnknownMeter {
+                    provider: PROVIDER,
+                    meter: meter.id.clone(),
+                })?
+            }
+        };
+        if info.child {
+            return Ok(Vec::new());
+        }
+        let mut cache = self.charges.lock().await;
+        let now = (self.clock)();
+        let answer = match cache.answer(&meter.id, now) {
+            Some(answer) => answer,
+            None => {
+                let mut parents: Vec<String> = {
+                    let points = self.points.read().unwrap_or_else(PoisonError::into_inner);
+                    points
+                        .iter()
+                        .filter(|(_, info)| !info.child)
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                };
+                parents.sort();
+                let ids: Vec<&str> = parents.iter().map(String::as_str).collect();
+                let fetched = charges::fetch(&self.api, &ids).await;
+                cache.store(fetched, now);
+                cache.answer(&meter.id, now).unwrap_or_else(|| {
+                    Err(ProviderError::UnknownMeter {
+                        provider: PROVIDER,
+                        meter: meter.id.clone(),
+                    })
+                })
+            }
+        };
+        answer.map(|charges| charges::values(&charges, now))
+    }
+
+    fn next_data_possible(&self, data_until: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        schedule::next_data_possible(data_until, now, self.oldest_read())
+    }
+
+    fn max_history(&self) -> Duration {
+        MAX_HISTORY
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    #[test]
+    fn base_url_per_api() {
+        let account = |api, base_url: &str| EloverblikAccount {
+            name: None,
+            refresh_token: Secret::new("x"),
+            base_url: base_url.into(),
+            api,
+            metering_points: Vec::new(),
+            charges: true,
+        };
+        assert_eq!(
+            base_url(&account(EloverblikApi::Customer, &eloverblik_base_url())),
+            eloverblik_base_url()
+        );
+        assert_eq!(
+            base_url(&account(EloverblikApi::Thirdparty, &eloverblik_base_url())),
+            THIRDPARTY_BASE_URL
+        );
+        assert_eq!(
+            base_url(&account(EloverblikApi::Thirdparty, "http://127.0.0.1:8080/tp/ ")),
+            "http://127.0.0.1:8080/tp"
+        );
+        assert_eq!(
+            base_url(&account(EloverblikApi::Customer, "https://pre.example/customerapi/")),
+            "https://pre.example/customerapi"
+        );
+    }
+}

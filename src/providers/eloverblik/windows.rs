@@ -1,0 +1,191 @@
+//! Request dates: the API takes Danish local days, `dateTo` exclusive, never after today and
+//! never equal to `dateFrom` (error 30002), at most 730 days a call.
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+
+use super::TZ;
+use crate::model::TimeRange;
+
+/// The API's limit for one call.
+pub const MAX_DAYS: u32 = 730;
+
+/// Quarter-hour calls stop at a year: ten points of two years of quarters is a 60 MB body that
+/// would have to sit in memory at once; a year keeps a call to about a third of a million points.
+pub const MAX_DAYS_QUARTER: u32 = 365;
+
+/// How the API aggregates a time series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Aggregation {
+    Quarter,
+    Hour,
+}
+
+impl Aggregation {
+    /// `Quarter` where the point is read every 15 minutes; `Hour` for everything else (hourly
+    /// points, and profiled or daily points, which DataHub spreads over hours).
+    pub fn for_occurrence(meter_reading_occurrence: Option<&str>) -> Aggregation {
+        match meter_reading_occurrence.map(str::trim) {
+            Some("PT15M") => Aggregation::Quarter,
+            _ => Aggregation::Hour,
+        }
+    }
+
+    pub fn as_path(self) -> &'static str {
+        match self {
+            Aggregation::Quarter => "Quarter",
+            Aggregation::Hour => "Hour",
+        }
+    }
+
+    pub fn max_days(self) -> u32 {
+        match self {
+            Aggregation::Quarter => MAX_DAYS_QUARTER,
+            Aggregation::Hour => MAX_DAYS,
+        }
+    }
+}
+
+/// One call's dates: `[from, to)` in Danish local days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl Window {
+    pub fn path_segment(&self) -> String {
+        format!("{}/{}", self.from.format("%Y-%m-%d"), self.to.format("%Y-%m-%d"))
+    }
+}
+
+/// The Danish day `instant` falls on.
+pub fn local_day(instant: DateTime<Utc>) -> NaiveDate {
+    instant.with_timezone(&TZ).date_naive()
+}
+
+/// Danish midnight at the start of `day`, in UTC. Midnight always exists in Denmark (the DST
+/// switches happen at 02:00 and 03:00), so this cannot fail for a real date.
+pub fn local_midnight(day: NaiveDate) -> DateTime<Utc> {
+    let naive = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    TZ.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| naive.and_utc())
+}
+
+/// The local days covering `range`, cut at `today` (data for today is not complete, and a later
+/// `dateTo` is error 30003), split into windows of at most `max_days`. Empty when nothing of
+/// the range can have data yet.
+pub fn plan(range: TimeRange, today: NaiveDate, max_days: u32) -> Vec<Window> {
+    if range.is_empty() {
+        return Vec::new();
+    }
+    let from = local_day(range.start);
+    let mut to = local_day(range.end);
+    if local_midnight(to) < range.end {
+        to = to.checked_add_days(Days::new(1)).unwrap_or(to);
+    }
+    let to = to.min(today);
+    let step = Days::new(u64::from(max_days.max(1)));
+    let mut windows = Vec::new();
+    let mut start = from;
+    while start < to {
+        let end = start.checked_add_days(step).map_or(to, |end| end.min(to));
+        windows.push(Window { from: start, to: end });
+        start = end;
+    }
+    windows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn segments(windows: &[Window]) -> Vec<String> {
+        windows.iter().map(Window::path_segment).collect()
+    }
+
+    #[test]
+    fn utc_range_becomes_local_days() {
+        // 2024-03-27T23:00Z is local midnight of 28 March; the end is midnight of 31 March.
+        let range = TimeRange::new(utc("2024-03-27T23:00:00Z"), utc("2024-03-30T23:00:00Z"));
+        assert_eq!(
+            segments(&plan(range, day("2025-01-01"), MAX_DAYS)),
+            ["2024-03-28/2024-03-31"]
+        );
+    }
+
+    #[test]
+    fn partial_days_are_widened_to_whole_days() {
+        let range = TimeRange::new(utc("2024-03-28T10:00:00Z"), utc("2024-03-29T10:00:00Z"));
+        assert_eq!(
+            segments(&plan(range, day("2025-01-01"), MAX_DAYS)),
+            ["2024-03-28/2024-03-30"]
+        );
+    }
+
+    #[test]
+    fn never_past_today_and_never_from_equals_to() {
+        let today = day("2024-06-12");
+        let range = TimeRange::new(utc("2024-06-10T22:00:00Z"), utc("2024-06-12T13:00:00Z"));
+        assert_eq!(segments(&plan(range, today, MAX_DAYS)), ["2024-06-11/2024-06-12"]);
+        // Only today asked for: nothing can be complete yet, so no call (30002 otherwise).
+        let range = TimeRange::new(utc("2024-06-11T22:00:00Z"), utc("2024-06-12T13:00:00Z"));
+        assert!(plan(range, today, MAX_DAYS).is_empty());
+        let range = TimeRange::new(utc("2024-07-01T00:00:00Z"), utc("2024-07-02T00:00:00Z"));
+        assert!(plan(range, today, MAX_DAYS).is_empty());
+        assert!(plan(
+            TimeRange::new(utc("2024-01-02T00:00:00Z"), utc("2024-01-01T00:00:00Z")),
+            today,
+            MAX_DAYS
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn long_ranges_split_into_limited_windows() {
+        let range = TimeRange::new(utc("2019-12-31T23:00:00Z"), utc("2024-12-31T23:00:00Z"));
+        let windows = plan(range, day("2030-01-01"), MAX_DAYS);
+        assert_eq!(
+            segments(&windows),
+            [
+                "2020-01-01/2021-12-31",
+                "2021-12-31/2023-12-31",
+                "2023-12-31/2025-01-01"
+            ]
+        );
+        assert!(windows
+            .iter()
+            .all(|w| (w.to - w.from).num_days() <= i64::from(MAX_DAYS)));
+        assert!(windows.windows(2).all(|p| p[0].to == p[1].from));
+        let quarters = plan(range, day("2030-01-01"), MAX_DAYS_QUARTER);
+        assert_eq!(quarters.len(), 6);
+        assert_eq!(quarters.first().unwrap().from, day("2020-01-01"));
+        assert_eq!(quarters.last().unwrap().to, day("2025-01-01"));
+    }
+
+    #[test]
+    fn dst_midnights() {
+        assert_eq!(local_midnight(day("2024-03-31")), utc("2024-03-30T23:00:00Z"));
+        assert_eq!(local_midnight(day("2024-04-01")), utc("2024-03-31T22:00:00Z"));
+        assert_eq!(local_midnight(day("2024-10-27")), utc("2024-10-26T22:00:00Z"));
+        assert_eq!(local_midnight(day("2024-10-28")), utc("2024-10-27T23:00:00Z"));
+        assert_eq!(local_day(utc("2024-10-27T22:30:00Z")), day("2024-10-27"));
+    }
+
+    #[test]
+    fn aggregation_follows_reading_occurrence() {
+        assert_eq!(Aggregation::for_occurrence(Some("PT15M")), Aggregation::Quarter);
+        assert_eq!(Aggregation::for_occurrence(Some("PT1H")), Aggregation::Hour);
+        assert_eq!(Aggregation::for_occurrence(Some("P1M")), Aggregation::Hour);
+        assert_eq!(Aggregation::for_occurrence(None), Aggregation::Hour);
+    }
+}
