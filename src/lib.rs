@@ -1,6 +1,7 @@
 //! meter2mqtt: utility meter data from energy data APIs to MQTT, with Home Assistant discovery
 //! and Energy dashboard statistics.
 
+pub mod addon;
 pub mod bridge;
 pub mod broker;
 pub mod cli;
