@@ -21,9 +21,9 @@ async fn every_option_reaches_its_config_field() {
     let options = json!({
         "eloverblik": [
             {"refresh_token": REFRESH_TOKEN, "metering_points": format!("{POINT_1}, {POINT_2}"), "name": "home"},
-            {"refresh_token": REFRESH_TOKEN_2}
+            {"refresh_token": REFRESH_TOKEN_2, "base_url": "https://preprod.example/customerapi"}
         ],
-        "enectiva": [{"customer_uuid": UUID, "login_token": LOGIN_TOKEN, "name": "flat"}],
+        "enectiva": [{"customer_uuid": UUID, "login_token": LOGIN_TOKEN, "name": "flat", "base_url": "https://enectiva.example:8443/api"}],
         "poll_interval_minutes": 15,
         "history_start": "2024-06-01",
         "statistics": true,
@@ -42,12 +42,14 @@ async fn every_option_reaches_its_config_field() {
     assert_eq!(elo[1].refresh_token.expose(), REFRESH_TOKEN_2);
     assert!(elo[1].metering_points.is_empty(), "no metering points: all of them");
     assert_eq!(elo[1].name, None);
+    assert_eq!(elo[1].base_url, "https://preprod.example/customerapi");
 
     let enectiva = &config.enectiva;
     assert_eq!(enectiva.len(), 1);
     assert_eq!(enectiva[0].customer_uuid, UUID);
     assert_eq!(enectiva[0].login_token.expose(), LOGIN_TOKEN);
     assert_eq!(enectiva[0].name.as_deref(), Some("flat"));
+    assert_eq!(enectiva[0].base_url, "https://enectiva.example:8443/api");
 
     assert_eq!(config.bridge.poll_interval, Duration::from_secs(15 * 60));
     assert_eq!(config.bridge.history_start, NaiveDate::from_ymd_opt(2024, 6, 1));

@@ -31,7 +31,7 @@ pub async fn load(options_path: &Path) -> Result<Config, AddonError> {
 /// As [`load`], with the environment given.
 pub async fn load_with(options_path: &Path, env: &AddonEnv) -> Result<Config, AddonError> {
     let raw = read_options(options_path).await?;
-    let mapped = options::map(&raw).map_err(AddonError::InvalidOptions)?;
+    let (mapped, mut issues) = options::map(&raw);
     let mut values = mapped.config;
     values.insert("state".into(), json!({ "dir": state_dir(options_path) }));
     let options_layer = Layer {
@@ -41,7 +41,12 @@ pub async fn load_with(options_path: &Path, env: &AddonEnv) -> Result<Config, Ad
 
     // The options are judged before the Supervisor is asked, so that a wrong token format is
     // reported even while the broker is missing.
-    Config::from_figment(&Figment::from(options_layer.clone())).map_err(options_error)?;
+    if let Err(e) = Config::from_figment(&Figment::from(options_layer.clone())) {
+        issues.extend(renamed(issues_of(e)));
+    }
+    if !issues.is_empty() {
+        return Err(AddonError::InvalidOptions(issues));
+    }
 
     let token = env
         .supervisor_token
@@ -125,10 +130,6 @@ fn state_dir(options_path: &Path) -> PathBuf {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
     }
-}
-
-fn options_error(error: ConfigError) -> AddonError {
-    AddonError::InvalidOptions(renamed(issues_of(error)))
 }
 
 /// After the Supervisor's values are in, a problem under `mqtt` is the broker's; anything else

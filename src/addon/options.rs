@@ -18,10 +18,10 @@ pub const OPTIONS: &[&str] = &[
 ];
 
 /// The fields of one `eloverblik` list entry.
-pub const ELOVERBLIK_FIELDS: &[&str] = &["refresh_token", "metering_points", "name"];
+pub const ELOVERBLIK_FIELDS: &[&str] = &["refresh_token", "metering_points", "name", "base_url"];
 
 /// The fields of one `enectiva` list entry.
-pub const ENECTIVA_FIELDS: &[&str] = &["customer_uuid", "login_token", "name"];
+pub const ENECTIVA_FIELDS: &[&str] = &["customer_uuid", "login_token", "name", "base_url"];
 
 /// The schema's `list(...)` of log levels.
 pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
@@ -42,7 +42,9 @@ pub struct Mapped {
     pub statistics_cost: bool,
 }
 
-pub fn map(options: &Map<String, Value>) -> Result<Mapped, Vec<ConfigIssue>> {
+/// The options as configuration values, with every problem found on the way; a bad value is
+/// left at its default so the configuration's own checks can still run over the rest.
+pub fn map(options: &Map<String, Value>) -> (Mapped, Vec<ConfigIssue>) {
     let mut issues = Vec::new();
     for unknown in options.keys().filter(|k| !OPTIONS.contains(&k.as_str())) {
         tracing::warn!(option = %unknown, "ignoring an add-on option this version does not know");
@@ -74,15 +76,12 @@ pub fn map(options: &Map<String, Value>) -> Result<Mapped, Vec<ConfigIssue>> {
 
     let statistics = switch(options, "statistics", true, &mut issues);
     let statistics_cost = switch(options, "statistics_cost", false, &mut issues);
-    if issues.is_empty() {
-        Ok(Mapped {
-            config,
-            statistics,
-            statistics_cost,
-        })
-    } else {
-        Err(issues)
-    }
+    let mapped = Mapped {
+        config,
+        statistics,
+        statistics_cost,
+    };
+    (mapped, issues)
 }
 
 /// The option a configuration key came from, so that messages name what the user can change.

@@ -31,13 +31,13 @@ impl ReadingSink for StatisticsSink {
     }
 }
 
-/// A provider's hourly price list (a `Price` value whose `hourly_prices` attribute holds 24
+/// A provider's hourly price list (a `Price` value whose `prices` attribute holds 24
 /// DKK/kWh prices by Danish local hour) as a schedule for the cost statistic.
 pub fn hourly_prices(values: &[MeterValue]) -> Option<PriceSchedule> {
     let value = values
         .iter()
         .find(|v| v.kind == ValueKind::Price && v.unit.as_deref() == Some("DKK/kWh"))?;
-    let list = value.attributes.get("hourly_prices")?.as_array()?;
+    let list = value.attributes.get("prices")?.as_array()?;
     let prices: Vec<f64> = list.iter().filter_map(|p| p.as_f64()).collect();
     let prices: [f64; 24] = prices.try_into().ok()?;
     PriceSchedule::danish_hourly(prices).ok()

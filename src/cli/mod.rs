@@ -78,6 +78,13 @@ pub struct ConfigArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Run as a Home Assistant add-on: options from the add-on's options file, MQTT from the
+    /// Supervisor, state beside the options file, statistics through the Supervisor.
+    #[arg(long, conflicts_with = "config")]
+    pub addon: bool,
+    /// The add-on options file (with --addon).
+    #[arg(long, default_value = crate::addon::DEFAULT_OPTIONS_PATH, requires = "addon")]
+    pub options: PathBuf,
 }
 
 #[derive(Debug, Args)]

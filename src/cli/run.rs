@@ -13,7 +13,15 @@ use crate::state::StateStore;
 use crate::statistics::{StatisticsSettings, StatisticsSink};
 
 pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
-    let config = match super::load_config(&args.config) {
+    let loaded = if args.addon {
+        crate::addon::load(&args.options).await.map_err(|e| {
+            eprintln!("meter2mqtt: {e}");
+            EXIT_CONFIG
+        })
+    } else {
+        super::load_config(&args.config)
+    };
+    let config = match loaded {
         Ok(config) => config,
         Err(code) => return code,
     };

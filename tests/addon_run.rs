@@ -1,0 +1,197 @@
+//! The release-shaped binary as the add-on runs it: `run --addon` with nothing but an
+//! options.json and a (fake) Supervisor that offers the MQTT service and proxies Home
+//! Assistant's websocket, like the real one at http://supervisor.
+
+mod common;
+mod enectiva_support;
+#[path = "support/fake_ha.rs"]
+mod fake_ha;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{unsafe_kill, Collector};
+use enectiva_support::{fixture, FakeEnectiva, Series, CUSTOMER, LOGIN};
+use fake_ha::FakeHa;
+use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const WAIT: Duration = Duration::from_secs(40);
+const SUPERVISOR_TOKEN: &str = "supervisor-token-5521";
+const MQTT_PASSWORD: &str = "mqtt-pw-7781";
+
+/// Answers `GET /services/mqtt`; every other request (the websocket upgrade at
+/// `/core/websocket`) is passed through to the fake Home Assistant.
+async fn fake_supervisor(broker_port: u16, ha_addr: String) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let ha_addr = ha_addr.clone();
+            tokio::spawn(async move {
+                let mut head = vec![0u8; 4096];
+                let n = client.peek(&mut head).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&head[..n]).into_owned();
+                if request.starts_with("GET /services/mqtt") {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = client.read(&mut buf).await;
+                    let authorized = request.contains(&format!("Bearer {SUPERVISOR_TOKEN}"));
+                    let (status, body) = if authorized {
+                        let data = json!({"host": "127.0.0.1", "port": broker_port, "ssl": false, "username": "addons", "password": MQTT_PASSWORD, "protocol": "3.1.1"});
+                        ("200 OK", json!({"result": "ok", "data": data}).to_string())
+                    } else {
+                        (
+                            "401 Unauthorized",
+                            json!({"result": "error", "message": "unauthorized"}).to_string(),
+                        )
+                    };
+                    let response = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let _ = client.write_all(response.as_bytes()).await;
+                } else if let Ok(mut upstream) = TcpStream::connect(&ha_addr).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+fn spawn(args: &[&str], env: &[(&str, String)]) -> (std::process::Child, Arc<Mutex<Vec<String>>>) {
+    let mut cmd = Command::new(common::bin());
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_add_on_runs_with_nothing_but_its_options_and_the_supervisor() {
+    let broker = EmbeddedBroker::start(
+        "127.0.0.1:0",
+        BrokerOptions {
+            credentials: Some(("addons".into(), MQTT_PASSWORD.into())),
+        },
+    )
+    .await
+    .unwrap();
+    let ha = FakeHa::start("2025.10.1", SUPERVISOR_TOKEN).await;
+    let supervisor = fake_supervisor(broker.port(), ha.url().trim_start_matches("http://").to_owned()).await;
+
+    let fake = FakeEnectiva::start(chrono::Utc::now()).await;
+    let start = enectiva_support::at("2024-11-01T00:00:00Z");
+    let values: Vec<f64> = (0..25).map(|i| 1000.0 + i as f64 * 0.5).collect();
+    fake.serve_any(
+        &[
+            ("/meters", json!({"data": [fixture("meters.json")["data"][0].clone()]})),
+            ("/entities", fixture("entities.json")),
+            ("/entities/88/deltas", fixture("entity_deltas.json")),
+            ("/meters/4711/deltas", json!({"data": []})),
+        ],
+        vec![("4711", Series::regular(start, chrono::Duration::hours(1), &values))],
+    )
+    .await;
+
+    let data = tempfile::tempdir().unwrap();
+    let options = data.path().join("options.json");
+    std::fs::write(
+        &options,
+        json!({
+            "eloverblik": [],
+            "enectiva": [{"customer_uuid": CUSTOMER, "login_token": LOGIN, "name": "flat", "base_url": fake.server.uri()}],
+            "poll_interval_minutes": 60,
+            "history_start": "2024-11-01",
+            "statistics": true,
+            "statistics_cost": false,
+            "log_level": "debug"
+        })
+        .to_string(),
+    )
+    .unwrap();
+
+    let mut mqtt = rumqttc::MqttOptions::new("addon-observer", "127.0.0.1", broker.port());
+    mqtt.set_credentials("addons", MQTT_PASSWORD);
+    let collector = Collector::connect_with(mqtt, &["#"]).await;
+    let env = [
+        ("SUPERVISOR_URL", format!("http://127.0.0.1:{supervisor}")),
+        ("SUPERVISOR_TOKEN", SUPERVISOR_TOKEN.to_owned()),
+    ];
+    let (mut child, lines) = spawn(&["run", "--addon", "--options", options.to_str().unwrap()], &env);
+
+    collector
+        .wait_until(WAIT, "24 readings over MQTT", |m| {
+            m.iter()
+                .filter(|m| m.topic.ends_with("enectiva/4711/readings"))
+                .map(|m| m.payload.matches("\"start\"").count())
+                .sum::<usize>()
+                == 24
+        })
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ha.rows("meter2mqtt:enectiva_4711_consumption").len() < 24 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "statistics through the Supervisor's proxy:\n{}",
+            lines.lock().unwrap().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows = ha.rows("meter2mqtt:enectiva_4711_consumption");
+    assert!((rows.last().unwrap().sum.unwrap() - 12.0).abs() < 1e-9, "24 half-units");
+    assert!(
+        data.path().join("enectiva-flat.json").exists(),
+        "state kept beside options.json"
+    );
+
+    unsafe_kill(child.id(), "TERM");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let log = lines.lock().unwrap().join("\n");
+    for secret in [SUPERVISOR_TOKEN, MQTT_PASSWORD, LOGIN] {
+        assert!(!log.contains(secret), "the add-on log shows a secret");
+    }
+    assert!(collector
+        .messages()
+        .iter()
+        .all(|m| !m.payload.contains(SUPERVISOR_TOKEN) && !m.payload.contains(LOGIN)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_options_stop_the_add_on_with_the_option_named() {
+    let data = tempfile::tempdir().unwrap();
+    let options = data.path().join("options.json");
+    std::fs::write(
+        &options,
+        json!({"eloverblik": [{"refresh_token": ""}], "poll_interval_minutes": 1}).to_string(),
+    )
+    .unwrap();
+    let env = [
+        ("SUPERVISOR_URL", "http://127.0.0.1:9".to_owned()),
+        ("SUPERVISOR_TOKEN", SUPERVISOR_TOKEN.to_owned()),
+    ];
+    let (mut child, lines) = spawn(&["run", "--addon", "--options", options.to_str().unwrap()], &env);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let log = lines.lock().unwrap().join("\n");
+    assert!(
+        log.contains("poll_interval_minutes") && log.contains("eloverblik[0].refresh_token"),
+        "{log}"
+    );
+}
