@@ -99,10 +99,6 @@ run_checks() {
   fi
 
   step "${runner[*]} demo"
-  if ! "${runner[@]}" --help | grep -Eq '^\s+demo\b'; then
-    echo "NOTE: this binary has no \`demo\` subcommand yet; skipping the demo run"
-    return
-  fi
   # The demo runs the whole pipeline on built-in data with its own broker and then exits.
   timeout 600 "${runner[@]}" demo
 }
