@@ -7,24 +7,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{utc, Collector, ScriptedProvider};
-use meter2mqtt::bridge::{Bridge, BridgeEvent};
+use common::{utc, Collector, ScriptedProvider, TestBridge};
 use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
-use meter2mqtt::mqtt::{MqttHandle, MqttSettings};
-use meter2mqtt::state::StateStore;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn next_poll(events: &mut tokio::sync::broadcast::Receiver<BridgeEvent>) -> (usize, usize) {
-    loop {
-        match tokio::time::timeout(WAIT, events.recv()).await.expect("a poll in time") {
-            Ok(BridgeEvent::PollFinished { published, errors, .. }) => return (published, errors),
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
 
 fn last_json(collector: &Collector, suffix: &str) -> serde_json::Value {
     let m = collector
@@ -44,18 +30,9 @@ async fn api_errors_show_on_the_state_topic_and_clear_on_recovery() {
     let collector = Collector::connect(broker.port(), "errors", &["meter2mqtt/#"], false).await;
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 3);
     *provider.failing.lock().unwrap() = Some(503);
-    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
-    let bridge = Bridge::new(
-        Arc::new(config.clone()),
-        mqtt.clone(),
-        StateStore::open(state.path()).unwrap(),
-        vec![Arc::new(provider.clone())],
-    );
-    let mut events = bridge.events();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(bridge.run(stop.clone()));
+    let mut bridge = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
 
-    assert_eq!(next_poll(&mut events).await, (0, 1));
+    assert_eq!(bridge.next_poll().await, (0, 1));
     collector
         .wait_until(WAIT, "unavailable state", |m| {
             m.iter()
@@ -73,7 +50,7 @@ async fn api_errors_show_on_the_state_topic_and_clear_on_recovery() {
         .await;
 
     *provider.failing.lock().unwrap() = Some(429);
-    next_poll(&mut events).await;
+    bridge.next_poll().await;
     collector
         .wait_until(WAIT, "rate_limited", |m| {
             m.iter()
@@ -82,7 +59,7 @@ async fn api_errors_show_on_the_state_topic_and_clear_on_recovery() {
         .await;
 
     *provider.failing.lock().unwrap() = None;
-    assert_eq!(next_poll(&mut events).await, (3, 0));
+    assert_eq!(bridge.next_poll().await, (3, 0));
     collector
         .wait_until(WAIT, "ok state", |m| {
             m.iter()
@@ -90,9 +67,7 @@ async fn api_errors_show_on_the_state_topic_and_clear_on_recovery() {
         })
         .await;
     assert!(last_json(&collector, "m1/state")["api_error"].is_null());
-    stop.cancel();
-    task.await.unwrap();
-    mqtt.shutdown().await;
+    bridge.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,17 +85,8 @@ async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
     )
     .await;
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 3);
-    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
-    let bridge = Bridge::new(
-        Arc::new(config.clone()),
-        mqtt.clone(),
-        StateStore::open(state.path()).unwrap(),
-        vec![Arc::new(provider.clone())],
-    );
-    let mut events = bridge.events();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(bridge.run(stop.clone()));
-    next_poll(&mut events).await;
+    let mut bridge = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
+    bridge.next_poll().await;
     collector
         .wait_until(WAIT, "meter configs", |m| {
             m.iter()
@@ -131,7 +97,7 @@ async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
         .await;
 
     provider.present.store(false, Ordering::SeqCst);
-    next_poll(&mut events).await;
+    bridge.next_poll().await;
     collector
         .wait_until(WAIT, "empty payloads", |m| {
             m.iter()
@@ -142,8 +108,7 @@ async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
                     .any(|m| m.topic == "meter2mqtt/scripted/m1/state" && m.payload.is_empty())
         })
         .await;
-    stop.cancel();
-    task.await.unwrap();
+    bridge.stop().await;
 
     // The removal is remembered: a restart does not clear again, the bridge device stays.
     let saved: serde_json::Value =
@@ -154,7 +119,6 @@ async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
         .iter()
         .filter(|m| m.topic.contains("meter2mqtt_bridge"))
         .all(|m| !m.payload.is_empty()));
-    mqtt.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,24 +126,12 @@ async fn shutdown_is_prompt_while_the_broker_is_unreachable() {
     let state = tempfile::tempdir().unwrap();
     let config = common::config(common::free_port(), state.path());
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 3);
-    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
-    let bridge = Bridge::new(
-        Arc::new(config.clone()),
-        mqtt.clone(),
-        StateStore::open(state.path()).unwrap(),
-        vec![Arc::new(provider.clone())],
-    );
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(bridge.run(stop.clone()));
-    // The poll has fetched and is now waiting for a broker that is not there.
+    let bridge = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
+    // The poll has fetched and holds its readings back for a broker that is not there.
     tokio::time::timeout(WAIT, provider.fetched.notified()).await.unwrap();
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(3), async {
-        task.await.unwrap();
-        mqtt.shutdown().await;
-    })
-    .await
-    .expect("bridge and connection stop within 3 s");
+    tokio::time::timeout(Duration::from_secs(3), bridge.stop())
+        .await
+        .expect("bridge and connection stop within 3 s");
     // Nothing was acknowledged, so nothing is recorded as delivered.
     let saved = std::fs::read(state.path().join("scripted-test.json")).ok();
     let cursor = saved

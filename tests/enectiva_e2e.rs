@@ -7,41 +7,17 @@ mod enectiva_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Collector, Mosquitto};
+use common::{Collector, Mosquitto, TestBridge};
 use enectiva_support::{at, fixture, FakeEnectiva, Series};
-use meter2mqtt::bridge::{Bridge, BridgeEvent};
-use meter2mqtt::mqtt::{MqttHandle, MqttSettings};
-use meter2mqtt::state::StateStore;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn one_poll(config: &meter2mqtt::Config, fake: &FakeEnectiva) -> usize {
-    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(config)));
-    let store = StateStore::open(&config.state.dir).unwrap();
-    let bridge = Bridge::new(
-        Arc::new(config.clone()),
-        mqtt.clone(),
-        store,
-        vec![Arc::new(fake.provider())],
-    );
-    let mut events = bridge.events();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(bridge.run(stop.clone()));
-    let published = loop {
-        match tokio::time::timeout(WAIT, events.recv()).await.expect("a poll") {
-            Ok(BridgeEvent::PollFinished { published, errors, .. }) => {
-                assert_eq!(errors, 0);
-                break published;
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(e) => panic!("{e}"),
-        }
-    };
-    stop.cancel();
-    task.await.unwrap();
-    mqtt.shutdown().await;
+    let mut bridge = TestBridge::start(config, vec![Arc::new(fake.provider())], vec![]);
+    let (published, errors) = bridge.next_poll().await;
+    assert_eq!(errors, 0);
+    bridge.stop().await;
     published
 }
 

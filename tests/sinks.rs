@@ -8,70 +8,22 @@ mod fake_ha;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{utc, Collector, ScriptedProvider};
+use common::{utc, Collector, ScriptedProvider, TestBridge};
 use fake_ha::FakeHa;
-use meter2mqtt::bridge::{Bridge, BridgeEvent};
 use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
-use meter2mqtt::mqtt::{MqttHandle, MqttSettings};
 use meter2mqtt::secret::Secret;
 use meter2mqtt::state::StateStore;
 use meter2mqtt::statistics::{StatisticsSettings, StatisticsSink};
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(40);
 const ID: &str = "meter2mqtt:scripted_m1_consumption";
 
-struct Running {
-    mqtt: MqttHandle,
-    sink: StatisticsSink,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-    events: tokio::sync::broadcast::Receiver<BridgeEvent>,
-}
-
-impl Running {
-    fn start(config: &meter2mqtt::Config, ha: &FakeHa, provider: &ScriptedProvider) -> Running {
-        let store = StateStore::open(&config.state.dir).unwrap();
-        let sink = StatisticsSink::start(
-            StatisticsSettings::new(ha.url(), Secret::new("ha-token"), false),
-            store.clone(),
-        );
-        let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(config)));
-        let bridge = Bridge::new(
-            Arc::new(config.clone()),
-            mqtt.clone(),
-            store,
-            vec![Arc::new(provider.clone())],
-        )
-        .with_sink(Arc::new(sink.clone()));
-        let events = bridge.events();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(bridge.run(stop.clone()));
-        Running {
-            mqtt,
-            sink,
-            stop,
-            task,
-            events,
-        }
-    }
-
-    async fn poll(&mut self) -> usize {
-        loop {
-            match tokio::time::timeout(WAIT, self.events.recv()).await.expect("a poll") {
-                Ok(BridgeEvent::PollFinished { published, .. }) => return published,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(e) => panic!("{e}"),
-            }
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.unwrap();
-        self.sink.shutdown().await;
-        self.mqtt.shutdown().await;
-    }
+/// The bridge with the statistics sink, as `run` wires it when `[homeassistant]` is set.
+fn start(config: &meter2mqtt::Config, ha: &FakeHa, provider: &ScriptedProvider) -> (TestBridge, StatisticsSink) {
+    let store = StateStore::open(&config.state.dir).unwrap();
+    let sink = StatisticsSink::start(StatisticsSettings::new(ha.url(), Secret::new("ha-token"), false), store);
+    let bridge = TestBridge::start(config, vec![Arc::new(provider.clone())], vec![Arc::new(sink.clone())]);
+    (bridge, sink)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,8 +33,12 @@ async fn statistics_import_while_the_broker_is_down_and_mqtt_catches_up_later() 
     let state = tempfile::tempdir().unwrap();
     let config = common::config(port, state.path());
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
-    let mut running = Running::start(&config, &ha, &provider);
-    assert_eq!(running.poll().await, 0, "nothing can reach a broker that is not there");
+    let (mut running, sink) = start(&config, &ha, &provider);
+    assert_eq!(
+        running.next_poll().await.0,
+        0,
+        "nothing can reach a broker that is not there"
+    );
     let rows = ha.rows(ID);
     assert_eq!(rows.len(), 24, "statistics imported regardless");
     let total: f64 = (0..24)
@@ -97,7 +53,7 @@ async fn statistics_import_while_the_broker_is_down_and_mqtt_catches_up_later() 
     let collector = Collector::connect(broker.port(), "sinks-1", &["meter2mqtt/+/+/readings"], false).await;
     let mut published = 0;
     while published < 24 {
-        published += running.poll().await;
+        published += running.next_poll().await.0;
     }
     assert_eq!(published, 24);
     collector
@@ -112,6 +68,7 @@ async fn statistics_import_while_the_broker_is_down_and_mqtt_catches_up_later() 
     assert!(collector.reading_counts().values().all(|n| *n == 1));
     assert_eq!(ha.rows(ID).len(), 24, "no statistics imported twice");
     running.stop().await;
+    sink.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,8 +82,8 @@ async fn mqtt_delivers_while_home_assistant_is_down_and_statistics_catch_up() {
     let config = common::config(broker.port(), state.path());
     let collector = Collector::connect(broker.port(), "sinks-2", &["meter2mqtt/#"], false).await;
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
-    let mut running = Running::start(&config, &ha, &provider);
-    assert_eq!(running.poll().await, 24);
+    let (mut running, sink) = start(&config, &ha, &provider);
+    assert_eq!(running.next_poll().await.0, 24);
     assert!(ha.rows(ID).is_empty());
     collector
         .wait_until(WAIT, "the statistics error on the bridge state", |m| {
@@ -139,9 +96,10 @@ async fn mqtt_delivers_while_home_assistant_is_down_and_statistics_catch_up() {
     provider.advance(2);
     let mut published = 0;
     while ha.rows(ID).len() < 26 {
-        published += running.poll().await;
+        published += running.next_poll().await.0;
     }
     assert_eq!(published, 2, "MQTT only gets what is new");
     assert_eq!(ha.rows(ID).len(), 26, "statistics caught up from the history start");
     running.stop().await;
+    sink.shutdown().await;
 }

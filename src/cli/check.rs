@@ -10,17 +10,10 @@ use crate::config::Config;
 use crate::model::TimeRange;
 
 pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
-    let config = match super::load_config(&args) {
+    let config = match super::load_config_quietly(&args, log) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    logging::init(
-        &config.log,
-        &logging::Overrides {
-            level: log.level.or(Some("warn".into())),
-            format: log.format,
-        },
-    );
     println!("configuration: ok ({} account(s))", config.account_count());
     let mut problems = 0;
 

@@ -15,17 +15,10 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
         );
         return EXIT_CONFIG;
     }
-    let config = match super::load_config(&args.config) {
+    let config = match super::load_config_quietly(&args.config, log) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    logging::init(
-        &config.log,
-        &logging::Overrides {
-            level: log.level.or(Some("warn".into())),
-            format: log.format,
-        },
-    );
     let store = match super::open_store(&config).await {
         Ok(store) => store,
         Err(code) => return code,

@@ -166,6 +166,19 @@ pub(crate) fn load_config(args: &ConfigArgs) -> Result<Config, u8> {
     Config::load(&sources).map_err(|e| report_config_error(&e))
 }
 
+/// `load_config` for the one-shot commands, whose logging stays at `warn` unless asked.
+pub(crate) fn load_config_quietly(args: &ConfigArgs, log: logging::Overrides) -> Result<Config, u8> {
+    let config = load_config(args)?;
+    logging::init(
+        &config.log,
+        &logging::Overrides {
+            level: log.level.or(Some("warn".into())),
+            format: log.format,
+        },
+    );
+    Ok(config)
+}
+
 pub(crate) fn report_config_error(error: &ConfigError) -> u8 {
     eprintln!("meter2mqtt: {error}");
     EXIT_CONFIG
