@@ -341,8 +341,10 @@ fn render_value(entity: &Value, seen: &Seen) -> String {
     for key in path.trim_end_matches('.').split('.') {
         value = &value[key];
     }
+    // `(value_json.x or 'none')`: the template's own fallback is what Home Assistant shows.
+    let fallback = template.split(" or '").nth(1).and_then(|rest| rest.split('\'').next());
     match value {
-        Value::Null => "unknown".into(),
+        Value::Null => fallback.unwrap_or("unknown").into(),
         Value::String(s) => s.clone(),
         Value::Number(n) => match (entity["suggested_display_precision"].as_u64(), n.as_f64()) {
             (Some(digits), Some(f)) => format!("{f:.*}", digits as usize),
@@ -364,7 +366,7 @@ fn print_readings(topic: &str, messages: &[Value]) {
     let first = items.first().and_then(|r| r["start"].as_str()).unwrap_or("-");
     let last = items.last().and_then(|r| r["end"].as_str()).unwrap_or("-");
     println!(
-        "  {topic}: {} intervals in {} messages, {first} .. {last}, total {total:.3} {unit}, {corrections} corrections",
+        "  {topic}: {} intervals in {} message(s), {first} .. {last}, total {total:.3} {unit}, {corrections} corrections",
         items.len(),
         messages.len()
     );
