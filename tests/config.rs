@@ -230,3 +230,25 @@ fn the_example_config_is_valid() {
         panic!("config.example.toml: {e}");
     }
 }
+
+#[test]
+fn env_keys_of_an_account_patch_the_files_account() {
+    let toml =
+        "[[eloverblik]]\nbase_url = \"http://127.0.0.1:9/customerapi\"\nmetering_points = [\"571313180100000001\"]\n";
+    let env = [
+        ("METER2MQTT_ELOVERBLIK__REFRESH_TOKEN", "from-env"),
+        ("METER2MQTT_ENECTIVA__0__LOGIN_TOKEN", "007"),
+    ];
+    let (result, _) = load(Some(toml), &env, &[]);
+    let text = issues(result).join("\n");
+    // The file's ElOverblik account is complete now; the Enectiva one from env lacks its UUID.
+    assert!(!text.contains("eloverblik"), "{text}");
+    assert!(text.contains("enectiva[0]") && text.contains("customer_uuid"), "{text}");
+
+    let env = [("METER2MQTT_ELOVERBLIK__REFRESH_TOKEN", "from-env")];
+    let config = load(Some(toml), &env, &[]).0.unwrap();
+    assert_eq!(config.eloverblik.len(), 1);
+    assert_eq!(config.eloverblik[0].refresh_token.expose(), "from-env");
+    assert_eq!(config.eloverblik[0].base_url, "http://127.0.0.1:9/customerapi");
+    assert_eq!(config.eloverblik[0].metering_points, vec!["571313180100000001"]);
+}

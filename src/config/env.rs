@@ -10,7 +10,13 @@ pub const PREFIX: &str = "METER2MQTT_";
 
 pub struct EnvLayer {
     vars: Vec<(String, String)>,
+    /// The lower layers' account lists, so `METER2MQTT_ELOVERBLIK__0__REFRESH_TOKEN` can change
+    /// one key of the file's first account instead of replacing the list.
+    accounts: Dict,
 }
+
+/// Sections that are lists of accounts (`[[eloverblik]]`).
+pub const ACCOUNT_SECTIONS: &[&str] = &["eloverblik", "enectiva", "sample"];
 
 impl EnvLayer {
     pub fn from_env() -> Self {
@@ -25,7 +31,20 @@ impl EnvLayer {
             .filter(|(k, _)| !matches!(k.as_str(), "METER2MQTT_CONFIG" | "METER2MQTT_LOG"))
             .collect();
         vars.sort();
-        EnvLayer { vars }
+        EnvLayer {
+            vars,
+            accounts: Dict::new(),
+        }
+    }
+
+    /// Layers below this one, whose account lists env keys patch rather than replace.
+    pub fn over(mut self, lower: &Dict) -> Self {
+        self.accounts = lower
+            .iter()
+            .filter(|(k, _)| ACCOUNT_SECTIONS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self
     }
 
     pub fn var_name(path: &[&str]) -> String {
@@ -72,9 +91,53 @@ impl Provider for EnvLayer {
                     "environment variable {name}: empty key segment (use one `__` between section and key)"
                 )));
             }
-            insert(&mut root, &path, parse_value(raw));
+            match account_key(&path) {
+                Some((section, index, rest)) => {
+                    let accounts = root
+                        .entry(section.to_owned())
+                        .or_insert_with(|| as_list(self.accounts.get(section)));
+                    if !matches!(accounts, Value::Array(..)) {
+                        *accounts = as_list(Some(accounts));
+                    }
+                    if let Value::Array(_, items) = accounts {
+                        while items.len() <= index {
+                            items.push(Value::from(Dict::new()));
+                        }
+                        if !matches!(items[index], Value::Dict(..)) {
+                            items[index] = Value::from(Dict::new());
+                        }
+                        if let Value::Dict(_, entry) = &mut items[index] {
+                            insert(entry, rest, parse_value(raw));
+                        }
+                    }
+                }
+                None => insert(&mut root, &path, parse_value(raw)),
+            }
         }
         Ok(Profile::Default.collect(root))
+    }
+}
+
+/// `eloverblik__0__refresh_token` → (`eloverblik`, 0, `refresh_token`); without an index the
+/// key is the first account's. A whole-section value (`METER2MQTT_ELOVERBLIK=[...]`) is not one.
+fn account_key(path: &[String]) -> Option<(&str, usize, &[String])> {
+    let (section, rest) = path.split_first()?;
+    if !ACCOUNT_SECTIONS.contains(&section.as_str()) || rest.is_empty() {
+        return None;
+    }
+    match rest[0].parse::<usize>() {
+        Ok(index) if rest.len() > 1 => Some((section, index, &rest[1..])),
+        Ok(_) => None,
+        Err(_) => Some((section, 0, rest)),
+    }
+}
+
+/// An account section as a list: a single table counts as a list of one.
+fn as_list(value: Option<&Value>) -> Value {
+    match value {
+        Some(list @ Value::Array(..)) => list.clone(),
+        Some(table @ Value::Dict(..)) => Value::from(vec![table.clone()]),
+        _ => Value::from(Vec::<Value>::new()),
     }
 }
 
@@ -105,6 +168,43 @@ mod tests {
         assert_eq!(parse_value("1e5").as_str(), Some("1e5"));
         assert_eq!(parse_value("true").to_bool(), Some(true));
         assert_eq!(parse_value("hello world").as_str(), Some("hello world"));
+    }
+
+    #[test]
+    fn account_keys_patch_the_lower_layers_list() {
+        let mut lower = Dict::new();
+        let first: Dict = [
+            ("refresh_token".to_owned(), Value::from("file")),
+            ("base_url".to_owned(), Value::from("http://x")),
+        ]
+        .into_iter()
+        .collect();
+        lower.insert("eloverblik".into(), Value::from(vec![Value::from(first)]));
+        let layer = EnvLayer::from_vars([
+            ("METER2MQTT_ELOVERBLIK__REFRESH_TOKEN".to_owned(), "env".to_owned()),
+            (
+                "METER2MQTT_ELOVERBLIK__1__REFRESH_TOKEN".to_owned(),
+                "second".to_owned(),
+            ),
+            ("METER2MQTT_ENECTIVA__0__LOGIN_TOKEN".to_owned(), "007".to_owned()),
+        ])
+        .over(&lower);
+        let data = layer.data().unwrap();
+        let dict = &data[&Profile::Default];
+        let list = dict["eloverblik"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        let first = list[0].as_dict().unwrap();
+        assert_eq!(first["refresh_token"].as_str(), Some("env"));
+        assert_eq!(
+            first["base_url"].as_str(),
+            Some("http://x"),
+            "the file's other keys stay"
+        );
+        assert_eq!(list[1].as_dict().unwrap()["refresh_token"].as_str(), Some("second"));
+        assert_eq!(
+            dict["enectiva"].as_array().unwrap()[0].as_dict().unwrap()["login_token"].as_str(),
+            Some("007")
+        );
     }
 
     #[test]

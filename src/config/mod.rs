@@ -83,7 +83,9 @@ pub fn figment(sources: &Sources) -> Result<Figment, ConfigError> {
         Some(vars) => EnvLayer::from_vars(vars.clone()),
         None => EnvLayer::from_env(),
     };
-    figment = figment.merge(env);
+    // A file that does not parse is reported by validation; the env layer then patches nothing.
+    let lower: figment::value::Dict = figment.extract().unwrap_or_default();
+    figment = figment.merge(env.over(&lower));
     for raw in &sources.overrides {
         let (key, value) = raw
             .split_once('=')
