@@ -113,3 +113,92 @@ async fn four_meters_appear_with_units_and_classes_and_readings_arrive_once() {
     assert_eq!(counts.len(), 4 * 24);
     assert!(counts.values().all(|n| *n == 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_fetch_work_for_enectiva_meters() {
+    use chrono::{DurationRound, TimeZone};
+    let now = chrono::Utc::now();
+    let fake = FakeEnectiva::start(now).await;
+    let start = (now - chrono::Duration::days(3))
+        .duration_trunc(chrono::Duration::days(1))
+        .unwrap();
+    let values: Vec<f64> = (0..73).map(|i| 500.0 + i as f64 * 0.25).collect();
+    fake.serve_any(
+        &[
+            (
+                "/meters",
+                serde_json::json!({"data": [fixture("meters.json")["data"][0].clone()]}),
+            ),
+            ("/entities", fixture("entities.json")),
+        ],
+        vec![("4711", Series::regular(start, chrono::Duration::hours(1), &values))],
+    )
+    .await;
+    let broker = meter2mqtt::broker::EmbeddedBroker::start("127.0.0.1:0", Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n[state]\ndir = \"{}\"\n[[enectiva]]\ncustomer_uuid = \"{}\"\nlogin_token = \"{}\"\nbase_url = \"{}\"\n",
+            broker.port(),
+            dir.path().join("state").display(),
+            enectiva_support::CUSTOMER,
+            enectiva_support::LOGIN,
+            fake.server.uri()
+        ),
+    )
+    .unwrap();
+    let run = |args: Vec<String>| {
+        let out = std::process::Command::new(common::bin()).args(&args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let config = config.display().to_string();
+    let (code, text) = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || run(vec!["check".into(), "--config".into(), config])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{text}");
+    let newest = (start + chrono::Duration::hours(72)).to_rfc3339();
+    assert!(
+        text.contains("enectiva account 1: ok, 1 meter(s)") && text.contains("4711") && text.contains(&newest),
+        "{text}"
+    );
+    assert!(!text.contains(enectiva_support::LOGIN));
+
+    // One Prague day: the intervals that start in it.
+    let day = start.with_timezone(&chrono_tz::Europe::Prague).date_naive() + chrono::Days::new(1);
+    let (code, text) = tokio::task::spawn_blocking(move || {
+        run(vec![
+            "fetch".into(),
+            "--config".into(),
+            config,
+            "--meter".into(),
+            "4711".into(),
+            "--from".into(),
+            day.to_string(),
+            "--to".into(),
+            (day + chrono::Days::new(1)).to_string(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("20")).collect();
+    let local_midnight = |d: chrono::NaiveDate| {
+        chrono_tz::Europe::Prague
+            .from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let hours = (local_midnight(day + chrono::Days::new(1)) - local_midnight(day)).num_hours() as usize;
+    assert_eq!(rows.len(), hours, "{text}");
+    assert!(rows.iter().all(|r| r.contains(",0.25,kWh,measured,")), "{text}");
+}
