@@ -103,3 +103,32 @@ async fn mqtt_delivers_while_home_assistant_is_down_and_statistics_catch_up() {
     running.stop().await;
     sink.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_does_not_make_every_poll_reread_the_history() {
+    let ha = FakeHa::start("2025.10.1", "the-right-token").await;
+    let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(broker.port(), state.path());
+    let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24 * 30);
+    let (mut running, sink) = start(&config, &ha, &provider);
+    assert_eq!(running.next_poll().await.0, 24 * 30);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !matches!(
+        sink.status().state,
+        meter2mqtt::statistics::ConnectionState::AuthFailed(_)
+    ) {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", sink.status());
+        running.next_poll().await;
+    }
+    provider.ranges.lock().unwrap().clear();
+    running.next_poll().await;
+    let ranges = provider.ranges.lock().unwrap().clone();
+    assert_eq!(ranges.len(), 1);
+    // The look-back window before the cursor, not the history start.
+    assert_eq!(ranges[0].start, utc(2024, 3, 31, 0) - chrono::Duration::days(7));
+    running.stop().await;
+    sink.shutdown().await;
+}

@@ -32,6 +32,11 @@ use crate::state::StateStore;
 #[async_trait]
 pub trait ReadingSink: Send + Sync {
     fn name(&self) -> &'static str;
+    /// False when the sink cannot take anything until a restart (a refused token): it then must
+    /// not make every poll re-read the whole history for it.
+    fn active(&self) -> bool {
+        true
+    }
     /// Earliest interval start the sink still needs; `None`: everything from history start.
     async fn needs_from(&self, meter: &Meter) -> Option<DateTime<Utc>>;
     async fn deliver(&self, meter: &Meter, readings: &[IntervalReading], values: &[MeterValue]) -> Result<(), String>;

@@ -5,12 +5,19 @@ use chrono::{DateTime, Utc};
 
 use super::ReadingSink;
 use crate::model::{IntervalReading, Meter, MeterValue, ValueKind};
-use crate::statistics::{PriceSchedule, StatisticsSink};
+use crate::statistics::{ConnectionState, PriceSchedule, StatisticsSink};
 
 #[async_trait]
 impl ReadingSink for StatisticsSink {
     fn name(&self) -> &'static str {
         "Home Assistant statistics"
+    }
+
+    fn active(&self) -> bool {
+        !matches!(
+            self.status().state,
+            ConnectionState::AuthFailed(_) | ConnectionState::Stopped
+        )
     }
 
     async fn needs_from(&self, meter: &Meter) -> Option<DateTime<Utc>> {

@@ -191,7 +191,7 @@ impl AccountWorker {
             let cursor = self.state.meters.get(&meter.id).and_then(|m| m.cursor);
             let mut from = cursor.map_or(history, |c| c - lookback);
             let mut sinks_caught_up = true;
-            for sink in &self.shared.sinks {
+            for sink in self.shared.sinks.iter().filter(|s| s.active()) {
                 match sink.needs_from(meter).await {
                     Some(t) => {
                         from = from.min(t - lookback);

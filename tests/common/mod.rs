@@ -252,6 +252,8 @@ pub struct ScriptedProvider {
     pub present: Arc<std::sync::atomic::AtomicBool>,
     /// When set, readings calls fail with this HTTP status (after retries).
     pub failing: Arc<Mutex<Option<u16>>>,
+    /// The range of every readings call.
+    pub ranges: Arc<Mutex<Vec<TimeRange>>>,
 }
 
 impl ScriptedProvider {
@@ -264,6 +266,7 @@ impl ScriptedProvider {
             fetched: Default::default(),
             present: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             failing: Default::default(),
+            ranges: Default::default(),
         }
     }
 
@@ -308,6 +311,7 @@ impl Provider for ScriptedProvider {
     }
     async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
         *self.calls.lock().unwrap() += 1;
+        self.ranges.lock().unwrap().push(range);
         if let Some(status) = *self.failing.lock().unwrap() {
             self.fetched.notify_one();
             return Err(ProviderError::Http(meter2mqtt::http::HttpError::Exhausted {
