@@ -7,12 +7,9 @@ mod enectiva_support;
 #[path = "support/fake_ha.rs"]
 mod fake_ha;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{unsafe_kill, Collector};
+use common::{Collector, Proc};
 use enectiva_support::{fixture, FakeEnectiva, Series, CUSTOMER, LOGIN};
 use fake_ha::FakeHa;
 use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
@@ -58,24 +55,6 @@ async fn fake_supervisor(broker_port: u16, ha_addr: String) -> u16 {
         }
     });
     port
-}
-
-fn spawn(args: &[&str], env: &[(&str, String)]) -> (std::process::Child, Arc<Mutex<Vec<String>>>) {
-    let mut cmd = Command::new(common::bin());
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    (child, lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +108,8 @@ async fn the_add_on_runs_with_nothing_but_its_options_and_the_supervisor() {
         ("SUPERVISOR_URL", format!("http://127.0.0.1:{supervisor}")),
         ("SUPERVISOR_TOKEN", SUPERVISOR_TOKEN.to_owned()),
     ];
-    let (mut child, lines) = spawn(&["run", "--addon", "--options", options.to_str().unwrap()], &env);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut proc = Proc::spawn(&["run", "--addon", "--options", options.to_str().unwrap()], &env);
 
     collector
         .wait_until(WAIT, "24 readings over MQTT", |m| {
@@ -145,7 +125,7 @@ async fn the_add_on_runs_with_nothing_but_its_options_and_the_supervisor() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "statistics through the Supervisor's proxy:\n{}",
-            lines.lock().unwrap().join("\n")
+            proc.text()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -156,12 +136,8 @@ async fn the_add_on_runs_with_nothing_but_its_options_and_the_supervisor() {
         "state kept beside options.json"
     );
 
-    unsafe_kill(child.id(), "TERM");
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let log = lines.lock().unwrap().join("\n");
+    assert_eq!(proc.terminate(Duration::from_secs(5)).await, 0);
+    let log = proc.text();
     for secret in [SUPERVISOR_TOKEN, MQTT_PASSWORD, LOGIN] {
         assert!(!log.contains(secret), "the add-on log shows a secret");
     }
@@ -184,12 +160,10 @@ async fn bad_options_stop_the_add_on_with_the_option_named() {
         ("SUPERVISOR_URL", "http://127.0.0.1:9".to_owned()),
         ("SUPERVISOR_TOKEN", SUPERVISOR_TOKEN.to_owned()),
     ];
-    let (mut child, lines) = spawn(&["run", "--addon", "--options", options.to_str().unwrap()], &env);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(status.code(), Some(2));
-    let log = lines.lock().unwrap().join("\n");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut proc = Proc::spawn(&["run", "--addon", "--options", options.to_str().unwrap()], &env);
+    assert_eq!(proc.wait_exit(WAIT).await, 2);
+    let log = proc.text();
     assert!(
         log.contains("poll_interval_minutes") && log.contains("eloverblik[0].refresh_token"),
         "{log}"

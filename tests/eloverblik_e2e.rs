@@ -8,14 +8,12 @@ mod common;
 mod fake_ha;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use common::{unsafe_kill, Collector, Mosquitto};
+use common::{Collector, Mosquitto, Proc};
 use fake_ha::FakeHa;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
@@ -173,53 +171,6 @@ async fn fake_datahub() -> FakeDataHub {
     }
 }
 
-struct Daemon {
-    child: std::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    fn start(config: &std::path::Path) -> Daemon {
-        let mut child = Command::new(common::bin())
-            .args(["run", "--config", config.to_str().unwrap(), "--log-level", "debug"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Daemon { child, lines }
-    }
-
-    async fn wait_for(&self, what: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !self.lines.lock().unwrap().iter().any(|l| l.contains(what)) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {what:?} in:\n{}",
-                self.lines.lock().unwrap().join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(mut self) -> String {
-        unsafe_kill(self.child.id(), "TERM");
-        let status = tokio::task::spawn_blocking(move || self.child.wait().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(status.code(), Some(0));
-        let log = self.lines.lock().unwrap().join("\n");
-        log
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datahub_to_mqtt_and_the_energy_dashboard() {
     let Some(broker) = Mosquitto::start() else { return };
@@ -248,8 +199,11 @@ async fn datahub_to_mqtt_and_the_energy_dashboard() {
     )
     .await;
 
-    let daemon = Daemon::start(&config);
-    daemon.wait_for("poll finished").await;
+    let mut daemon = Proc::spawn(
+        &["run", "--config", config.to_str().unwrap(), "--log-level", "debug"],
+        &[],
+    );
+    daemon.wait_for_line("poll finished", 1).await;
     let expected = expected_hours();
     assert_eq!(expected.len(), 72 + 23 + 25);
 
@@ -368,22 +322,26 @@ async fn datahub_to_mqtt_and_the_energy_dashboard() {
     assert_eq!(production.len(), 24, "quarter-hours summed to hours");
 
     let first_calls = datahub.timeseries_calls.lock().unwrap().len();
-    let log = daemon.stop().await;
+    assert_eq!(daemon.terminate(Duration::from_secs(5)).await, 0);
+    let log = daemon.text();
     for secret in [REFRESH_TOKEN, HA_TOKEN] {
         assert!(!log.contains(secret));
     }
 
     // Restart: nothing re-delivered, nothing lost, no new token call.
     assert_eq!(token_calls(&datahub.server).await, 1);
-    let daemon = Daemon::start(&config);
-    daemon.wait_for("poll finished").await;
+    let mut daemon = Proc::spawn(
+        &["run", "--config", config.to_str().unwrap(), "--log-level", "debug"],
+        &[],
+    );
+    daemon.wait_for_line("poll finished", 1).await;
     assert!(daemon
         .lines
         .lock()
         .unwrap()
         .iter()
         .any(|l| l.contains("poll finished") && l.contains("published=0")));
-    daemon.stop().await;
+    assert_eq!(daemon.terminate(Duration::from_secs(5)).await, 0);
     assert_eq!(
         token_calls(&datahub.server).await,
         1,
