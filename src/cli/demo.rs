@@ -96,8 +96,10 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
 
     if args.follow {
         println!(
-            "\n--follow: the bridge keeps running (poll every {}); Ctrl-C to stop",
-            humantime::format_duration(config.bridge.poll_interval)
+            "\n--follow: the broker on 127.0.0.1:{} and the bridge keep running (poll every {}); try\n  mosquitto_sub -h 127.0.0.1 -p {} -v -t 'meter2mqtt/#'\nCtrl-C to stop",
+            config.mqtt.port,
+            humantime::format_duration(config.bridge.poll_interval),
+            config.mqtt.port
         );
         tokio::spawn(crate::cli::run::stop_on_signal(shutdown.clone()));
         shutdown.cancelled().await;

@@ -89,7 +89,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Keep running after the summary, printing what arrives, until Ctrl-C.
+    /// Keep the embedded broker and the bridge running after the summary, so an MQTT client or
+    /// Home Assistant can connect to the printed port, until Ctrl-C.
     #[arg(long)]
     pub follow: bool,
     /// Port for the embedded broker (default: any free port).
