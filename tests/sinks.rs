@@ -127,8 +127,9 @@ async fn a_refused_token_does_not_make_every_poll_reread_the_history() {
     running.next_poll().await;
     let ranges = provider.ranges.lock().unwrap().clone();
     assert_eq!(ranges.len(), 1);
-    // The look-back window before the cursor, not the history start.
-    assert_eq!(ranges[0].start, utc(2024, 3, 31, 0) - chrono::Duration::days(7));
+    // The look-back window before the cursor (from the start of its Danish day), not the
+    // history start.
+    assert_eq!(ranges[0].start, utc(2024, 3, 23, 23));
     running.stop().await;
     sink.shutdown().await;
 }

@@ -203,7 +203,8 @@ impl AccountWorker {
                     }
                 }
             }
-            let from = from.max(history);
+            // Whole local days: meters whose cursors differ by hours still share one batched call.
+            let from = local_day_start(from.max(history), meter.timezone).max(history);
             if let Some(cursor) = cursor {
                 if sinks_caught_up && self.provider.next_data_possible(cursor, now) > now {
                     tracing::debug!(account = %self.label, meter = %meter.id, "nothing new can exist yet; no data call");
@@ -430,6 +431,14 @@ impl AccountWorker {
             Err(e) => tracing::error!(account = %self.label, "saving state failed: {e}"),
         }
     }
+}
+
+fn local_day_start(at: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    let day = at.with_timezone(&tz).date_naive();
+    tz.from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(at)
 }
 
 /// Local midnight of `day` in the meter's zone, but no earlier than the provider allows.
