@@ -139,3 +139,88 @@ async fn shutdown_is_prompt_while_the_broker_is_unreachable() {
         .map(|v| v["meters"]["m1"]["cursor"].clone());
     assert!(cursor.as_ref().is_none_or(|c| c.is_null()), "{cursor:?}");
 }
+
+/// Two meters whose data ends at different hours, recording how they are asked for.
+#[derive(Clone, Default)]
+struct TwoMeters {
+    batches: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+}
+
+#[async_trait::async_trait]
+impl meter2mqtt::providers::Provider for TwoMeters {
+    fn kind(&self) -> &'static str {
+        "two"
+    }
+    fn account(&self) -> &str {
+        "test"
+    }
+    async fn meters(&self) -> Result<Vec<meter2mqtt::model::Meter>, meter2mqtt::providers::ProviderError> {
+        Ok(["a", "b"]
+            .iter()
+            .map(|id| meter2mqtt::model::Meter {
+                id: (*id).into(),
+                provider: "two".into(),
+                ..ScriptedProvider::meter()
+            })
+            .collect())
+    }
+    async fn readings(
+        &self,
+        meter: &meter2mqtt::model::Meter,
+        range: meter2mqtt::model::TimeRange,
+    ) -> Result<Vec<meter2mqtt::model::IntervalReading>, meter2mqtt::providers::ProviderError> {
+        // "a" has data until 20:00, "b" until 23:00 of the same day.
+        let end = utc(2024, 3, 1, if meter.id == "a" { 20 } else { 23 });
+        let mut out = Vec::new();
+        let mut start = range.start.max(utc(2024, 3, 1, 0));
+        while start + chrono::Duration::hours(1) <= end.min(range.end) {
+            out.push(meter2mqtt::model::IntervalReading {
+                start,
+                end: start + chrono::Duration::hours(1),
+                value: Some(1.0),
+                unit: meter.unit.clone(),
+                quality: meter2mqtt::model::Quality::Measured,
+                reading: None,
+            });
+            start += chrono::Duration::hours(1);
+        }
+        Ok(out)
+    }
+    async fn readings_many(
+        &self,
+        meters: &[meter2mqtt::model::Meter],
+        range: meter2mqtt::model::TimeRange,
+    ) -> Vec<(
+        String,
+        Result<Vec<meter2mqtt::model::IntervalReading>, meter2mqtt::providers::ProviderError>,
+    )> {
+        self.batches
+            .lock()
+            .unwrap()
+            .push(meters.iter().map(|m| m.id.clone()).collect());
+        let mut out = Vec::new();
+        for meter in meters {
+            out.push((meter.id.clone(), self.readings(meter, range).await));
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meters_whose_cursors_differ_by_hours_share_one_batched_call() {
+    let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let config = common::config(broker.port(), state.path());
+    let provider = TwoMeters::default();
+    let mut bridge = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
+    assert_eq!(bridge.next_poll().await.0, 20 + 23);
+    provider.batches.lock().unwrap().clear();
+    bridge.next_poll().await;
+    assert_eq!(
+        *provider.batches.lock().unwrap(),
+        vec![vec!["a".to_owned(), "b".to_owned()]]
+    );
+    bridge.stop().await;
+}

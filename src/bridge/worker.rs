@@ -1,6 +1,6 @@
 //! One provider account's polling loop.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
@@ -18,6 +18,8 @@ use crate::state::AccountState;
 /// for any broker's packet limit (~30 kB).
 const BATCH: usize = 200;
 const ACK_LIMIT: Duration = Duration::from_secs(60);
+/// How far apart two meters' range starts may be and still share one data call.
+const SHARED_RANGE_SLACK: chrono::Duration = chrono::Duration::days(2);
 
 pub(crate) struct AccountWorker {
     shared: Shared,
@@ -177,10 +179,10 @@ impl AccountWorker {
 
     /// Meters grouped by the start of the range they need, so batching providers can ask for
     /// several in one call. Meters with nothing new possible are left out.
-    async fn groups_to_fetch(&self, now: DateTime<Utc>) -> BTreeMap<DateTime<Utc>, Vec<Meter>> {
+    async fn groups_to_fetch(&self, now: DateTime<Utc>) -> Vec<(DateTime<Utc>, Vec<Meter>)> {
         let bridge = &self.shared.config.bridge;
         let lookback = chrono::Duration::from_std(bridge.lookback).unwrap_or_default();
-        let mut groups: BTreeMap<DateTime<Utc>, Vec<Meter>> = BTreeMap::new();
+        let mut wanted: Vec<(DateTime<Utc>, Meter)> = Vec::new();
         for meter in &self.meters {
             let history = history_start(
                 meter,
@@ -203,7 +205,6 @@ impl AccountWorker {
                     }
                 }
             }
-            // Whole local days: meters whose cursors differ by hours still share one batched call.
             let from = local_day_start(from.max(history), meter.timezone).max(history);
             if let Some(cursor) = cursor {
                 if sinks_caught_up && self.provider.next_data_possible(cursor, now) > now {
@@ -212,7 +213,18 @@ impl AccountWorker {
                 }
             }
             if from < now {
-                groups.entry(from).or_default().push(meter.clone());
+                wanted.push((from, meter.clone()));
+            }
+        }
+        // Meters whose ranges start within a couple of days of each other are asked for together
+        // from the earliest start: re-reading a day or two is cheaper than another API call, and
+        // the diff drops what was sent before.
+        wanted.sort_by_key(|(from, _)| *from);
+        let mut groups: Vec<(DateTime<Utc>, Vec<Meter>)> = Vec::new();
+        for (from, meter) in wanted {
+            match groups.last_mut() {
+                Some((start, meters)) if from - *start <= SHARED_RANGE_SLACK => meters.push(meter),
+                _ => groups.push((from, vec![meter])),
             }
         }
         groups
