@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -221,6 +221,16 @@ pub enum ValueKind {
     Other,
 }
 
+/// The first instant of `day` in `tz`: local midnight, or (in zones whose DST change skips
+/// midnight) the first hour that exists.
+pub fn local_midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    (0..4)
+        .filter_map(|hour| tz.from_local_datetime(&day.and_hms_opt(hour, 0, 0)?).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .next()
+        .unwrap_or_else(|| day.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+}
+
 /// A half-open UTC time range `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {
@@ -256,6 +266,29 @@ mod tests {
         assert_eq!(Unit::parse("GJ").as_str(), "GJ");
         assert_eq!(Unit::parse("MWh").as_str(), "MWh");
         assert_eq!(Unit::parse("furlongs"), Unit::Other("furlongs".into()));
+    }
+
+    #[test]
+    fn local_midnight_on_dst_days() {
+        let cph = chrono_tz::Europe::Copenhagen;
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(
+            local_midnight(d(2024, 3, 31), cph).to_rfc3339(),
+            "2024-03-30T23:00:00+00:00"
+        );
+        assert_eq!(
+            local_midnight(d(2024, 4, 1), cph).to_rfc3339(),
+            "2024-03-31T22:00:00+00:00"
+        );
+        assert_eq!(
+            local_midnight(d(2024, 10, 28), cph).to_rfc3339(),
+            "2024-10-27T23:00:00+00:00"
+        );
+        // Santiago skips 00:00 on 8 September 2024: the day starts at 01:00 local (04:00 UTC).
+        assert_eq!(
+            local_midnight(d(2024, 9, 8), chrono_tz::America::Santiago).to_rfc3339(),
+            "2024-09-08T04:00:00+00:00"
+        );
     }
 
     #[test]

@@ -2,24 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 
-use crate::model::IntervalReading;
-use crate::mqtt::payloads::{round, DayTotal, LatestInterval};
+use crate::model::{local_midnight, IntervalReading};
+use crate::mqtt::payloads::{round, DayTotal, Interval};
 
-pub fn latest(readings: &[IntervalReading]) -> Option<LatestInterval> {
+pub fn latest(readings: &[IntervalReading]) -> Option<Interval> {
     readings
         .iter()
         .filter(|r| r.value.is_some())
         .max_by_key(|r| r.start)
-        .map(|r| LatestInterval {
-            start: r.start,
-            end: r.end,
-            value: r.value.map(round),
-            quality: r.quality,
-            reading: r.reading.map(round),
-        })
+        .map(Interval::of)
 }
 
 /// The newest local day with data, its total, and whether every interval of it has a value.
@@ -44,22 +38,14 @@ pub fn last_day(readings: &[IntervalReading], tz: Tz) -> Option<DayTotal> {
 
 /// 23, 24 or 25 hours, in seconds.
 fn day_seconds(date: NaiveDate, tz: Tz) -> i64 {
-    let start = tz
-        .from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
-        .earliest();
-    let end = tz
-        .from_local_datetime(&(date + chrono::Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight"))
-        .earliest();
-    match (start, end) {
-        (Some(s), Some(e)) => (e.with_timezone(&Utc) - s.with_timezone(&Utc)).num_seconds(),
-        _ => 86_400,
-    }
+    (local_midnight(date + chrono::Days::new(1), tz) - local_midnight(date, tz)).num_seconds()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{Quality, Unit};
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn autumn_dst_day_needs_25_hours_to_be_complete() {

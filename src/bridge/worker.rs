@@ -3,11 +3,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use chrono::{DateTime, SubsecRound, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{diff, note_error, publish_bridge_state, summary, BridgeEvent, Shared};
-use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
+use crate::model::{local_midnight, IntervalReading, Meter, MeterValue, TimeRange};
 use crate::mqtt::payloads::{MeterState as StatePayload, ReadingItem, ReadingsBatch};
 use crate::mqtt::topics::segment;
 use crate::mqtt::{discovery, ConnectionState, MqttEvent};
@@ -446,22 +446,12 @@ impl AccountWorker {
 }
 
 fn local_day_start(at: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
-    let day = at.with_timezone(&tz).date_naive();
-    tz.from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(at)
+    local_midnight(at.with_timezone(&tz).date_naive(), tz)
 }
 
 /// Local midnight of `day` in the meter's zone, but no earlier than the provider allows.
 fn history_start(meter: &Meter, day: chrono::NaiveDate, max_history: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
-    let local = meter
-        .timezone
-        .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-    local.max(now - chrono::Duration::from_std(max_history).unwrap_or_default())
+    local_midnight(day, meter.timezone).max(now - chrono::Duration::from_std(max_history).unwrap_or_default())
 }
 
 async fn next_connack(events: &mut tokio::sync::broadcast::Receiver<MqttEvent>) {

@@ -2,10 +2,8 @@
 
 use std::io::Write;
 
-use chrono::{NaiveDate, TimeZone, Utc};
-
 use super::{logging, FetchArgs, OutputFormat, EXIT_CONFIG, EXIT_FAILURE};
-use crate::model::{IntervalReading, TimeRange};
+use crate::model::{local_midnight, IntervalReading, TimeRange};
 
 pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
     if args.to <= args.from {
@@ -71,14 +69,6 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
         }
     );
     EXIT_FAILURE
-}
-
-fn local_midnight(day: NaiveDate, tz: chrono_tz::Tz) -> chrono::DateTime<Utc> {
-    let naive = day.and_hms_opt(0, 0, 0).expect("midnight");
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| naive.and_utc())
 }
 
 fn print(readings: &[IntervalReading], unit: &str, format: OutputFormat) -> std::io::Result<()> {

@@ -15,8 +15,9 @@ pub struct ReadingsBatch<'a> {
     pub readings: Vec<ReadingItem>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ReadingItem {
+/// One interval as the topics show it (the state topic's `latest`, each readings item).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Interval {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub value: Option<f64>,
@@ -24,6 +25,24 @@ pub struct ReadingItem {
     /// The register value at `end` (cumulative meters only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reading: Option<f64>,
+}
+
+impl Interval {
+    pub fn of(reading: &IntervalReading) -> Self {
+        Interval {
+            start: reading.start,
+            end: reading.end,
+            value: reading.value.map(round),
+            quality: reading.quality,
+            reading: reading.reading.map(round),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadingItem {
+    #[serde(flatten)]
+    pub interval: Interval,
     /// True when this interval was published before with another value or quality.
     pub correction: bool,
 }
@@ -31,11 +50,7 @@ pub struct ReadingItem {
 impl ReadingItem {
     pub fn new(reading: &IntervalReading, correction: bool) -> Self {
         ReadingItem {
-            start: reading.start,
-            end: reading.end,
-            value: reading.value.map(round),
-            quality: reading.quality,
-            reading: reading.reading.map(round),
+            interval: Interval::of(reading),
             correction,
         }
     }
@@ -54,7 +69,7 @@ pub struct MeterState {
     pub name: String,
     pub unit: String,
     /// The most recent interval with data.
-    pub latest: Option<LatestInterval>,
+    pub latest: Option<Interval>,
     /// The newest local calendar day for which data exists, and its total.
     pub last_day: Option<DayTotal>,
     /// End of the newest delivered interval.
@@ -66,16 +81,6 @@ pub struct MeterState {
     pub api_error: Option<String>,
     /// Provider values beside interval data, by key.
     pub extras: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct LatestInterval {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub value: Option<f64>,
-    pub quality: Quality,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reading: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

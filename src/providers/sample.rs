@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, DurationRound, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use chrono_tz::Tz;
 
 use super::{Provider, ProviderError};
 use crate::config::SampleAccount;
-use crate::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit};
+use crate::model::{local_midnight, DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit};
 
 const TZ: Tz = chrono_tz::Europe::Copenhagen;
 
@@ -26,10 +26,10 @@ impl SampleProvider {
         let start = config
             .start
             .unwrap_or_else(|| Utc::now().date_naive() - chrono::Days::new(7));
-        let first = local_midnight(start);
+        let first = local_midnight(start, TZ);
         let last = config
             .days
-            .map(|days| local_midnight(start + chrono::Days::new(days.into())));
+            .map(|days| local_midnight(start + chrono::Days::new(days.into()), TZ));
         SampleProvider {
             account: config.name.clone().unwrap_or_else(|| (index + 1).to_string()),
             first,
@@ -47,13 +47,6 @@ impl SampleProvider {
             None => live,
         }
     }
-}
-
-fn local_midnight(day: NaiveDate) -> DateTime<Utc> {
-    TZ.from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"))
-        .earliest()
-        .expect("Danish midnight always exists")
-        .with_timezone(&Utc)
 }
 
 /// A stable, well-spread value per (meter, hour): daily shape plus hash noise.
@@ -152,6 +145,7 @@ impl Provider for SampleProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     fn provider(days: u32) -> SampleProvider {
         SampleProvider::from_config(
