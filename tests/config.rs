@@ -19,7 +19,6 @@ fn load(
     let f = toml.map(file);
     let sources = Sources {
         file: f.as_ref().map(|f| f.path().to_owned()),
-        json: None,
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
         env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
     };

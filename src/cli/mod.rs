@@ -160,7 +160,6 @@ async fn dispatch(cli: Cli) -> u8 {
 pub(crate) fn load_config(args: &ConfigArgs) -> Result<Config, u8> {
     let sources = Sources {
         file: args.config.clone(),
-        json: None,
         overrides: args.overrides.clone(),
         env: None,
     };

@@ -12,7 +12,7 @@ pub use types::*;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Format, Json, Toml};
+use figment::providers::{Format, Toml};
 use figment::value::Value;
 use figment::Figment;
 
@@ -48,8 +48,6 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     pub file: Option<PathBuf>,
-    /// A JSON file in the add-on's options format (`/data/options.json`), mapped onto the same keys.
-    pub json: Option<PathBuf>,
     /// `--set key=value` pairs, highest precedence.
     pub overrides: Vec<String>,
     /// The environment; `None` reads the process's.
@@ -74,10 +72,6 @@ pub fn figment(sources: &Sources) -> Result<Figment, ConfigError> {
     if let Some(path) = &sources.file {
         check_readable(path)?;
         figment = figment.merge(Toml::file_exact(path));
-    }
-    if let Some(path) = &sources.json {
-        check_readable(path)?;
-        figment = figment.merge(Json::file_exact(path));
     }
     let env = match &sources.env {
         Some(vars) => EnvLayer::from_vars(vars.clone()),
