@@ -221,6 +221,37 @@ pub enum ValueKind {
     Other,
 }
 
+/// What a price series is for: what the meter's quantity cost, or what it earned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PricePurpose {
+    /// The price paid per unit consumed (all-in: energy, grid tariffs, taxes, VAT).
+    Cost,
+    /// The price received per unit produced.
+    Compensation,
+}
+
+/// One price, valid over `[start, end)`, per unit of the series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PricePoint {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub price: f64,
+}
+
+/// Prices over time for one meter, as a provider knows them: piecewise constant, sorted and
+/// non-overlapping. A gap means the price of that time is not known (yet). Provider-neutral:
+/// the statistics sink multiplies readings by it without knowing where prices come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceSeries {
+    /// ISO 4217, e.g. `DKK`.
+    pub currency: String,
+    /// The unit the prices are per, e.g. kWh.
+    pub per_unit: Unit,
+    pub purpose: PricePurpose,
+    pub points: Vec<PricePoint>,
+}
+
 /// The first instant of `day` in `tz`: local midnight, or (in zones whose DST change skips
 /// midnight) the first hour that exists.
 pub fn local_midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
