@@ -3,7 +3,6 @@
 
 pub mod addon;
 pub mod bridge;
-pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -15,6 +14,12 @@ pub mod state;
 pub mod statistics;
 
 pub use config::Config;
+
+/// Support for the tests and benchmarks: the embedded broker `demo` runs on. Not a public API.
+#[doc(hidden)]
+pub mod test_support {
+    pub use crate::cli::demo::{BrokerOptions, EmbeddedBroker};
+}
 
 /// Errors that reach the command line.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Collector, Proc};
 use enectiva_support::{fixture, FakeEnectiva, Series, CUSTOMER, LOGIN};
 use fake_ha::FakeHa;
-use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
+use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{utc, Collector, ScriptedProvider, TestBridge};
-use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
+use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 
 const WAIT: Duration = Duration::from_secs(30);
 

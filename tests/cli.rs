@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{free_port, unsafe_kill, Collector, Mosquitto, Proc};
-use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
+use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 
 const WAIT: Duration = Duration::from_secs(30);
 

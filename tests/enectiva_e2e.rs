@@ -134,7 +134,7 @@ async fn check_and_fetch_work_for_enectiva_meters() {
         vec![("4711", Series::regular(start, chrono::Duration::hours(1), &values))],
     )
     .await;
-    let broker = meter2mqtt::broker::EmbeddedBroker::start("127.0.0.1:0", Default::default())
+    let broker = meter2mqtt::test_support::EmbeddedBroker::start("127.0.0.1:0", Default::default())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use common::{utc, Collector, ScriptedProvider, TestBridge};
 use fake_ha::FakeHa;
-use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
 use meter2mqtt::secret::Secret;
 use meter2mqtt::state::StateStore;
 use meter2mqtt::statistics::{StatisticsSettings, StatisticsSink};
+use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 
 const WAIT: Duration = Duration::from_secs(40);
 const ID: &str = "meter2mqtt:scripted_m1_consumption";

@@ -3,7 +3,7 @@
 //! store is unusable.
 
 mod check;
-mod demo;
+pub(crate) mod demo;
 mod fetch;
 mod logging;
 mod run;

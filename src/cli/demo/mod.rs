@@ -1,0 +1,135 @@
+//! `meter2mqtt demo`: the real bridge over built-in sample data, an embedded broker on
+//! localhost, and a subscriber that looks at the result the way Home Assistant would.
+
+mod broker;
+mod observer;
+mod summary;
+
+pub use broker::{BrokerOptions, EmbeddedBroker};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use tokio_util::sync::CancellationToken;
+
+use super::{logging, DemoArgs, EXIT_FAILURE};
+use crate::bridge::{Bridge, BridgeEvent};
+use crate::config::{Config, SampleAccount};
+use crate::mqtt::{MqttHandle, MqttSettings};
+use crate::state::StateStore;
+use observer::Observer;
+use summary::print_summary;
+
+const DEMO_START: (i32, u32, u32) = (2024, 10, 22);
+
+pub async fn demo(args: DemoArgs, log: logging::Overrides) -> u8 {
+    logging::init(
+        &Default::default(),
+        &logging::Overrides {
+            level: log.level.or(Some("warn".into())),
+            format: log.format,
+        },
+    );
+    match run_demo(args).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("meter2mqtt demo: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+async fn run_demo(args: DemoArgs) -> Result<(), String> {
+    let broker = EmbeddedBroker::start(&format!("127.0.0.1:{}", args.port), BrokerOptions::default())
+        .await
+        .map_err(|e| format!("cannot start the embedded broker on 127.0.0.1:{}: {e}", args.port))?;
+    let state_dir = std::env::temp_dir().join(format!("meter2mqtt-demo-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(state_dir.clone());
+
+    let start = NaiveDate::from_ymd_opt(DEMO_START.0, DEMO_START.1, DEMO_START.2).expect("valid date");
+    let mut config = Config::default();
+    config.mqtt.host = "127.0.0.1".into();
+    config.mqtt.port = broker.port();
+    config.mqtt.client_id = "meter2mqtt-demo".into();
+    config.bridge.history_start = Some(start);
+    config.bridge.jitter = Duration::ZERO;
+    config.state.dir = state_dir.clone();
+    config.sample = vec![SampleAccount {
+        name: Some("demo".into()),
+        start: Some(start),
+        days: Some(7),
+        ..SampleAccount::default()
+    }];
+
+    println!("meter2mqtt {} demo", env!("CARGO_PKG_VERSION"));
+    println!("  embedded MQTT broker on 127.0.0.1:{}", broker.port());
+    println!(
+        "  sample data: 2 meters, hourly, {} .. {} (Europe/Copenhagen; 27 October has 25 hours)",
+        start,
+        start + chrono::Days::new(6)
+    );
+    println!();
+
+    let observer = Observer::connect(broker.port(), &config.mqtt.discovery_prefix, &config.mqtt.base_topic).await?;
+
+    let store = StateStore::open(&state_dir).map_err(|e| e.to_string())?;
+    let providers = crate::providers::build(&config, &store).map_err(|e| e.to_string())?;
+    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
+    let bridge = Bridge::new(Arc::new(config.clone()), mqtt.clone(), store, providers);
+    let mut events = bridge.events();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(bridge.run(shutdown.clone()));
+
+    let finished = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match events.recv().await {
+                Ok(BridgeEvent::PollFinished { errors, published, .. }) => return Ok((errors, published)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return Err("the bridge stopped before finishing its first poll".to_owned()),
+            }
+        }
+    })
+    .await
+    .map_err(|_| "the first poll did not finish within 60 s".to_owned())??;
+    observer.sync().await?;
+
+    let seen = observer.snapshot();
+    print_summary(&seen, &config);
+    println!("first poll: {} intervals published, {} errors", finished.1, finished.0);
+
+    if args.follow {
+        println!(
+            "\n--follow: the broker on 127.0.0.1:{} and the bridge keep running (poll every {}); try\n  mosquitto_sub -h 127.0.0.1 -p {} -v -t 'meter2mqtt/#'\nCtrl-C to stop",
+            config.mqtt.port,
+            humantime::format_duration(config.bridge.poll_interval),
+            config.mqtt.port
+        );
+        tokio::spawn(crate::cli::run::stop_on_signal(shutdown.clone()));
+        shutdown.cancelled().await;
+    } else {
+        shutdown.cancel();
+    }
+    let _ = running.await;
+    mqtt.shutdown().await;
+    observer.sync().await?;
+    let availability = observer
+        .snapshot()
+        .retained
+        .get(&format!("{}/bridge/availability", config.mqtt.base_topic))
+        .cloned();
+    println!(
+        "bridge availability after shutdown: {}",
+        availability.as_deref().unwrap_or("(none)")
+    );
+    broker.stop();
+    Ok(())
+}
+
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
