@@ -2,12 +2,10 @@
 //! `Config` or a clear error out. The environment is passed as an `AddonEnv`, so no test touches
 //! the process environment.
 
-mod addon_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use addon_support::*;
+use crate::support::addon::*;
 use chrono::NaiveDate;
 use meter2mqtt::addon::{load_with, AddonEnv, AddonError};
 use meter2mqtt::secret::Secret;

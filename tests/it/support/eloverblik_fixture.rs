@@ -1,8 +1,6 @@
 //! IntervalReadings straight from the ElOverblik fixture files, independent of the provider:
 //! positions are 1-based within each Period, quantities are strings, A02 means missing.
 
-#![allow(dead_code)]
-
 use chrono::{DateTime, Duration, Utc};
 use meter2mqtt::model::{IntervalReading, Quality, Unit};
 use serde_json::Value;

@@ -1,12 +1,10 @@
 //! The release-shaped binary, run as a user would: signals, last will, bad input of every kind,
 //! and secrets that must never show.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{free_port, unsafe_kill, Collector, Mosquitto, Proc};
+use crate::support::{free_port, unsafe_kill, Broker, Collector, Proc};
 use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -24,7 +22,7 @@ fn write_config(dir: &Path, port: u16, extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_publishes_the_last_will_when_the_process_dies() {
-    let Some(broker) = Mosquitto::start() else { return };
+    let broker = Broker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), broker.port, "");
     let collector = Collector::connect(broker.port, "lwt-observer", &["meter2mqtt/#"], false).await;

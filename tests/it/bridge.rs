@@ -1,13 +1,11 @@
 //! Bridge behaviour that needs a broker but not a particular one: runs everywhere on the
 //! embedded broker.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{utc, Collector, ScriptedProvider, TestBridge};
+use crate::support::{utc, Collector, ScriptedProvider, TestBridge};
 use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -26,7 +24,7 @@ async fn api_errors_show_on_the_state_topic_and_clear_on_recovery() {
         .await
         .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(broker.port(), state.path());
+    let config = crate::support::config(broker.port(), state.path());
     let collector = Collector::connect(broker.port(), "errors", &["meter2mqtt/#"], false).await;
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 3);
     *provider.failing.lock().unwrap() = Some(503);
@@ -76,7 +74,7 @@ async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
         .await
         .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(broker.port(), state.path());
+    let config = crate::support::config(broker.port(), state.path());
     let collector = Collector::connect(
         broker.port(),
         "vanish",
@@ -124,7 +122,7 @@ async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_prompt_while_the_broker_is_unreachable() {
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(common::free_port(), state.path());
+    let config = crate::support::config(crate::support::free_port(), state.path());
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 3);
     let bridge = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
     // The poll has fetched and holds its readings back for a broker that is not there.
@@ -212,7 +210,7 @@ async fn meters_whose_cursors_differ_by_hours_share_one_batched_call() {
         .await
         .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(broker.port(), state.path());
+    let config = crate::support::config(broker.port(), state.path());
     let provider = TwoMeters::default();
     let mut bridge = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
     assert_eq!(bridge.next_poll().await.0, 20 + 23);

@@ -2,8 +2,6 @@
 //! meter2mqtt uses, validated the way HA validates them (schema per version, statistic id
 //! rule, source, hour-aligned timezone-aware starts). It keeps what it was given.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,15 +1,11 @@
 //! The two sinks fail independently: Home Assistant statistics keep importing while MQTT is
 //! down, and MQTT keeps delivering while Home Assistant is down.
 
-mod common;
-#[path = "support/fake_ha.rs"]
-mod fake_ha;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{utc, Collector, ScriptedProvider, TestBridge};
-use fake_ha::FakeHa;
+use crate::support::fake_ha::FakeHa;
+use crate::support::{utc, Collector, ScriptedProvider, TestBridge};
 use meter2mqtt::secret::Secret;
 use meter2mqtt::state::StateStore;
 use meter2mqtt::statistics::{StatisticsSettings, StatisticsSink};
@@ -29,9 +25,9 @@ fn start(config: &meter2mqtt::Config, ha: &FakeHa, provider: &ScriptedProvider) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statistics_import_while_the_broker_is_down_and_mqtt_catches_up_later() {
     let ha = FakeHa::start("2025.10.1", "ha-token").await;
-    let port = common::free_port();
+    let port = crate::support::free_port();
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(port, state.path());
+    let config = crate::support::config(port, state.path());
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
     let (mut running, sink) = start(&config, &ha, &provider);
     assert_eq!(
@@ -79,7 +75,7 @@ async fn mqtt_delivers_while_home_assistant_is_down_and_statistics_catch_up() {
         .await
         .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(broker.port(), state.path());
+    let config = crate::support::config(broker.port(), state.path());
     let collector = Collector::connect(broker.port(), "sinks-2", &["meter2mqtt/#"], false).await;
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
     let (mut running, sink) = start(&config, &ha, &provider);
@@ -111,7 +107,7 @@ async fn a_refused_token_does_not_make_every_poll_reread_the_history() {
         .await
         .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(broker.port(), state.path());
+    let config = crate::support::config(broker.port(), state.path());
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24 * 30);
     let (mut running, sink) = start(&config, &ha, &provider);
     assert_eq!(running.next_poll().await.0, 24 * 30);

@@ -1,14 +1,11 @@
 //! Enectiva end to end: fake API + real broker + the bridge. Four meters appear with the right
 //! units and device classes, readings arrive once, a restart re-delivers nothing.
 
-mod common;
-mod enectiva_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Collector, Mosquitto, TestBridge};
-use enectiva_support::{at, fixture, FakeEnectiva, Series};
+use crate::support::enectiva::{at, fixture, FakeEnectiva, Series};
+use crate::support::{Broker, Collector, TestBridge};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -23,7 +20,7 @@ async fn one_poll(config: &meter2mqtt::Config, fake: &FakeEnectiva) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_meters_appear_with_units_and_classes_and_readings_arrive_once() {
-    let Some(broker) = Mosquitto::start() else { return };
+    let broker = Broker::start().await;
     let fake = FakeEnectiva::start(at("2024-11-02T00:00:00Z")).await;
     let hourly = |base: f64, step: f64| -> Vec<f64> { (0..25).map(|i| base + step * i as f64).collect() };
     let start = at("2024-11-01T00:00:00Z");
@@ -48,7 +45,7 @@ async fn four_meters_appear_with_units_and_classes_and_readings_arrive_once() {
     .await;
 
     let state = tempfile::tempdir().unwrap();
-    let mut config = common::config(broker.port, state.path());
+    let mut config = crate::support::config(broker.port, state.path());
     config.bridge.history_start = Some(chrono::NaiveDate::from_ymd_opt(2024, 11, 1).unwrap());
     let collector = Collector::connect(broker.port, "enectiva-e2e", &["homeassistant/#", "meter2mqtt/#"], false).await;
 
@@ -145,14 +142,17 @@ async fn check_and_fetch_work_for_enectiva_meters() {
             "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n[state]\ndir = \"{}\"\n[[enectiva]]\ncustomer_uuid = \"{}\"\nlogin_token = \"{}\"\nbase_url = \"{}\"\n",
             broker.port(),
             dir.path().join("state").display(),
-            enectiva_support::CUSTOMER,
-            enectiva_support::LOGIN,
+            crate::support::enectiva::CUSTOMER,
+            crate::support::enectiva::LOGIN,
             fake.server.uri()
         ),
     )
     .unwrap();
     let run = |args: Vec<String>| {
-        let out = std::process::Command::new(common::bin()).args(&args).output().unwrap();
+        let out = std::process::Command::new(crate::support::bin())
+            .args(&args)
+            .output()
+            .unwrap();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -171,7 +171,7 @@ async fn check_and_fetch_work_for_enectiva_meters() {
         text.contains("enectiva account 1: ok, 1 meter(s)") && text.contains("4711") && text.contains(&newest),
         "{text}"
     );
-    assert!(!text.contains(enectiva_support::LOGIN));
+    assert!(!text.contains(crate::support::enectiva::LOGIN));
 
     // One Prague day: the intervals that start in it.
     let day = start.with_timezone(&chrono_tz::Europe::Prague).date_naive() + chrono::Days::new(1);

@@ -1,14 +1,12 @@
 //! The bridge against a real mosquitto: discovery, last will, re-publish on Home Assistant's
 //! `online`, broker restarts without loss or duplicates, cursor persistence.
 
-mod common;
-
 use std::sync::Arc;
 
 use meter2mqtt::mqtt::ConnectionState;
 use std::time::Duration;
 
-use common::{utc, Collector, Mosquitto, ScriptedProvider, TestBridge};
+use crate::support::{utc, Broker, Collector, ScriptedProvider, TestBridge};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -21,9 +19,9 @@ fn all_once(collector: &Collector, expected: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_state_and_readings_reach_a_real_broker() {
-    let Some(broker) = Mosquitto::start() else { return };
+    let broker = Broker::start().await;
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(broker.port, state.path());
+    let config = crate::support::config(broker.port, state.path());
     let collector = Collector::connect(broker.port, "observer-1", &["homeassistant/#", "meter2mqtt/#"], false).await;
     let provider = ScriptedProvider::new(utc(2024, 3, 30, 23), 48);
     let mut bridge = TestBridge::start(&config, vec![Arc::new(provider)], vec![]);
@@ -72,7 +70,7 @@ async fn discovery_state_and_readings_reach_a_real_broker() {
     bridge.stop().await;
 }
 
-fn count_readings(messages: &[common::Message]) -> usize {
+fn count_readings(messages: &[crate::support::Message]) -> usize {
     messages
         .iter()
         .filter(|m| m.topic.ends_with("/readings"))
@@ -85,7 +83,7 @@ fn count_readings(messages: &[common::Message]) -> usize {
         .sum()
 }
 
-fn configs(messages: &[common::Message]) -> Vec<(String, String)> {
+fn configs(messages: &[crate::support::Message]) -> Vec<(String, String)> {
     let mut map = std::collections::BTreeMap::new();
     for m in messages.iter().filter(|m| m.topic.ends_with("/config")) {
         map.insert(m.topic.clone(), m.payload.clone());
@@ -95,9 +93,9 @@ fn configs(messages: &[common::Message]) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_assistant_online_triggers_a_republish() {
-    let Some(broker) = Mosquitto::start() else { return };
+    let broker = Broker::start().await;
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(broker.port, state.path());
+    let config = crate::support::config(broker.port, state.path());
     let collector = Collector::connect(broker.port, "observer-2", &["homeassistant/+/+/config"], false).await;
     let mut bridge = TestBridge::start(
         &config,
@@ -124,9 +122,9 @@ async fn home_assistant_online_triggers_a_republish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_loses_and_duplicates_nothing() {
-    let Some(mut broker) = Mosquitto::start() else { return };
+    let mut broker = Broker::start().await;
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(broker.port, state.path());
+    let config = crate::support::config(broker.port, state.path());
     // A persistent session: what is published while the observer reconnects is queued for it.
     let collector = Collector::connect(broker.port, "observer-3", &["meter2mqtt/+/+/readings"], true).await;
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
@@ -149,7 +147,7 @@ async fn broker_restart_loses_and_duplicates_nothing() {
     // The next poll fetches the new day while the broker is down; its publish must wait.
     tokio::time::timeout(WAIT, provider.fetched.notified()).await.unwrap();
     tokio::time::timeout(WAIT, provider.fetched.notified()).await.unwrap();
-    broker.restart();
+    broker.restart().await;
 
     collector
         .wait_until(WAIT, "48 readings", |m| count_readings(m) >= 48)
@@ -162,9 +160,9 @@ async fn broker_restart_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursor_survives_a_restart_and_corrections_are_flagged() {
-    let Some(broker) = Mosquitto::start() else { return };
+    let broker = Broker::start().await;
     let state = tempfile::tempdir().unwrap();
-    let config = common::config(broker.port, state.path());
+    let config = crate::support::config(broker.port, state.path());
     let collector = Collector::connect(broker.port, "observer-4", &["meter2mqtt/+/+/readings"], false).await;
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
 

@@ -1,6 +1,5 @@
 //! Shared by the add-on tests: distinctive secrets, a fake Supervisor, options files.
 // Each test binary uses a part of this module.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,11 +1,9 @@
 //! What `addon::load` writes to the log. A test binary of its own: `tracing` caches per call site
 //! whether anyone listens, so a scoped subscriber beside other tests' threads would miss events.
 
-mod addon_support;
-
 use std::sync::{Arc, Mutex};
 
-use addon_support::*;
+use crate::support::addon::*;
 use serde_json::json;
 
 /// A `tracing` writer into a shared buffer.

@@ -1,16 +1,13 @@
 //! The statistics sink against a fake Home Assistant websocket API.
 
-#[path = "support/fake_ha.rs"]
-mod fake_ha;
-#[path = "support/eloverblik_fixture.rs"]
-mod fixture;
+use crate::support::eloverblik_fixture as fixture;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::support::fake_ha::{FakeHa, StoredRow};
 use chrono::{DateTime, TimeZone, Timelike, Utc};
-use fake_ha::{FakeHa, StoredRow};
 use futures_util::{SinkExt, StreamExt};
 use meter2mqtt::http::RetryPolicy;
 use meter2mqtt::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, Unit};

@@ -1,12 +1,10 @@
 //! The Enectiva provider against a fake Enectiva API (wiremock) built from the fixtures.
 
-mod enectiva_support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use enectiva_support::logs::Logs;
-use enectiva_support::*;
+use crate::support::enectiva::logs::Logs;
+use crate::support::enectiva::*;
 use meter2mqtt::http::{HttpError, RetryPolicy};
 use meter2mqtt::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit, ValueKind};
 use meter2mqtt::providers::enectiva::Clock;

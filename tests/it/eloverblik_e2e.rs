@@ -3,18 +3,14 @@
 //! topic at the right UTC start; the statistics imported into Home Assistant equal the fixture's
 //! hourly values and their last sum the total; a restart re-delivers nothing and loses nothing.
 
-mod common;
-#[path = "support/fake_ha.rs"]
-mod fake_ha;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::fake_ha::FakeHa;
+use crate::support::{Broker, Collector, Proc};
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use common::{Collector, Mosquitto, Proc};
-use fake_ha::FakeHa;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -173,7 +169,7 @@ async fn fake_datahub() -> FakeDataHub {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datahub_to_mqtt_and_the_energy_dashboard() {
-    let Some(broker) = Mosquitto::start() else { return };
+    let broker = Broker::start().await;
     let datahub = fake_datahub().await;
     let ha = FakeHa::start("2025.10.1", HA_TOKEN).await;
     let dir = tempfile::tempdir().unwrap();

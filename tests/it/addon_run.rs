@@ -2,16 +2,11 @@
 //! options.json and a (fake) Supervisor that offers the MQTT service and proxies Home
 //! Assistant's websocket, like the real one at http://supervisor.
 
-mod common;
-mod enectiva_support;
-#[path = "support/fake_ha.rs"]
-mod fake_ha;
-
 use std::time::Duration;
 
-use common::{Collector, Proc};
-use enectiva_support::{fixture, FakeEnectiva, Series, CUSTOMER, LOGIN};
-use fake_ha::FakeHa;
+use crate::support::enectiva::{fixture, FakeEnectiva, Series, CUSTOMER, LOGIN};
+use crate::support::fake_ha::FakeHa;
+use crate::support::{Collector, Proc};
 use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,7 +66,7 @@ async fn the_add_on_runs_with_nothing_but_its_options_and_the_supervisor() {
     let supervisor = fake_supervisor(broker.port(), ha.url().trim_start_matches("http://").to_owned()).await;
 
     let fake = FakeEnectiva::start(chrono::Utc::now()).await;
-    let start = enectiva_support::at("2024-11-01T00:00:00Z");
+    let start = crate::support::enectiva::at("2024-11-01T00:00:00Z");
     let values: Vec<f64> = (0..25).map(|i| 1000.0 + i as f64 * 0.5).collect();
     fake.serve_any(
         &[

@@ -1,0 +1,21 @@
+//! The integration tests, in one binary so the crate is linked once. Each module tests one part
+//! from the outside (its public API, the binary, or the wire); `support` holds the fakes
+//! (ElOverblik, Enectiva, Home Assistant, the Supervisor), the broker (mosquitto when installed,
+//! the embedded one otherwise) and the harnesses they share.
+
+mod support;
+
+mod addon_files;
+mod addon_log;
+mod addon_options;
+mod addon_run;
+mod bridge;
+mod cli;
+mod config;
+mod eloverblik_api;
+mod eloverblik_e2e;
+mod enectiva_api;
+mod enectiva_e2e;
+mod mqtt_broker;
+mod sinks;
+mod statistics_ha;

@@ -1,0 +1,18 @@
+//! What the integration tests share: the broker, a recording subscriber, a scripted provider,
+//! the in-process bridge harness, the binary as a process, and the fakes of every API.
+
+pub mod addon;
+mod broker;
+mod collector;
+pub mod eloverblik_fixture;
+pub mod enectiva;
+pub mod fake_ha;
+mod harness;
+mod process;
+mod scripted;
+
+pub use broker::{free_port, unsafe_kill, Broker};
+pub use collector::{Collector, Message};
+pub use harness::{config, utc, TestBridge};
+pub use process::{bin, Proc};
+pub use scripted::ScriptedProvider;
