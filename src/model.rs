@@ -138,6 +138,29 @@ impl Quality {
     }
 }
 
+/// How the last call to a meter's API went, as sinks show it (`api_status` on the state topic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiStatus {
+    Ok,
+    AuthError,
+    RateLimited,
+    Unavailable,
+    Error,
+}
+
+impl ApiStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiStatus::Ok => "ok",
+            ApiStatus::AuthError => "auth_error",
+            ApiStatus::RateLimited => "rate_limited",
+            ApiStatus::Unavailable => "unavailable",
+            ApiStatus::Error => "error",
+        }
+    }
+}
+
 /// What Home Assistant shows about the physical device behind a meter.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {

@@ -7,11 +7,12 @@ use chrono::{DateTime, SubsecRound, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{diff, note_error, publish_bridge_state, summary, BridgeEvent, Shared};
+use crate::model::ApiStatus;
 use crate::model::{local_midnight, IntervalReading, Meter, MeterValue, TimeRange};
 use crate::mqtt::payloads::{MeterState as StatePayload, ReadingItem, ReadingsBatch};
 use crate::mqtt::topics::segment;
 use crate::mqtt::{discovery, ConnectionState, MqttEvent};
-use crate::providers::{ApiStatus, ProviderError, SharedProvider};
+use crate::providers::{ProviderError, SharedProvider};
 use crate::state::AccountState;
 
 /// Intervals per message on the readings topic: large enough for few round trips, small enough

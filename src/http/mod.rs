@@ -10,7 +10,7 @@ pub use retry::{ApiClient, ErrorBody, HttpResponse, Sleeper, TokioSleeper};
 use std::sync::Once;
 use std::time::Duration;
 
-use crate::providers::ApiStatus;
+use crate::model::ApiStatus;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpError {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::http::HttpError;
-use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
+use crate::model::{ApiStatus, IntervalReading, Meter, MeterValue, TimeRange};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
@@ -37,29 +37,6 @@ pub enum ProviderError {
     },
     #[error("{provider}: meter {meter} is not known to this account")]
     UnknownMeter { provider: &'static str, meter: String },
-}
-
-/// The `api_status` a failure shows on a meter's state topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApiStatus {
-    Ok,
-    AuthError,
-    RateLimited,
-    Unavailable,
-    Error,
-}
-
-impl ApiStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiStatus::Ok => "ok",
-            ApiStatus::AuthError => "auth_error",
-            ApiStatus::RateLimited => "rate_limited",
-            ApiStatus::Unavailable => "unavailable",
-            ApiStatus::Error => "error",
-        }
-    }
 }
 
 impl ProviderError {

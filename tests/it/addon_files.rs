@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use meter2mqtt::addon::{ELOVERBLIK_FIELDS, ENECTIVA_FIELDS, LOG_LEVELS, OPTIONS, POLL_MINUTES};
-use meter2mqtt::providers::ApiStatus;
+use meter2mqtt::model::ApiStatus;
 use serde_norway::{Mapping, Value};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");

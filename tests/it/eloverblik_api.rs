@@ -15,9 +15,10 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use meter2mqtt::config::{EloverblikAccount, EloverblikApi};
 use meter2mqtt::http::{HttpError, Sleeper};
+use meter2mqtt::model::ApiStatus;
 use meter2mqtt::model::{Direction, IntervalReading, Meter, Quality, TimeRange, ValueKind};
 use meter2mqtt::providers::eloverblik::{retry_policy, EloverblikProvider, Options};
-use meter2mqtt::providers::{ApiStatus, Provider, ProviderError};
+use meter2mqtt::providers::{Provider, ProviderError};
 use meter2mqtt::secret::Secret;
 use meter2mqtt::state::StateStore;
 
