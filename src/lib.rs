@@ -1,10 +1,12 @@
 //! meter2mqtt: utility meter data from energy data APIs to MQTT, with Home Assistant discovery
 //! and Energy dashboard statistics.
 
+pub mod actor;
 pub mod addon;
 pub mod bridge;
 pub mod cli;
 pub mod config;
+pub mod homeassistant;
 pub mod http;
 pub mod model;
 pub mod mqtt;

@@ -4,8 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::ReadingSink;
+use crate::homeassistant::LinkState;
 use crate::model::{IntervalReading, Meter, MeterValue, ValueKind};
-use crate::statistics::{ConnectionState, PriceSchedule, StatisticsSink};
+use crate::statistics::{PriceSchedule, StatisticsSink};
 
 #[async_trait]
 impl ReadingSink for StatisticsSink {
@@ -14,10 +15,7 @@ impl ReadingSink for StatisticsSink {
     }
 
     fn active(&self) -> bool {
-        !matches!(
-            self.status().state,
-            ConnectionState::AuthFailed(_) | ConnectionState::Stopped
-        )
+        !matches!(self.status().state, LinkState::AuthFailed(_) | LinkState::Stopped)
     }
 
     async fn needs_from(&self, meter: &Meter) -> Option<DateTime<Utc>> {

@@ -15,7 +15,7 @@ pub fn init(config: &LogConfig, overrides: &Overrides) {
     let level = overrides.level.clone().unwrap_or_else(|| config.level.clone());
     // At trace, tungstenite prints websocket frames, the first of which carries the Home
     // Assistant token: those targets are capped whatever the user asks for.
-    let capped = |level: &str| format!("{level},{}", crate::statistics::LOG_DIRECTIVES.join(","));
+    let capped = |level: &str| format!("{level},{}", crate::homeassistant::LOG_DIRECTIVES.join(","));
     let filter = EnvFilter::try_new(capped(&level)).unwrap_or_else(|e| {
         eprintln!("meter2mqtt: log level {level:?} is not a valid filter ({e}); using info");
         EnvFilter::new(capped("info"))

@@ -7,7 +7,7 @@
 //! caller still waiting is then told `Disconnected` and publishes again after the reconnect.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
@@ -15,8 +15,8 @@ use rumqttc::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
+use crate::actor::{Actor, StopSignal};
 use crate::http::RetryPolicy;
 use crate::secret::Secret;
 
@@ -101,8 +101,7 @@ pub struct MqttHandle {
     commands: mpsc::Sender<PublishRequest>,
     events: broadcast::Sender<MqttEvent>,
     state: watch::Receiver<ConnectionState>,
-    stop: CancellationToken,
-    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    actor: Arc<Actor>,
 }
 
 /// Leaves room below rumqttc's own in-flight window so its packet ids never collide.
@@ -129,14 +128,12 @@ impl MqttHandle {
             connected: false,
             failures: 0,
         };
-        let stop = CancellationToken::new();
-        let handle = tokio::spawn(task.run(eventloop, stop.clone()));
+        let actor = Actor::spawn(|stop| task.run(eventloop, stop));
         MqttHandle {
             commands: commands_tx,
             events: events_tx,
             state: state_rx,
-            stop,
-            task: Arc::new(Mutex::new(Some(handle))),
+            actor: Arc::new(actor),
         }
     }
 
@@ -206,11 +203,8 @@ impl MqttHandle {
 
     /// Publishes `offline` (retained) when connected, disconnects cleanly and stops the task.
     pub async fn shutdown(&self) {
-        self.stop.cancel();
-        let task = self.task.lock().expect("task lock").take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        // The goodbye itself gives up after 3 s; this only guards against a stuck task.
+        self.actor.stop(Duration::from_secs(5)).await;
     }
 }
 
@@ -266,7 +260,7 @@ impl ConnectionTask {
     /// One `poll()` future lives until it yields an event: a publish request arriving meanwhile
     /// is handed to rumqttc without dropping it, because dropping a poll that is part-way
     /// through writing a packet would corrupt the stream. Only a stop abandons it.
-    async fn run(mut self, mut eventloop: EventLoop, stop: CancellationToken) {
+    async fn run(mut self, mut eventloop: EventLoop, stop: StopSignal) {
         let mut delays = self.settings.reconnect.delays();
         loop {
             let event = {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::homeassistant::WsUrlError;
 use crate::state::StateError;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,4 +62,27 @@ pub enum StatisticsError {
 
     #[error("the statistics sink was shut down; {statistic_id} was not imported")]
     Stopped { statistic_id: String },
+}
+
+impl From<WsUrlError> for StatisticsError {
+    fn from(e: WsUrlError) -> Self {
+        StatisticsError::InvalidUrl {
+            url: e.url,
+            reason: e.reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::homeassistant::WsUrl;
+
+    #[test]
+    fn an_unusable_url_names_the_config_key() {
+        for raw in ["homeassistant.local:8123", "ftp://ha", "http://user:pw@ha:8123"] {
+            let err = StatisticsError::from(WsUrl::parse(raw).unwrap_err()).to_string();
+            assert!(err.contains("homeassistant.url"), "{err}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::hourly::HOUR;
 use super::ledger::{Ledger, Row};
 use super::ledger_store::Slot;
-use super::protocol::StoredRow;
+use super::recorder::StoredRow;
 use super::remote::Remote;
 use super::StatisticsError;
 

@@ -3,30 +3,33 @@
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::connection::{CallError, Connection};
 use super::ledger::PlannedRow;
-use super::protocol::{metadata_lists, parse_period_rows, Command, StoredRow};
+use super::recorder::{metadata_lists, parse_period_rows, Recorder, StoredRow};
 use super::series::Series;
-use super::status::StatisticsStatus;
 use super::StatisticsError;
+use crate::homeassistant::{CallError, Client, Command, LinkStatus};
 
 #[derive(Clone)]
 pub struct Remote {
-    connection: Connection,
+    client: Client,
 }
 
 impl Remote {
-    pub fn new(connection: Connection) -> Remote {
-        Remote { connection }
+    pub fn new(client: Client) -> Remote {
+        Remote { client }
     }
 
-    pub fn status_updates(&self) -> watch::Receiver<StatisticsStatus> {
-        self.connection.status_updates()
+    pub fn status_updates(&self) -> watch::Receiver<LinkStatus> {
+        self.client.status_updates()
+    }
+
+    pub async fn stop(&self) {
+        self.client.stop().await;
     }
 
     /// Returns once HA acknowledged the rows (`success: true`).
     pub async fn import(&self, series: &Series, rows: Vec<PlannedRow>) -> Result<(), StatisticsError> {
-        self.call(Command::ImportStatistics {
+        self.call(Recorder::ImportStatistics {
             series: series.clone(),
             rows,
         })
@@ -41,7 +44,7 @@ impl Remote {
         start: i64,
         end: Option<i64>,
     ) -> Result<Vec<StoredRow>, StatisticsError> {
-        let command = Command::StatisticsDuringPeriod {
+        let command = Recorder::StatisticsDuringPeriod {
             statistic_id: statistic_id.to_owned(),
             start,
             end,
@@ -53,7 +56,7 @@ impl Remote {
 
     /// Whether HA knows the statistic at all.
     pub async fn knows(&self, statistic_id: &str) -> Result<bool, StatisticsError> {
-        let command = Command::GetStatisticsMetadata {
+        let command = Recorder::GetStatisticsMetadata {
             statistic_id: statistic_id.to_owned(),
         };
         let name = command.name();
@@ -61,17 +64,17 @@ impl Remote {
         metadata_lists(&result, statistic_id).map_err(|detail| protocol(name, statistic_id, detail))
     }
 
-    async fn call(&self, command: Command) -> Result<Value, StatisticsError> {
+    async fn call(&self, command: Recorder) -> Result<Value, StatisticsError> {
         let name = command.name();
         let subject = command.subject().to_owned();
-        self.connection
+        self.client
             .call(command)
             .await
             .map_err(|e| self.error(name, subject, e))
     }
 
     fn error(&self, command: &'static str, statistic_id: String, e: CallError) -> StatisticsError {
-        let url = self.connection.status().url;
+        let url = self.client.status().url;
         match e {
             CallError::Unreachable(reason) => StatisticsError::Unreachable { url, reason },
             CallError::AuthFailed(message) => StatisticsError::AuthFailed { url, message },

@@ -1,23 +1,20 @@
 //! The statistics sink the bridge calls: readings in, hourly external statistics in Home
 //! Assistant out, at the hours the energy was used.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::connection::{Connection, LinkSettings, Stopper};
 use super::hourly::{self, Hours};
 use super::ledger_store::LedgerStore;
-use super::log_guard;
 use super::price::PriceSchedule;
 use super::reconcile;
 use super::remote::Remote;
 use super::series::Series;
-use super::status::{ConnectionState, StatisticsStatus};
-use super::ws_url::WsUrl;
 use super::StatisticsError;
+use crate::homeassistant::{self, Client, LinkSettings, LinkState, LinkStatus, WsUrl};
 use crate::http::RetryPolicy;
 use crate::model::{IntervalReading, Meter};
 use crate::secret::Secret;
@@ -91,13 +88,12 @@ pub struct StatisticsSink {
 
 struct Inner {
     link: Result<Remote, StatisticsError>,
-    status: watch::Receiver<StatisticsStatus>,
+    status: watch::Receiver<LinkStatus>,
     /// Keeps the status channel of a sink that never connects open.
-    _fixed_status: Option<watch::Sender<StatisticsStatus>>,
+    _fixed_status: Option<watch::Sender<LinkStatus>>,
     ledgers: LedgerStore,
     cost: bool,
     batch_hours: usize,
-    stopper: Mutex<Option<Stopper>>,
 }
 
 impl StatisticsSink {
@@ -105,20 +101,25 @@ impl StatisticsSink {
     /// runtime; returns at once. A URL or token that cannot work is reported by every `import`
     /// and by `status`.
     pub fn start(settings: StatisticsSettings, state: StateStore) -> StatisticsSink {
-        log_guard::warn_if_frames_are_logged();
-        let parsed = WsUrl::parse(&settings.url).and_then(|url| {
-            if settings.token.is_empty() {
-                Err(StatisticsError::AuthFailed {
-                    url: url.to_string(),
-                    message: "no access token is configured".into(),
-                })
-            } else {
-                Ok(url)
-            }
-        });
-        let (link, stopper, status, fixed_status) = match parsed {
+        homeassistant::warn_if_frames_are_logged();
+        let parsed = WsUrl::parse(&settings.url)
+            .map_err(|e| StatisticsError::InvalidUrl {
+                url: e.url,
+                reason: e.reason,
+            })
+            .and_then(|url| {
+                if settings.token.is_empty() {
+                    Err(StatisticsError::AuthFailed {
+                        url: url.to_string(),
+                        message: "no access token is configured".into(),
+                    })
+                } else {
+                    Ok(url)
+                }
+            });
+        let (link, status, fixed_status) = match parsed {
             Ok(url) => {
-                let (connection, stopper) = Connection::spawn(LinkSettings {
+                let client = Client::start(LinkSettings {
                     url,
                     token: settings.token.clone(),
                     connect_timeout: settings.connect_timeout,
@@ -126,28 +127,26 @@ impl StatisticsSink {
                     heartbeat: settings.heartbeat,
                     reconnect: settings.reconnect.clone(),
                 });
-                let remote = Remote::new(connection);
+                let remote = Remote::new(client);
                 let status = remote.status_updates();
-                (Ok(remote), Some(stopper), status, None)
+                (Ok(remote), status, None)
             }
             Err(e) => {
                 tracing::error!("statistics import is off: {e}");
                 // The URL as the error quotes it: credentials a user put in it are redacted.
                 let (state, url) = match &e {
                     StatisticsError::AuthFailed { message, url } => {
-                        (ConnectionState::AuthFailed(message.clone()), url.clone())
+                        (LinkState::AuthFailed(message.clone()), url.clone())
                     }
-                    StatisticsError::InvalidUrl { url, .. } => {
-                        (ConnectionState::Unreachable(e.to_string()), url.clone())
-                    }
-                    other => (ConnectionState::Unreachable(other.to_string()), String::new()),
+                    StatisticsError::InvalidUrl { url, .. } => (LinkState::Unreachable(e.to_string()), url.clone()),
+                    other => (LinkState::Unreachable(other.to_string()), String::new()),
                 };
-                let (fixed, status) = watch::channel(StatisticsStatus {
+                let (fixed, status) = watch::channel(LinkStatus {
                     state,
                     ha_version: None,
                     url,
                 });
-                (Err(e), None, status, Some(fixed))
+                (Err(e), status, Some(fixed))
             }
         };
         StatisticsSink {
@@ -158,7 +157,6 @@ impl StatisticsSink {
                 ledgers: LedgerStore::new(state),
                 cost: settings.cost,
                 batch_hours: settings.batch_hours.max(1),
-                stopper: Mutex::new(stopper),
             }),
         }
     }
@@ -207,20 +205,19 @@ impl StatisticsSink {
         Ok(report)
     }
 
-    pub fn status(&self) -> StatisticsStatus {
+    pub fn status(&self) -> LinkStatus {
         self.inner.status.borrow().clone()
     }
 
     /// Every change of [`status`](Self::status), e.g. for a diagnostic entity.
-    pub fn status_updates(&self) -> watch::Receiver<StatisticsStatus> {
+    pub fn status_updates(&self) -> watch::Receiver<LinkStatus> {
         self.inner.status.clone()
     }
 
     /// Closes the connection; later imports fail with [`StatisticsError::Stopped`].
     pub async fn shutdown(&self) {
-        let stopper = self.inner.stopper.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(stopper) = stopper {
-            stopper.stop().await;
+        if let Ok(remote) = &self.inner.link {
+            remote.stop().await;
         }
     }
 

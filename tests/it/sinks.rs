@@ -112,10 +112,7 @@ async fn a_refused_token_does_not_make_every_poll_reread_the_history() {
     let (mut running, sink) = start(&config, &ha, &provider);
     assert_eq!(running.next_poll().await.0, 24 * 30);
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !matches!(
-        sink.status().state,
-        meter2mqtt::statistics::ConnectionState::AuthFailed(_)
-    ) {
+    while !matches!(sink.status().state, meter2mqtt::homeassistant::LinkState::AuthFailed(_)) {
         assert!(tokio::time::Instant::now() < deadline, "{:?}", sink.status());
         running.next_poll().await;
     }

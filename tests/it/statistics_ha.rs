@@ -9,11 +9,12 @@ use std::time::Duration;
 use crate::support::fake_ha::{FakeHa, StoredRow};
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use futures_util::{SinkExt, StreamExt};
+use meter2mqtt::homeassistant::LinkState as ConnectionState;
 use meter2mqtt::http::RetryPolicy;
 use meter2mqtt::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, Unit};
 use meter2mqtt::secret::Secret;
 use meter2mqtt::state::StateStore;
-use meter2mqtt::statistics::{ConnectionState, PriceSchedule, StatisticsError, StatisticsSettings, StatisticsSink};
+use meter2mqtt::statistics::{PriceSchedule, StatisticsError, StatisticsSettings, StatisticsSink};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -521,7 +522,7 @@ async fn a_silent_link_is_noticed_by_the_heartbeat_and_replaced() {
     s.request_timeout = Duration::from_millis(300);
     let sink = start(s, &dir);
     let mut updates = sink.status_updates();
-    let connected = |s: &meter2mqtt::statistics::StatisticsStatus| s.state == ConnectionState::Connected;
+    let connected = |s: &meter2mqtt::homeassistant::LinkStatus| s.state == ConnectionState::Connected;
     tokio::time::timeout(Duration::from_secs(5), updates.wait_for(connected))
         .await
         .expect("connects")
@@ -725,7 +726,7 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
         }
         let writer = buffer.clone();
         let filter = std::iter::once("trace")
-            .chain(meter2mqtt::statistics::LOG_DIRECTIVES.iter().copied())
+            .chain(meter2mqtt::homeassistant::LOG_DIRECTIVES.iter().copied())
             .collect::<Vec<_>>()
             .join(",");
         tracing_subscriber::fmt()

@@ -1,20 +1,22 @@
-//! The websocket link to Home Assistant, owned by one background task: connect, authenticate,
-//! serve requests, notice a dead link, reconnect with backoff. Callers talk to it through
-//! [`Connection::call`], which always returns within a bound.
+//! The websocket link to Home Assistant, owned by one background task (an [`Actor`]): connect,
+//! authenticate, serve requests, notice a dead link, reconnect with backoff. Callers talk to it
+//! through [`Client::call`], which always returns within a bound.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::ha_version::MetadataStyle;
 use super::handshake::{connect, ConnectError};
-use super::protocol::{Command, Failure};
+use super::messages::Failure;
 use super::session::{Session, SessionEnd};
-use super::status::{ConnectionState, StatisticsStatus};
+use super::status::{LinkState, LinkStatus};
 use super::ws_url::WsUrl;
+use super::Command;
+use crate::actor::{Actor, StopSignal};
 use crate::http::RetryPolicy;
 use crate::secret::Secret;
 
@@ -42,59 +44,53 @@ pub enum CallError {
 }
 
 pub struct Request {
-    pub command: Command,
+    pub command: Box<dyn Command>,
     pub reply: oneshot::Sender<Result<Value, CallError>>,
 }
 
 /// A cheap handle to the connection task.
 #[derive(Clone)]
-pub struct Connection {
+pub struct Client {
     requests: mpsc::Sender<Request>,
-    status: watch::Receiver<StatisticsStatus>,
+    status: watch::Receiver<LinkStatus>,
     bound: Duration,
+    actor: Arc<Actor>,
 }
 
-/// Stops the task; held by whoever may shut the sink down.
-pub struct Stopper {
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Connection {
-    pub fn spawn(settings: LinkSettings) -> (Connection, Stopper) {
+impl Client {
+    /// Starts the connection task on the current runtime; it connects in the background.
+    pub fn start(settings: LinkSettings) -> Client {
         let (requests, rx) = mpsc::channel(QUEUE);
-        let initial = StatisticsStatus {
-            state: ConnectionState::Connecting,
+        let initial = LinkStatus {
+            state: LinkState::Connecting,
             ha_version: None,
             url: settings.url.to_string(),
         };
         let (status_tx, status) = watch::channel(initial);
-        let (shutdown, shutdown_rx) = watch::channel(false);
         // A request may wait for one connection attempt, then for its answer.
         let bound = settings.connect_timeout + settings.request_timeout + Duration::from_secs(5);
-        let task = tokio::spawn(run(settings, rx, status_tx, shutdown_rx));
-        (
-            Connection {
-                requests,
-                status,
-                bound,
-            },
-            Stopper { shutdown, task },
-        )
+        let actor = Actor::spawn(|stop| run(settings, rx, status_tx, stop));
+        Client {
+            requests,
+            status,
+            bound,
+            actor: Arc::new(actor),
+        }
     }
 
-    pub fn status(&self) -> StatisticsStatus {
+    pub fn status(&self) -> LinkStatus {
         self.status.borrow().clone()
     }
 
-    pub fn status_updates(&self) -> watch::Receiver<StatisticsStatus> {
+    pub fn status_updates(&self) -> watch::Receiver<LinkStatus> {
         self.status.clone()
     }
 
     /// Sends `command` and waits for its answer, connecting first if needed.
-    pub async fn call(&self, command: Command) -> Result<Value, CallError> {
+    pub async fn call(&self, command: impl Command) -> Result<Value, CallError> {
         let deadline = Instant::now() + self.bound;
         let (reply, answer) = oneshot::channel();
+        let command = Box::new(command);
         match timeout_at(deadline, self.requests.send(Request { command, reply })).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(CallError::Stopped),
@@ -106,29 +102,19 @@ impl Connection {
             Err(_) => Err(CallError::Timeout(self.bound)),
         }
     }
-}
 
-impl Stopper {
-    /// Closes the link and waits (boundedly) for the task to end.
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        let mut task = self.task;
-        if timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+    /// Closes the link and waits (boundedly) for the task to end; later calls fail with
+    /// [`CallError::Stopped`].
+    pub async fn stop(&self) {
+        self.actor.stop(Duration::from_secs(5)).await;
     }
-}
-
-pub(super) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // A dropped sender means every handle is gone: stop as well.
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 async fn run(
     settings: LinkSettings,
     mut requests: mpsc::Receiver<Request>,
-    status: watch::Sender<StatisticsStatus>,
-    mut shutdown: watch::Receiver<bool>,
+    status: watch::Sender<LinkStatus>,
+    stop: StopSignal,
 ) {
     let url = settings.url.to_string();
     let mut delays = settings.reconnect.delays();
@@ -138,7 +124,7 @@ async fn run(
     loop {
         let attempt = tokio::select! {
             biased;
-            _ = stopped(&mut shutdown) => break,
+            _ = stop.cancelled() => break,
             attempt = timeout(settings.connect_timeout, connect(&settings)) => attempt.unwrap_or_else(|_| {
                 Err(ConnectError::Failed(format!("no websocket handshake within {}", humantime::format_duration(settings.connect_timeout))))
             }),
@@ -149,15 +135,11 @@ async fn run(
                 last_warning = None;
                 tracing::info!(url = %url, ha_version = ha_version.as_deref().unwrap_or("unknown"), "connected to Home Assistant");
                 status.send_modify(|s| {
-                    s.state = ConnectionState::Connected;
+                    s.state = LinkState::Connected;
                     s.ha_version = ha_version.clone();
                 });
-                let style = MetadataStyle::for_version(ha_version.as_deref());
-                let mut session = Session::new(ws, style, &settings);
-                match session
-                    .serve(&mut requests, std::mem::take(&mut held), &mut shutdown)
-                    .await
-                {
+                let mut session = Session::new(ws, ha_version, &settings);
+                match session.serve(&mut requests, std::mem::take(&mut held), &stop).await {
                     SessionEnd::Shutdown => {
                         session.fail_pending(|_| CallError::Stopped);
                         session.close().await;
@@ -165,7 +147,7 @@ async fn run(
                     }
                     SessionEnd::Lost(reason) => {
                         tracing::warn!(url = %url, "connection to Home Assistant lost: {reason}; reconnecting");
-                        status.send_modify(|s| s.state = ConnectionState::Unreachable(reason.clone()));
+                        status.send_modify(|s| s.state = LinkState::Unreachable(reason.clone()));
                         session.fail_pending(|command| {
                             CallError::Unreachable(format!(
                                 "the connection ended before the answer to {command}: {reason}"
@@ -179,10 +161,10 @@ async fn run(
                     url = %url,
                     "Home Assistant refused the access token ({message}); statistics stay off until the token is fixed and meter2mqtt restarted"
                 );
-                status.send_modify(|s| s.state = ConnectionState::AuthFailed(message.clone()));
+                status.send_modify(|s| s.state = LinkState::AuthFailed(message.clone()));
                 // Retrying a refused token cannot succeed and counts as failed logins in HA.
-                refuse_all(held, &mut requests, &message, &mut shutdown).await;
-                status.send_modify(|s| s.state = ConnectionState::Stopped);
+                refuse_all(held, &mut requests, &message, &stop).await;
+                status.send_modify(|s| s.state = LinkState::Stopped);
                 return;
             }
             Err(ConnectError::Failed(reason)) => {
@@ -192,7 +174,7 @@ async fn run(
                 } else {
                     tracing::debug!(url = %url, "still cannot connect to Home Assistant: {reason}");
                 }
-                status.send_modify(|s| s.state = ConnectionState::Unreachable(reason.clone()));
+                status.send_modify(|s| s.state = LinkState::Unreachable(reason.clone()));
                 for r in held.drain(..) {
                     let _ = r.reply.send(Err(CallError::Unreachable(reason.clone())));
                 }
@@ -201,7 +183,7 @@ async fn run(
         // Back off between attempts; a caller waiting for an answer cuts the wait short.
         tokio::select! {
             biased;
-            _ = stopped(&mut shutdown) => break,
+            _ = stop.cancelled() => break,
             next = requests.recv() => match next {
                 Some(r) => held.push(r),
                 None => break,
@@ -215,22 +197,17 @@ async fn run(
     for r in held {
         let _ = r.reply.send(Err(CallError::Stopped));
     }
-    status.send_modify(|s| s.state = ConnectionState::Stopped);
+    status.send_modify(|s| s.state = LinkState::Stopped);
 }
 
-async fn refuse_all(
-    held: Vec<Request>,
-    requests: &mut mpsc::Receiver<Request>,
-    message: &str,
-    shutdown: &mut watch::Receiver<bool>,
-) {
+async fn refuse_all(held: Vec<Request>, requests: &mut mpsc::Receiver<Request>, message: &str, stop: &StopSignal) {
     for r in held {
         let _ = r.reply.send(Err(CallError::AuthFailed(message.to_owned())));
     }
     loop {
         tokio::select! {
             biased;
-            _ = stopped(shutdown) => return,
+            _ = stop.cancelled() => return,
             next = requests.recv() => match next {
                 Some(r) => { let _ = r.reply.send(Err(CallError::AuthFailed(message.to_owned()))); }
                 None => return,

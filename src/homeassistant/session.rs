@@ -5,15 +5,22 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::connection::{stopped, CallError, LinkSettings, Request};
-use super::ha_version::MetadataStyle;
+use super::client::{CallError, LinkSettings, Request};
 use super::handshake::{describe, Ws};
-use super::protocol::{parse_server_text, Command, ServerMessage};
+use super::messages::{parse_server_text, ServerMessage};
+use super::Command;
+use crate::actor::StopSignal;
+
+/// What goes out: a caller's command, or the link's own keep-alive.
+enum Outgoing {
+    Call(Box<dyn Command>),
+    Ping,
+}
 
 pub enum SessionEnd {
     Shutdown,
@@ -29,17 +36,18 @@ struct Pending {
 
 pub struct Session<'a> {
     ws: Ws,
-    style: MetadataStyle,
+    /// The version this connection's Home Assistant reported; command bodies may depend on it.
+    ha_version: Option<String>,
     next_id: u64,
     pending: HashMap<u64, Pending>,
     settings: &'a LinkSettings,
 }
 
 impl<'a> Session<'a> {
-    pub fn new(ws: Ws, style: MetadataStyle, settings: &'a LinkSettings) -> Session<'a> {
+    pub fn new(ws: Ws, ha_version: Option<String>, settings: &'a LinkSettings) -> Session<'a> {
         Session {
             ws,
-            style,
+            ha_version,
             next_id: 1,
             pending: HashMap::new(),
             settings,
@@ -63,10 +71,10 @@ impl<'a> Session<'a> {
         &mut self,
         requests: &mut mpsc::Receiver<Request>,
         held: Vec<Request>,
-        shutdown: &mut watch::Receiver<bool>,
+        stop: &StopSignal,
     ) -> SessionEnd {
         for r in held {
-            if let Err(reason) = self.send(r.command, Some(r.reply)).await {
+            if let Err(reason) = self.send(Outgoing::Call(r.command), Some(r.reply)).await {
                 return SessionEnd::Lost(reason);
             }
         }
@@ -76,7 +84,7 @@ impl<'a> Session<'a> {
             let deadline = self.pending.values().map(|p| p.deadline).min();
             tokio::select! {
                 biased;
-                _ = stopped(shutdown) => return SessionEnd::Shutdown,
+                _ = stop.cancelled() => return SessionEnd::Shutdown,
                 frame = self.ws.next() => {
                     if let Err(reason) = self.receive(frame) {
                         return SessionEnd::Lost(reason);
@@ -87,7 +95,7 @@ impl<'a> Session<'a> {
                 }
                 next = requests.recv() => match next {
                     Some(r) => {
-                        if let Err(reason) = self.send(r.command, Some(r.reply)).await {
+                        if let Err(reason) = self.send(Outgoing::Call(r.command), Some(r.reply)).await {
                             return SessionEnd::Lost(reason);
                         }
                     }
@@ -95,7 +103,7 @@ impl<'a> Session<'a> {
                 },
                 _ = idle_check.tick() => {
                     if self.pending.is_empty() {
-                        if let Err(reason) = self.send(Command::Ping, None).await {
+                        if let Err(reason) = self.send(Outgoing::Ping, None).await {
                             return SessionEnd::Lost(reason);
                         }
                     }
@@ -106,7 +114,7 @@ impl<'a> Session<'a> {
 
     async fn send(
         &mut self,
-        command: Command,
+        outgoing: Outgoing,
         reply: Option<oneshot::Sender<Result<Value, CallError>>>,
     ) -> Result<(), String> {
         if reply.as_ref().is_some_and(|r| r.is_closed()) {
@@ -116,14 +124,18 @@ impl<'a> Session<'a> {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let name = command.name();
-        let text = command.to_text(id, self.style);
-        tracing::debug!(
-            id,
-            command = name,
-            subject = command.subject(),
-            "sending to Home Assistant"
-        );
+        let (name, subject, mut body) = match &outgoing {
+            Outgoing::Call(command) => (
+                command.name(),
+                command.subject(),
+                command.body(self.ha_version.as_deref()),
+            ),
+            Outgoing::Ping => ("ping", "the connection", Map::new()),
+        };
+        body.insert("id".into(), id.into());
+        body.insert("type".into(), name.into());
+        let text = Value::Object(body).to_string();
+        tracing::debug!(id, command = name, subject, "sending to Home Assistant");
         let request_timeout = self.settings.request_timeout;
         match timeout(request_timeout, self.ws.send(Message::text(text))).await {
             Ok(Ok(())) => {}

@@ -1,9 +1,9 @@
-//! What the statistics sink reports about its connection, for diagnostics.
+//! What the client reports about its connection, for diagnostics.
 
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectionState {
+pub enum LinkState {
     /// The first connection attempt has not finished yet.
     Connecting,
     Connected,
@@ -15,31 +15,31 @@ pub enum ConnectionState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatisticsStatus {
-    pub state: ConnectionState,
+pub struct LinkStatus {
+    pub state: LinkState,
     /// From `auth_ok`; kept from the last successful connection while reconnecting.
     pub ha_version: Option<String>,
     /// The websocket endpoint in use.
     pub url: String,
 }
 
-impl StatisticsStatus {
+impl LinkStatus {
     pub fn is_connected(&self) -> bool {
-        self.state == ConnectionState::Connected
+        self.state == LinkState::Connected
     }
 }
 
-impl fmt::Display for StatisticsStatus {
+impl fmt::Display for LinkStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let version = self.ha_version.as_deref().unwrap_or("unknown version");
         match &self.state {
-            ConnectionState::Connecting => write!(f, "connecting to Home Assistant at {}", self.url),
-            ConnectionState::Connected => write!(f, "connected to Home Assistant {version} at {}", self.url),
-            ConnectionState::AuthFailed(msg) => {
+            LinkState::Connecting => write!(f, "connecting to Home Assistant at {}", self.url),
+            LinkState::Connected => write!(f, "connected to Home Assistant {version} at {}", self.url),
+            LinkState::AuthFailed(msg) => {
                 write!(f, "Home Assistant at {} refused the access token: {msg}", self.url)
             }
-            ConnectionState::Unreachable(msg) => write!(f, "Home Assistant at {} is unreachable: {msg}", self.url),
-            ConnectionState::Stopped => write!(f, "statistics import stopped"),
+            LinkState::Unreachable(msg) => write!(f, "Home Assistant at {} is unreachable: {msg}", self.url),
+            LinkState::Stopped => write!(f, "the connection to Home Assistant at {} is closed", self.url),
         }
     }
 }

@@ -1,17 +1,15 @@
-//! The JSON messages of Home Assistant's websocket API that this sink speaks.
+//! The recorder commands of Home Assistant's websocket API this sink sends, and their answers.
 
 use chrono::{DateTime, SecondsFormat};
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::ha_version::MetadataStyle;
 use super::ledger::PlannedRow;
+use super::metadata::MetadataStyle;
 use super::series::{Series, SOURCE};
-use crate::secret::Secret;
+use crate::homeassistant::Command;
 
-/// A command this sink sends; the connection adds the id.
 #[derive(Debug, Clone)]
-pub enum Command {
+pub enum Recorder {
     ImportStatistics {
         series: Series,
         rows: Vec<PlannedRow>,
@@ -25,40 +23,20 @@ pub enum Command {
     GetStatisticsMetadata {
         statistic_id: String,
     },
-    Ping,
 }
 
-impl Command {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::ImportStatistics { .. } => "recorder/import_statistics",
-            Command::StatisticsDuringPeriod { .. } => "recorder/statistics_during_period",
-            Command::GetStatisticsMetadata { .. } => "recorder/get_statistics_metadata",
-            Command::Ping => "ping",
-        }
-    }
-
-    /// The statistic the command is about, for errors.
-    pub fn subject(&self) -> &str {
-        match self {
-            Command::ImportStatistics { series, .. } => &series.statistic_id,
-            Command::StatisticsDuringPeriod { statistic_id, .. } | Command::GetStatisticsMetadata { statistic_id } => {
-                statistic_id
-            }
-            Command::Ping => "the connection",
-        }
-    }
-
-    pub fn to_text(&self, id: u64, style: MetadataStyle) -> String {
+impl Recorder {
+    /// The message (without the id the connection adds) for a Home Assistant whose metadata
+    /// expects `style`.
+    pub fn message(&self, style: MetadataStyle) -> Map<String, Value> {
         let mut body = Map::new();
-        body.insert("id".into(), id.into());
         body.insert("type".into(), self.name().into());
         match self {
-            Command::ImportStatistics { series, rows } => {
+            Recorder::ImportStatistics { series, rows } => {
                 body.insert("metadata".into(), metadata(series, style));
                 body.insert("stats".into(), rows.iter().map(stat_row).collect());
             }
-            Command::StatisticsDuringPeriod {
+            Recorder::StatisticsDuringPeriod {
                 statistic_id,
                 start,
                 end,
@@ -71,12 +49,34 @@ impl Command {
                 body.insert("period".into(), "hour".into());
                 body.insert("types".into(), json!(["state", "sum"]));
             }
-            Command::GetStatisticsMetadata { statistic_id } => {
+            Recorder::GetStatisticsMetadata { statistic_id } => {
                 body.insert("statistic_ids".into(), json!([statistic_id]));
             }
-            Command::Ping => {}
         }
-        Value::Object(body).to_string()
+        body
+    }
+}
+
+impl Command for Recorder {
+    fn name(&self) -> &'static str {
+        match self {
+            Recorder::ImportStatistics { .. } => "recorder/import_statistics",
+            Recorder::StatisticsDuringPeriod { .. } => "recorder/statistics_during_period",
+            Recorder::GetStatisticsMetadata { .. } => "recorder/get_statistics_metadata",
+        }
+    }
+
+    fn subject(&self) -> &str {
+        match self {
+            Recorder::ImportStatistics { series, .. } => &series.statistic_id,
+            Recorder::StatisticsDuringPeriod { statistic_id, .. }
+            | Recorder::GetStatisticsMetadata { statistic_id } => statistic_id,
+        }
+    }
+
+    /// Rendered for the version of the Home Assistant it goes to, which a reconnect may change.
+    fn body(&self, ha_version: Option<&str>) -> Map<String, Value> {
+        self.message(MetadataStyle::for_version(ha_version))
     }
 }
 
@@ -110,105 +110,6 @@ pub fn iso_hour(start: i64) -> String {
     DateTime::from_timestamp(start, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Secs, false)
-}
-
-/// The authentication message. Built here, sent at once, never logged.
-pub fn auth_text(token: &Secret) -> String {
-    json!({ "type": "auth", "access_token": token.expose() }).to_string()
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServerMessage {
-    AuthRequired {
-        ha_version: Option<String>,
-    },
-    AuthOk {
-        ha_version: Option<String>,
-    },
-    AuthInvalid {
-        message: String,
-    },
-    Result {
-        id: u64,
-        outcome: Result<Value, Failure>,
-    },
-    Pong {
-        id: u64,
-    },
-    /// Events and anything newer than this code; ignored.
-    Other,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
-    pub code: String,
-    pub message: String,
-}
-
-#[derive(Deserialize)]
-struct RawMessage {
-    #[serde(rename = "type")]
-    kind: String,
-    id: Option<u64>,
-    ha_version: Option<String>,
-    message: Option<String>,
-    success: Option<bool>,
-    result: Option<Value>,
-    error: Option<RawFailure>,
-}
-
-#[derive(Deserialize)]
-struct RawFailure {
-    code: Option<Value>,
-    message: Option<String>,
-}
-
-/// One websocket text frame: a message, or an array of them when HA coalesces.
-pub fn parse_server_text(text: &str) -> Result<Vec<ServerMessage>, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
-    match value {
-        Value::Array(items) => items.into_iter().map(parse_one).collect(),
-        one => Ok(vec![parse_one(one)?]),
-    }
-}
-
-fn parse_one(value: Value) -> Result<ServerMessage, String> {
-    let raw: RawMessage = serde_json::from_value(value).map_err(|e| format!("not a Home Assistant message ({e})"))?;
-    let need_id = |kind: &str| raw.id.ok_or_else(|| format!("a {kind} message without an id"));
-    Ok(match raw.kind.as_str() {
-        "auth_required" => ServerMessage::AuthRequired {
-            ha_version: raw.ha_version,
-        },
-        "auth_ok" => ServerMessage::AuthOk {
-            ha_version: raw.ha_version,
-        },
-        "auth_invalid" => ServerMessage::AuthInvalid {
-            message: raw.message.unwrap_or_else(|| "invalid access token".into()),
-        },
-        "pong" => ServerMessage::Pong { id: need_id("pong")? },
-        "result" => {
-            let id = need_id("result")?;
-            let outcome = if raw.success == Some(true) {
-                Ok(raw.result.unwrap_or(Value::Null))
-            } else {
-                let error = raw.error.unwrap_or(RawFailure {
-                    code: None,
-                    message: None,
-                });
-                let code = match error.code {
-                    Some(Value::String(s)) => s,
-                    Some(other) => other.to_string(),
-                    None => "unknown_error".into(),
-                };
-                Err(Failure {
-                    code,
-                    message: error.message.unwrap_or_else(|| "no message".into()),
-                })
-            };
-            ServerMessage::Result { id, outcome }
-        }
-        _ => ServerMessage::Other,
-    })
 }
 
 /// One hourly row read back from HA.
@@ -276,13 +177,12 @@ mod tests {
             start: 1_711_666_800,
             row: Row { state: 0.5, sum: 10.5 },
         }];
-        serde_json::from_str(&Command::ImportStatistics { series: series(), rows }.to_text(7, style)).unwrap()
+        Value::Object(Recorder::ImportStatistics { series: series(), rows }.message(style))
     }
 
     #[test]
     fn import_message_for_current_home_assistant() {
         let v = import(MetadataStyle::MeanType);
-        assert_eq!(v["id"], 7);
         assert_eq!(v["type"], "recorder/import_statistics");
         assert_eq!(
             v["metadata"],
@@ -311,117 +211,55 @@ mod tests {
             ]
         );
         assert_eq!(v["metadata"]["has_mean"], false);
+        let rows = vec![PlannedRow {
+            start: 1_711_666_800,
+            row: Row { state: 0.5, sum: 10.5 },
+        }];
+        let command = Recorder::ImportStatistics { series: series(), rows };
+        assert_eq!(
+            Value::Object(command.body(Some("2024.3.0"))),
+            v,
+            "rendered for the version it goes to"
+        );
+        assert_eq!(
+            Value::Object(command.body(Some("2026.11.1"))),
+            import(MetadataStyle::MeanType)
+        );
     }
 
     #[test]
     fn unit_class_is_null_for_units_without_one() {
         let mut s = series();
         s.unit_class = None;
-        let v: Value = serde_json::from_str(
-            &Command::ImportStatistics {
+        let v = Value::Object(
+            Recorder::ImportStatistics {
                 series: s,
                 rows: vec![],
             }
-            .to_text(1, MetadataStyle::MeanType),
-        )
-        .unwrap();
+            .message(MetadataStyle::MeanType),
+        );
         assert_eq!(v["metadata"]["unit_class"], Value::Null);
     }
 
     #[test]
     fn read_commands() {
-        let c = Command::StatisticsDuringPeriod {
+        let c = Recorder::StatisticsDuringPeriod {
             statistic_id: "a:b".into(),
             start: 0,
             end: Some(3600),
         };
-        let v: Value = serde_json::from_str(&c.to_text(3, MetadataStyle::MeanType)).unwrap();
+        let v = Value::Object(c.message(MetadataStyle::MeanType));
         assert_eq!(
             v,
-            json!({"id": 3, "type": "recorder/statistics_during_period", "start_time": "1970-01-01T00:00:00+00:00",
+            json!({"type": "recorder/statistics_during_period", "start_time": "1970-01-01T00:00:00+00:00",
                    "end_time": "1970-01-01T01:00:00+00:00", "statistic_ids": ["a:b"], "period": "hour", "types": ["state", "sum"]})
         );
-        let c = Command::StatisticsDuringPeriod {
+        let c = Recorder::StatisticsDuringPeriod {
             statistic_id: "a:b".into(),
             start: 0,
             end: None,
         };
-        assert!(c.to_text(4, MetadataStyle::MeanType).find("end_time").is_none());
-        let v: Value = serde_json::from_str(&Command::Ping.to_text(9, MetadataStyle::HasMean)).unwrap();
-        assert_eq!(v, json!({"id": 9, "type": "ping"}));
-    }
-
-    #[test]
-    fn auth_messages() {
-        assert_eq!(
-            auth_text(&Secret::new("t\"ok")),
-            r#"{"access_token":"t\"ok","type":"auth"}"#
-        );
-        let parsed = parse_server_text(r#"{"type": "auth_required", "ha_version": "2025.10.1"}"#).unwrap();
-        assert_eq!(
-            parsed,
-            vec![ServerMessage::AuthRequired {
-                ha_version: Some("2025.10.1".into())
-            }]
-        );
-        let parsed =
-            parse_server_text(r#"{"type": "auth_invalid", "message": "Invalid access token or password"}"#).unwrap();
-        assert_eq!(
-            parsed,
-            vec![ServerMessage::AuthInvalid {
-                message: "Invalid access token or password".into()
-            }]
-        );
-        assert_eq!(
-            parse_server_text(r#"{"type": "auth_ok"}"#).unwrap(),
-            vec![ServerMessage::AuthOk { ha_version: None }]
-        );
-    }
-
-    #[test]
-    fn results_errors_and_batches() {
-        let text = r#"[{"id": 1, "type": "result", "success": true, "result": null},
-                       {"id": 2, "type": "result", "success": false, "error": {"code": "unauthorized", "message": "Unauthorized"}},
-                       {"id": 3, "type": "pong"}, {"id": 4, "type": "event", "event": {}}]"#;
-        let parsed = parse_server_text(text).unwrap();
-        assert_eq!(
-            parsed[0],
-            ServerMessage::Result {
-                id: 1,
-                outcome: Ok(Value::Null)
-            }
-        );
-        assert_eq!(
-            parsed[1],
-            ServerMessage::Result {
-                id: 2,
-                outcome: Err(Failure {
-                    code: "unauthorized".into(),
-                    message: "Unauthorized".into()
-                })
-            }
-        );
-        assert_eq!(parsed[2], ServerMessage::Pong { id: 3 });
-        assert_eq!(parsed[3], ServerMessage::Other);
-        assert!(parse_server_text("not json").unwrap_err().contains("not JSON"));
-        assert!(parse_server_text(r#"{"no_type": 1}"#)
-            .unwrap_err()
-            .contains("not a Home Assistant message"));
-        assert!(parse_server_text(r#"{"type": "result", "success": true}"#)
-            .unwrap_err()
-            .contains("without an id"));
-        let odd =
-            parse_server_text(r#"{"id": 5, "type": "result", "success": false, "error": {"code": 500}}"#).unwrap();
-        assert_eq!(
-            odd[0],
-            ServerMessage::Result {
-                id: 5,
-                outcome: Err(Failure {
-                    code: "500".into(),
-                    message: "no message".into()
-                })
-            }
-        );
+        assert!(!c.message(MetadataStyle::MeanType).contains_key("end_time"));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::connection::LinkSettings;
-use super::protocol::{auth_text, parse_server_text, ServerMessage};
+use super::client::LinkSettings;
+use super::messages::{auth_text, parse_server_text, ServerMessage};
 use super::tls;
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;

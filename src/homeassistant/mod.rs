@@ -1,0 +1,34 @@
+//! A client for Home Assistant's websocket API: the connection (URL, TLS, authentication, the
+//! version Home Assistant reports), kept alive by one background task that reconnects with
+//! backoff, and calls answered by id. It knows nothing of statistics: a caller sends any
+//! [`Command`] and gets its `result`.
+
+mod client;
+mod handshake;
+mod log_guard;
+mod messages;
+mod session;
+mod status;
+mod tls;
+mod version;
+mod ws_url;
+
+pub use client::{CallError, Client, LinkSettings};
+pub use log_guard::{warn_if_frames_are_logged, LOG_DIRECTIVES};
+pub use messages::Failure;
+pub use status::{LinkState, LinkStatus};
+pub use version::parse_year_month;
+pub use ws_url::{WsUrl, WsUrlError};
+
+use serde_json::{Map, Value};
+
+/// A request to Home Assistant. The client adds the message id; the body may depend on the
+/// version of the Home Assistant it goes to, which a reconnect can change.
+pub trait Command: Send + Sync + std::fmt::Debug + 'static {
+    /// The message `type`, e.g. `recorder/import_statistics`.
+    fn name(&self) -> &'static str;
+    /// What the command is about (a statistic id), for logs and errors.
+    fn subject(&self) -> &str;
+    /// Every field but `id`.
+    fn body(&self, ha_version: Option<&str>) -> Map<String, Value>;
+}
