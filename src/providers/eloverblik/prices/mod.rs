@@ -21,10 +21,12 @@
 
 mod area;
 mod dto;
+pub mod series;
 mod spot;
 mod tariffs;
 
 pub use area::{PriceArea, UnknownArea};
+pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
 pub use spot::{SpotPrice, DAY_AHEAD_FROM};
 pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
 
