@@ -20,12 +20,16 @@
 //! (fetch each price about once), `error`; [`Prices`] ties them together.
 
 mod area;
+mod client;
 mod dto;
+mod error;
 pub mod series;
 mod spot;
 mod tariffs;
 
 pub use area::{PriceArea, UnknownArea};
+pub use client::{retry_policy, ClientOptions, EnergiDataService, DEFAULT_BASE_URL, PRICELIST_FROM};
+pub use error::PricesError;
 pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
 pub use spot::{SpotPrice, DAY_AHEAD_FROM};
 pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
