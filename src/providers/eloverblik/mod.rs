@@ -14,6 +14,7 @@ pub mod dto;
 mod error_body;
 mod gathered;
 mod metering_points;
+pub mod prices;
 mod provider;
 mod schedule;
 pub mod timeseries;

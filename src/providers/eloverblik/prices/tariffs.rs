@@ -1,0 +1,343 @@
+//! Tariff histories from `DatahubPricelist`: which price list of a charge applied at an instant,
+//! and what a set of charges adds to a kWh then.
+//!
+//! Validity and hours are Danish wall-clock time, as DataHub writes them. Using the local hour
+//! handles both daylight-saving days without special cases: on the 25-hour day the repeated
+//! hour 02–03 reads as hour 2 both times and takes `Price3` twice; on the 23-hour day hour 2
+//! never occurs and `Price3` goes unused.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::TZ;
+
+/// A charge as DataHub identifies it: the owner's GLN and the charge type code. ElOverblik's
+/// `getcharges` calls them `owner` and `priceId`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChargeKey {
+    pub owner_gln: String,
+    pub code: String,
+}
+
+impl ChargeKey {
+    pub fn new(owner_gln: impl Into<String>, code: impl Into<String>) -> ChargeKey {
+        ChargeKey {
+            owner_gln: owner_gln.into().trim().to_owned(),
+            code: code.into().trim().to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ChargeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "charge {} of owner {}", self.code, self.owner_gln)
+    }
+}
+
+/// A charge for which `DatahubPricelist` has no tariff rows at all: a wrong code, a charge that
+/// is not a tariff, or one the dataset does not carry. Its hours cannot be priced.
+pub type MissingCharge = ChargeKey;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// `PT1H`: `Price1`..`Price24` for local hours 00–01 .. 23–24.
+    Hourly,
+    /// `P1D`: `Price1` for every hour of the day.
+    Daily,
+}
+
+/// One price list of one charge: DKK per kWh excluding VAT, valid over `[valid_from, valid_to)`
+/// in Danish local time (`valid_to` `None` = open ended).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TariffRow {
+    pub charge: ChargeKey,
+    /// `Note`, e.g. `Nettarif B lav`.
+    pub name: Option<String>,
+    /// `ChargeOwner`, e.g. `N1 A/S - 131`.
+    pub owner_name: Option<String>,
+    /// `Description`, e.g. `Tarif for timeaflæst måler`.
+    pub description: Option<String>,
+    /// `VATClass`, kept for display only: VAT is applied to every tariff, as the price facts
+    /// say, and the meaning of DataHub's class codes is not part of them.
+    pub vat_class: Option<String>,
+    pub valid_from: NaiveDateTime,
+    pub valid_to: Option<NaiveDateTime>,
+    pub resolution: Resolution,
+    /// 24 prices for an hourly list, one for a daily one; `Price1` is always present.
+    pub prices: Vec<Option<f64>>,
+    /// `TaxIndicator`: the charge is a tax (Elafgift), not a grid or system tariff.
+    pub tax: bool,
+}
+
+impl TariffRow {
+    pub fn covers(&self, local: NaiveDateTime) -> bool {
+        self.valid_from <= local && self.valid_to.is_none_or(|to| local < to)
+    }
+
+    /// The price for local hour `hour` (0–23).
+    ///
+    /// A missing `PriceN` falls back to `Price1`: DataHub lists a tariff that is flat over the
+    /// day with `Price1` alone and the other hours empty, even when its resolution is `PT1H`.
+    /// Reading an empty hour as "no price" would leave every such day unpriced; reading it as
+    /// zero would under-price it.
+    pub fn price_for_hour(&self, hour: u32) -> Option<f64> {
+        let first = self.prices.first().copied().flatten();
+        match self.resolution {
+            Resolution::Daily => first,
+            Resolution::Hourly => self
+                .prices
+                .get(usize::try_from(hour).ok()?)
+                .copied()
+                .flatten()
+                .or(first),
+        }
+    }
+}
+
+/// Every price list of one charge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TariffHistory {
+    pub charge: ChargeKey,
+    rows: Vec<TariffRow>,
+}
+
+impl TariffHistory {
+    pub fn new(charge: ChargeKey, mut rows: Vec<TariffRow>) -> TariffHistory {
+        // Stable: of two rows starting together, the later one in the answer stays later.
+        rows.sort_by_key(|r| r.valid_from);
+        TariffHistory { charge, rows }
+    }
+
+    pub fn rows(&self) -> &[TariffRow] {
+        &self.rows
+    }
+
+    /// The row in force at `instant`. Where rows overlap (an open-ended list not yet closed when
+    /// its successor was published), the one that started last is the newer decision and wins.
+    pub fn row_at(&self, instant: DateTime<Utc>) -> Option<&TariffRow> {
+        let local = instant.with_timezone(&TZ).naive_local();
+        self.rows.iter().rfind(|r| r.covers(local))
+    }
+
+    /// DKK per kWh excluding VAT at `instant`, or `None` when no row covers it.
+    pub fn price_at(&self, instant: DateTime<Utc>) -> Option<f64> {
+        let hour = instant.with_timezone(&TZ).hour();
+        self.row_at(instant)?.price_for_hour(hour)
+    }
+}
+
+/// What a set of charges adds to one kWh at an instant, excluding VAT.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TariffSum {
+    /// Every tariff, taxes included.
+    pub total: f64,
+    /// The part that is tax (rows with `TaxIndicator`), e.g. Elafgift.
+    pub tax: f64,
+}
+
+/// The tariffs of one metering point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TariffSet {
+    histories: Vec<TariffHistory>,
+    missing: Vec<MissingCharge>,
+}
+
+impl TariffSet {
+    /// The histories of `wanted` from `rows`; rows of other charges are dropped (a filter on two
+    /// columns also matches owner/code pairs nobody asked for).
+    pub fn new(wanted: &[ChargeKey], rows: Vec<TariffRow>) -> TariffSet {
+        let mut keys = wanted.to_vec();
+        keys.sort();
+        keys.dedup();
+        let mut histories = Vec::new();
+        let mut missing = Vec::new();
+        for key in keys {
+            let own: Vec<TariffRow> = rows.iter().filter(|r| r.charge == key).cloned().collect();
+            if own.is_empty() {
+                missing.push(key);
+            } else {
+                histories.push(TariffHistory::new(key, own));
+            }
+        }
+        TariffSet { histories, missing }
+    }
+
+    /// No charges at all: production, or a point without tariffs. Adds nothing to any hour.
+    pub fn none() -> TariffSet {
+        TariffSet {
+            histories: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
+    pub fn histories(&self) -> &[TariffHistory] {
+        &self.histories
+    }
+
+    /// Charges without any price list: the caller logs or shows them.
+    pub fn missing(&self) -> &[MissingCharge] {
+        &self.missing
+    }
+
+    /// The sum of every charge at `instant`, or `None` when any charge has no price then: a
+    /// partial sum would be a wrong price, and an absent price is better than a wrong one.
+    pub fn at(&self, instant: DateTime<Utc>) -> Option<TariffSum> {
+        if !self.missing.is_empty() {
+            return None;
+        }
+        let hour = instant.with_timezone(&TZ).hour();
+        let mut sum = TariffSum { total: 0.0, tax: 0.0 };
+        for history in &self.histories {
+            let row = history.row_at(instant)?;
+            let price = row.price_for_hour(hour)?;
+            sum.total += price;
+            if row.tax {
+                sum.tax += price;
+            }
+        }
+        Some(sum)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dto::{tariff_rows, Envelope};
+    use super::*;
+
+    const N1: &str = "5790001089030";
+    const ENERGINET: &str = "5790000432752";
+
+    fn fixture_rows() -> Vec<TariffRow> {
+        let e: Envelope = serde_json::from_str(include_str!(
+            "../../../../tests/fixtures/energidataservice/datahubpricelist.json"
+        ))
+        .unwrap();
+        tariff_rows(e.records)
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn b2d() -> TariffHistory {
+        let key = ChargeKey::new(N1, "B2D");
+        TariffHistory::new(
+            key.clone(),
+            fixture_rows().into_iter().filter(|r| r.charge == key).collect(),
+        )
+    }
+
+    #[test]
+    fn history_rows_change_at_danish_midnight() {
+        let h = b2d();
+        assert_eq!(h.rows().len(), 3);
+        // 21:00 UTC on 31 March is 23:00 CEST: the winter list's Price24.
+        assert_eq!(h.price_at(utc("2025-03-31T21:00:00Z")), Some(0.1494));
+        // 22:00 UTC is midnight of 1 April: the summer list's Price1.
+        assert_eq!(h.price_at(utc("2025-03-31T22:00:00Z")), Some(0.0512));
+        // 17:00 local on 30 September: summer peak (Price18); the same hour on 1 October: winter peak.
+        assert_eq!(h.price_at(utc("2025-09-30T15:00:00Z")), Some(0.1996));
+        assert_eq!(h.price_at(utc("2025-10-01T15:00:00Z")), Some(0.3993));
+        // Before the first row and after the last one nothing is known.
+        assert_eq!(h.price_at(utc("2024-12-31T22:59:59Z")), None);
+        assert_eq!(h.price_at(utc("2026-03-31T22:00:00Z")), None);
+        assert_eq!(h.price_at(utc("2026-03-31T21:59:59Z")), Some(0.1536));
+    }
+
+    #[test]
+    fn daylight_saving_days_use_the_wall_clock_hour() {
+        let h = b2d();
+        // 26 October 2025: 00:00 and 01:00 UTC are both 02:xx local (CEST, then CET): Price3.
+        let first = h.row_at(utc("2025-10-26T00:30:00Z")).unwrap();
+        assert_eq!(first.valid_from.to_string(), "2025-10-01 00:00:00");
+        assert_eq!(h.price_at(utc("2025-10-26T00:30:00Z")), Some(0.0512));
+        assert_eq!(h.price_at(utc("2025-10-26T01:30:00Z")), Some(0.0512));
+        // Price7 starts at 06:00 local = 05:00 UTC after the change back.
+        assert_eq!(h.price_at(utc("2025-10-26T04:59:00Z")), Some(0.0512));
+        assert_eq!(h.price_at(utc("2025-10-26T05:00:00Z")), Some(0.1536));
+        // 30 March 2025: 01:00 UTC is 03:00 CEST, straight from hour 1 to hour 3.
+        assert_eq!(utc("2025-03-30T01:00:00Z").with_timezone(&TZ).hour(), 3);
+        // Price7 (0.1494 in the winter list) starts at 06:00 CEST = 04:00 UTC, an hour earlier in
+        // UTC than the day before.
+        assert_eq!(h.price_at(utc("2025-03-30T03:59:00Z")), Some(0.0498));
+        assert_eq!(h.price_at(utc("2025-03-30T04:00:00Z")), Some(0.1494));
+        assert_eq!(h.price_at(utc("2025-03-29T04:00:00Z")), Some(0.0498));
+    }
+
+    fn row(code: &str, from: &str, to: Option<&str>, resolution: Resolution, prices: Vec<Option<f64>>) -> TariffRow {
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").unwrap();
+        TariffRow {
+            charge: ChargeKey::new(ENERGINET, code),
+            name: None,
+            owner_name: None,
+            description: None,
+            vat_class: None,
+            valid_from: t(from),
+            valid_to: to.map(t),
+            resolution,
+            prices,
+            tax: false,
+        }
+    }
+
+    #[test]
+    fn empty_hours_fall_back_to_price1_and_daily_lists_ignore_the_hour() {
+        let mut prices = vec![None; 24];
+        prices[0] = Some(0.2);
+        prices[5] = Some(0.9);
+        let hourly = row("X", "2025-01-01T00:00", None, Resolution::Hourly, prices);
+        assert_eq!(hourly.price_for_hour(0), Some(0.2));
+        assert_eq!(hourly.price_for_hour(5), Some(0.9));
+        assert_eq!(hourly.price_for_hour(13), Some(0.2));
+        let daily = row("Y", "2025-01-01T00:00", None, Resolution::Daily, vec![Some(0.72)]);
+        assert_eq!(daily.price_for_hour(17), Some(0.72));
+    }
+
+    #[test]
+    fn the_newest_overlapping_list_wins() {
+        let old = row("X", "2025-01-01T00:00", None, Resolution::Daily, vec![Some(0.1)]);
+        let new = row("X", "2025-06-01T00:00", None, Resolution::Daily, vec![Some(0.2)]);
+        let h = TariffHistory::new(ChargeKey::new(ENERGINET, "X"), vec![new, old]);
+        assert_eq!(h.price_at(utc("2025-05-31T21:59:00Z")), Some(0.1));
+        assert_eq!(h.price_at(utc("2025-05-31T22:00:00Z")), Some(0.2));
+    }
+
+    #[test]
+    fn a_set_sums_its_charges_and_reports_the_missing_ones() {
+        let wanted = vec![
+            ChargeKey::new(N1, "B2D"),
+            ChargeKey::new(ENERGINET, "41000"),
+            ChargeKey::new(ENERGINET, "40000"),
+            ChargeKey::new(ENERGINET, "EA-001"),
+            ChargeKey::new(ENERGINET, "40000"),
+        ];
+        let set = TariffSet::new(&wanted, fixture_rows());
+        assert!(set.missing().is_empty());
+        assert_eq!(set.histories().len(), 4);
+        // 18:00 local on 26 October 2025 (17:00 UTC, CET): winter peak 0.3993 + 0.072 + 0.049 + 0.72.
+        let sum = set.at(utc("2025-10-26T17:00:00Z")).unwrap();
+        assert!((sum.total - (0.3993 + 0.072 + 0.049 + 0.72)).abs() < 1e-9);
+        assert!((sum.tax - 0.72).abs() < 1e-9);
+        // From 1 January 2026 only B2D has a list in the fixture: the hour is not priced.
+        assert_eq!(set.at(utc("2026-01-01T12:00:00Z")), None);
+
+        let unknown = ChargeKey::new(N1, "NOPE");
+        let with_unknown = TariffSet::new(&[wanted[0].clone(), unknown.clone()], fixture_rows());
+        assert_eq!(with_unknown.missing(), [unknown]);
+        assert_eq!(with_unknown.at(utc("2025-10-26T17:00:00Z")), None);
+
+        // A pair that a two-column filter also matches is not mistaken for a wanted charge.
+        let cross = ChargeKey::new(N1, "41000");
+        assert_eq!(
+            TariffSet::new(std::slice::from_ref(&cross), fixture_rows()).missing(),
+            [cross]
+        );
+        assert_eq!(
+            TariffSet::none().at(utc("2025-10-26T17:00:00Z")),
+            Some(TariffSum { total: 0.0, tax: 0.0 })
+        );
+    }
+}
