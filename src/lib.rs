@@ -6,6 +6,7 @@ pub mod addon;
 pub mod bridge;
 pub mod cli;
 pub mod config;
+pub mod de;
 pub mod homeassistant;
 pub mod http;
 pub mod model;

@@ -9,7 +9,7 @@ mod supervisor;
 
 pub use env::{AddonEnv, DEFAULT_SUPERVISOR_URL, TOKEN_VAR, URL_VAR};
 pub use error::AddonError;
-pub use options::{ELOVERBLIK_FIELDS, ENECTIVA_FIELDS, LOG_LEVELS, OPTIONS, POLL_MINUTES};
+pub use options::{offered, options, LOG_LEVELS, POLL_MINUTES};
 
 use std::path::{Path, PathBuf};
 

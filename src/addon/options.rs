@@ -5,11 +5,11 @@
 use serde_json::{json, Map, Value};
 
 use crate::config::ConfigIssue;
+use crate::providers::{AddonAccounts, KINDS};
 
-/// Every top-level option `addon/config.yaml` declares, in its order.
-pub const OPTIONS: &[&str] = &[
-    "eloverblik",
-    "enectiva",
+/// The options of the bridge itself; every provider the add-on offers adds a list option named
+/// after it (see [`offered`]).
+const BRIDGE_OPTIONS: &[&str] = &[
     "poll_interval_minutes",
     "history_start",
     "statistics",
@@ -17,11 +17,22 @@ pub const OPTIONS: &[&str] = &[
     "log_level",
 ];
 
-/// The fields of one `eloverblik` list entry.
-pub const ELOVERBLIK_FIELDS: &[&str] = &["refresh_token", "metering_points", "name", "base_url"];
+/// The providers the add-on offers, with their list entries' fields, in registry order.
+pub fn offered() -> Vec<(&'static str, AddonAccounts)> {
+    KINDS
+        .iter()
+        .filter_map(|kind| kind.addon().map(|addon| (kind.kind(), addon)))
+        .collect()
+}
 
-/// The fields of one `enectiva` list entry.
-pub const ENECTIVA_FIELDS: &[&str] = &["customer_uuid", "login_token", "name", "base_url"];
+/// Every top-level option `addon/config.yaml` declares.
+pub fn options() -> Vec<&'static str> {
+    offered()
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .chain(BRIDGE_OPTIONS.iter().copied())
+        .collect()
+}
 
 /// The schema's `list(...)` of log levels.
 pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
@@ -46,7 +57,8 @@ pub struct Mapped {
 /// left at its default so the configuration's own checks can still run over the rest.
 pub fn map(options: &Map<String, Value>) -> (Mapped, Vec<ConfigIssue>) {
     let mut issues = Vec::new();
-    for unknown in options.keys().filter(|k| !OPTIONS.contains(&k.as_str())) {
+    let known = self::options();
+    for unknown in options.keys().filter(|k| !known.contains(&k.as_str())) {
         tracing::warn!(option = %unknown, "ignoring an add-on option this version does not know");
     }
 
@@ -61,18 +73,21 @@ pub fn map(options: &Map<String, Value>) -> (Mapped, Vec<ConfigIssue>) {
     if let Some(level) = log_level(options, &mut issues) {
         config.insert("log".into(), json!({ "level": level }));
     }
-    let eloverblik = accounts(options, "eloverblik", ELOVERBLIK_FIELDS, &mut issues);
-    let enectiva = accounts(options, "enectiva", ENECTIVA_FIELDS, &mut issues);
-    if eloverblik.is_empty() && enectiva.is_empty() && issues.iter().all(|i| !is_account_issue(i)) {
+    let offered = offered();
+    let mut configured = 0;
+    for (kind, addon) in &offered {
+        let accounts = accounts(options, kind, addon.fields, &mut issues);
+        configured += accounts.len();
+        config.insert((*kind).into(), Value::Array(accounts));
+    }
+    let account_issue = |i: &ConfigIssue| offered.iter().any(|(kind, _)| i.key.starts_with(kind));
+    if configured == 0 && !issues.iter().any(account_issue) {
+        let kinds: Vec<&str> = offered.iter().map(|(_, addon)| addon.describe).collect();
         issues.push(issue(
-            "eloverblik",
-            "no account is configured: add an ElOverblik account (a refresh token) or an Enectiva account \
-             (customer UUID and login token)"
-                .into(),
+            offered.first().map_or("accounts", |(kind, _)| kind),
+            format!("no account is configured: add {}", kinds.join(" or ")),
         ));
     }
-    config.insert("eloverblik".into(), Value::Array(eloverblik));
-    config.insert("enectiva".into(), Value::Array(enectiva));
 
     let statistics = switch(options, "statistics", true, &mut issues);
     let statistics_cost = switch(options, "statistics_cost", false, &mut issues);
@@ -112,10 +127,6 @@ fn issue(key: &str, message: String) -> ConfigIssue {
         source: SOURCE.to_owned(),
         message,
     }
-}
-
-fn is_account_issue(issue: &ConfigIssue) -> bool {
-    issue.key.starts_with("eloverblik") || issue.key.starts_with("enectiva")
 }
 
 fn poll_minutes(options: &Map<String, Value>, issues: &mut Vec<ConfigIssue>) -> u64 {

@@ -15,8 +15,10 @@ pub struct EnvLayer {
     accounts: Dict,
 }
 
-/// Sections that are lists of accounts (`[[eloverblik]]`).
-pub const ACCOUNT_SECTIONS: &[&str] = &["eloverblik", "enectiva", "sample"];
+/// Whether `section` is a list of accounts (`[[eloverblik]]`): one per registered provider.
+fn is_account_section(section: &str) -> bool {
+    crate::providers::kind(section).is_some()
+}
 
 impl EnvLayer {
     pub fn from_env() -> Self {
@@ -41,7 +43,7 @@ impl EnvLayer {
     pub fn over(mut self, lower: &Dict) -> Self {
         self.accounts = lower
             .iter()
-            .filter(|(k, _)| ACCOUNT_SECTIONS.contains(&k.as_str()))
+            .filter(|(k, _)| is_account_section(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self
@@ -122,7 +124,7 @@ impl Provider for EnvLayer {
 /// key is the first account's. A whole-section value (`METER2MQTT_ELOVERBLIK=[...]`) is not one.
 fn account_key(path: &[String]) -> Option<(&str, usize, &[String])> {
     let (section, rest) = path.split_first()?;
-    if !ACCOUNT_SECTIONS.contains(&section.as_str()) || rest.is_empty() {
+    if !is_account_section(section) || rest.is_empty() {
         return None;
     }
     match rest[0].parse::<usize>() {

@@ -4,27 +4,32 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use crate::secret::{deserialize_lenient_string, deserialize_lenient_strings, Secret};
+use crate::de::{duration, lenient_opt_string, opt_date, yes};
+use crate::providers::Account;
+use crate::secret::{deserialize_lenient_string, Secret};
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     pub mqtt: MqttConfig,
     pub bridge: BridgeConfig,
     pub state: StateConfig,
     pub log: LogConfig,
     pub homeassistant: Option<HomeAssistantConfig>,
-    pub eloverblik: Vec<EloverblikAccount>,
-    pub enectiva: Vec<EnectivaAccount>,
-    /// Built-in sample data (the demo, tests, trying the bridge without credentials).
-    pub sample: Vec<SampleAccount>,
+    /// Every `[[<provider>]]` section, in the order of [`crate::providers::KINDS`], each typed by
+    /// its provider.
+    pub accounts: Vec<Account>,
 }
 
 impl Config {
     pub fn account_count(&self) -> usize {
-        self.eloverblik.len() + self.enectiva.len() + self.sample.len()
+        self.accounts.len()
+    }
+
+    /// The settings of every account of the provider whose settings type is `T`.
+    pub fn accounts_of<T: 'static>(&self) -> Vec<&T> {
+        self.accounts.iter().filter_map(|a| a.settings::<T>()).collect()
     }
 }
 
@@ -152,122 +157,4 @@ pub struct HomeAssistantConfig {
     /// Also import a cost statistic where hourly tariffs are known.
     #[serde(default)]
     pub cost: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EloverblikAccount {
-    /// A label for logs and state files; defaults to the account's position.
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub name: Option<String>,
-    pub refresh_token: Secret,
-    #[serde(default = "eloverblik_base_url")]
-    pub base_url: String,
-    /// `customer` (default) or `thirdparty`.
-    #[serde(default)]
-    pub api: EloverblikApi,
-    /// Empty: every metering point the token gives access to.
-    #[serde(default, deserialize_with = "deserialize_lenient_strings")]
-    pub metering_points: Vec<String>,
-    /// Publish tariffs and subscriptions from `getcharges`.
-    #[serde(default = "yes")]
-    pub charges: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum EloverblikApi {
-    #[default]
-    Customer,
-    #[serde(alias = "third_party", alias = "third-party")]
-    Thirdparty,
-}
-
-pub fn eloverblik_base_url() -> String {
-    "https://api.eloverblik.dk/customerapi".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnectivaAccount {
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub name: Option<String>,
-    #[serde(deserialize_with = "deserialize_lenient_string")]
-    pub customer_uuid: String,
-    pub login_token: Secret,
-    #[serde(default = "enectiva_base_url")]
-    pub base_url: String,
-    #[serde(default)]
-    pub include_deactivated: bool,
-}
-
-pub fn enectiva_base_url() -> String {
-    "https://api.enectiva.cz".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SampleAccount {
-    #[serde(deserialize_with = "lenient_opt_string")]
-    pub name: Option<String>,
-    /// First local day of sample data; default: a week ago.
-    #[serde(deserialize_with = "opt_date")]
-    pub start: Option<NaiveDate>,
-    /// Days of data; unset: data up to now minus `delay`, growing as time passes.
-    pub days: Option<u32>,
-    #[serde(deserialize_with = "duration")]
-    pub delay: Duration,
-}
-
-impl Default for SampleAccount {
-    fn default() -> Self {
-        SampleAccount {
-            name: None,
-            start: None,
-            days: None,
-            delay: Duration::ZERO,
-        }
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    struct S(#[serde(deserialize_with = "deserialize_lenient_string")] String);
-    Ok(Option::<S>::deserialize(d)?
-        .map(|s| s.0)
-        .filter(|s| !s.trim().is_empty()))
-}
-
-/// `"1h"`, `"90s"`, `"7d"` (humantime), or a number of seconds.
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)
-        .map_err(|_| serde::de::Error::custom("expected a duration such as \"90s\", \"1h\" or \"7d\""))?
-    {
-        Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{t:?} is not a duration ({e}); write e.g. \"90s\", \"1h\" or \"7d\""
-            ))
-        }),
-    }
-}
-
-fn opt_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(None),
-        Some(s) if s.trim().is_empty() => Ok(None),
-        Some(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map(Some).map_err(|_| {
-            serde::de::Error::custom(format!("{s:?} is not a date; write YYYY-MM-DD, e.g. \"2025-01-01\""))
-        }),
-    }
 }

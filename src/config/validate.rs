@@ -5,17 +5,14 @@ use figment::{Figment, Metadata, Profile};
 use serde::de::DeserializeOwned;
 
 use super::{describe_value, Config, ConfigError, ConfigIssue};
+use crate::providers::{Account, ProviderKind, KINDS};
 
-const SECTIONS: &[&str] = &[
-    "mqtt",
-    "bridge",
-    "state",
-    "log",
-    "homeassistant",
-    "eloverblik",
-    "enectiva",
-    "sample",
-];
+/// The sections of the bridge itself; every provider adds its own (`[[<kind>]]`).
+const SECTIONS: &[&str] = &["mqtt", "bridge", "state", "log", "homeassistant"];
+
+fn known_sections() -> Vec<&'static str> {
+    SECTIONS.iter().copied().chain(KINDS.iter().map(|k| k.kind())).collect()
+}
 
 pub fn extract(figment: &Figment) -> Result<Config, ConfigError> {
     let mut issues = Vec::new();
@@ -27,12 +24,13 @@ pub fn extract(figment: &Figment) -> Result<Config, ConfigError> {
         }
     };
 
+    let known = known_sections();
     for key in root.keys() {
-        if !SECTIONS.contains(&key.as_str()) {
+        if !known.contains(&key.as_str()) {
             issues.push(ConfigIssue {
                 key: key.clone(),
                 source: source_of(figment, key),
-                message: format!("unknown key; the known sections are {}", SECTIONS.join(", ")),
+                message: format!("unknown key; the known sections are {}", known.join(", ")),
             });
         }
     }
@@ -43,9 +41,10 @@ pub fn extract(figment: &Figment) -> Result<Config, ConfigError> {
         state: section(figment, &root, "state", &mut issues).unwrap_or_default(),
         log: section(figment, &root, "log", &mut issues).unwrap_or_default(),
         homeassistant: section(figment, &root, "homeassistant", &mut issues),
-        eloverblik: accounts(figment, &root, "eloverblik", &mut issues),
-        enectiva: accounts(figment, &root, "enectiva", &mut issues),
-        sample: accounts(figment, &root, "sample", &mut issues),
+        accounts: KINDS
+            .iter()
+            .flat_map(|kind| accounts(figment, &root, *kind, &mut issues))
+            .collect(),
     };
 
     super_check(&mut config, figment, &mut issues);
@@ -64,7 +63,9 @@ fn section<T: DeserializeOwned>(
 ) -> Option<T> {
     match root.get(name) {
         None => None,
-        Some(value @ Value::Dict(..)) => collect(figment, value.clone(), name, name, issues),
+        Some(value @ Value::Dict(..)) => collect(figment, value.clone(), name, name, issues, |v| {
+            v.deserialize().map_err(Box::new)
+        }),
         Some(other) => {
             issues.push(ConfigIssue {
                 key: name.to_owned(),
@@ -76,9 +77,10 @@ fn section<T: DeserializeOwned>(
     }
 }
 
-/// `[[eloverblik]]`-style lists; each entry is checked on its own so one bad account does not
+/// A provider's `[[<kind>]]` list; each entry is checked on its own so one bad account does not
 /// hide the problems of the next.
-fn accounts<T: DeserializeOwned>(figment: &Figment, root: &Dict, name: &str, issues: &mut Vec<ConfigIssue>) -> Vec<T> {
+fn accounts(figment: &Figment, root: &Dict, kind: &dyn ProviderKind, issues: &mut Vec<ConfigIssue>) -> Vec<Account> {
+    let name = kind.kind();
     let items = match root.get(name) {
         None => return Vec::new(),
         Some(Value::Array(_, items)) => items.clone(),
@@ -99,23 +101,29 @@ fn accounts<T: DeserializeOwned>(figment: &Figment, root: &Dict, name: &str, iss
     items
         .into_iter()
         .enumerate()
-        .filter_map(|(index, item)| collect(figment, item, &format!("{name}[{index}]"), name, issues))
+        .filter_map(|(index, item)| {
+            let settings = collect(figment, item, &format!("{name}[{index}]"), name, issues, |v| {
+                kind.parse(v)
+            })?;
+            Some(Account::new(name, index, settings))
+        })
         .collect()
 }
 
 /// Deserializes `value`, and on each error records it, drops the offending field and tries
 /// again, so every bad field of a section is reported, not just the first serde meets.
-fn collect<T: DeserializeOwned>(
+fn collect<T>(
     figment: &Figment,
     mut value: Value,
     prefix: &str,
     lookup: &str,
     issues: &mut Vec<ConfigIssue>,
+    parse: impl Fn(&Value) -> Result<T, Box<figment::Error>>,
 ) -> Option<T> {
     for _ in 0..64 {
-        let errors = match value.deserialize::<T>() {
+        let errors = match parse(&value) {
             Ok(v) => return Some(v),
-            Err(errors) => errors,
+            Err(errors) => *errors,
         };
         let mut progressed = false;
         for error in errors {

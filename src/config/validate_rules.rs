@@ -97,64 +97,22 @@ pub(super) fn check(config: &Config, push: &mut dyn FnMut(&str, String)) {
         }
     }
 
-    for (i, account) in config.eloverblik.iter().enumerate() {
-        let key = |k: &str| format!("eloverblik[{i}].{k}");
-        if account.refresh_token.is_empty() {
-            push(
-                &key("refresh_token"),
-                "must not be empty; create one at eloverblik.dk under Datadeling → Opret token".into(),
-            );
-        }
-        url_rule(&account.base_url, &key("base_url"), push);
-        for id in &account.metering_points {
-            if id.len() != 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
-                push(
-                    &key("metering_points"),
-                    format!("{id:?} is not a metering point id (18 digits)"),
-                );
-            }
-        }
-    }
-    for (i, account) in config.enectiva.iter().enumerate() {
-        let key = |k: &str| format!("enectiva[{i}].{k}");
-        if !looks_like_uuid(&account.customer_uuid) {
-            push(
-                &key("customer_uuid"),
-                format!(
-                    "{:?} is not a UUID (e.g. 5123d8ef-b501-4c71-b188-83ac399d66b9)",
-                    account.customer_uuid
-                ),
-            );
-        }
-        if account.login_token.is_empty() {
-            push(
-                &key("login_token"),
-                "must not be empty; Enectiva gives it with the API access for your customer account".into(),
-            );
-        }
-        url_rule(&account.base_url, &key("base_url"), push);
-    }
-    for (i, account) in config.sample.iter().enumerate() {
-        if account.days == Some(0) {
-            push(
-                &format!("sample[{i}].days"),
-                "must be at least 1 (or unset for data up to now)".into(),
-            );
-        }
+    for account in &config.accounts {
+        let Some(kind) = crate::providers::kind(account.kind) else {
+            continue;
+        };
+        let prefix = format!("{}[{}]", account.kind, account.index);
+        kind.check(account.any_settings(), &mut |field, message| {
+            push(&format!("{prefix}.{field}"), message)
+        });
     }
     let mut names = std::collections::HashSet::new();
-    for (kind, name) in config
-        .eloverblik
-        .iter()
-        .map(|a| ("eloverblik", &a.name))
-        .chain(config.enectiva.iter().map(|a| ("enectiva", &a.name)))
-        .chain(config.sample.iter().map(|a| ("sample", &a.name)))
-    {
-        if let Some(name) = name {
-            if !names.insert((kind, name.clone())) {
+    for account in &config.accounts {
+        if let Some(name) = account.name() {
+            if !names.insert((account.kind, name)) {
                 push(
-                    &format!("{kind}.name"),
-                    format!("two {kind} accounts are named {name:?}; names must be unique"),
+                    &format!("{}.name", account.kind),
+                    format!("two {} accounts are named {name:?}; names must be unique", account.kind),
                 );
             }
         }
@@ -170,20 +128,4 @@ fn topic_rule(topic: &str, key: &str, push: &mut dyn FnMut(&str, String)) {
     } else if topic.contains(['+', '#', '\0']) {
         push(key, format!("{topic:?} must not contain the MQTT wildcards '+' or '#'"));
     }
-}
-
-fn url_rule(url: &str, key: &str, push: &mut dyn FnMut(&str, String)) {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        _ => push(key, format!("{url:?} is not an http(s) URL")),
-    }
-}
-
-fn looks_like_uuid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && [8, 4, 4, 4, 12]
-            .iter()
-            .zip(&parts)
-            .all(|(len, p)| p.len() == *len && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }

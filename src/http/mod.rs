@@ -72,6 +72,17 @@ impl HttpError {
     }
 }
 
+/// The start of a text, at most `max` characters (with `…` when cut), for messages that quote
+/// a body: enough to recognise it, short enough for a log line.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let text = text.trim();
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 pub const USER_AGENT: &str = concat!("meter2mqtt/", env!("CARGO_PKG_VERSION"));
 
 /// reqwest is built without a bundled crypto provider; ring is the smaller one.

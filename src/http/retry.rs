@@ -215,12 +215,7 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 pub fn preview(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut s: String = text.chars().take(120).collect();
-    if text.chars().count() > 120 {
-        s.push('…');
-    }
-    s
+    super::excerpt(&String::from_utf8_lossy(body), 120)
 }
 
 #[cfg(test)]

@@ -1,9 +1,31 @@
 //! Providers turn an energy data API into [`Meter`]s and [`IntervalReading`]s. They know nothing
-//! of MQTT or Home Assistant; adding one is a folder here plus a line in [`build`].
+//! of MQTT or Home Assistant.
+//!
+//! Adding a provider is a folder here and its name in the [`registry!`] list below: the folder
+//! holds the API client, the [`Provider`], and its [`registry::Registration`] (configuration
+//! section, checks, add-on options). `kit` is what providers share (tokens, the authorised call,
+//! the clock, redaction).
 
-pub mod eloverblik;
-pub mod enectiva;
-pub mod sample;
+pub mod kit;
+pub mod registry;
+
+/// Declares the provider folders and [`KINDS`], in the order their sections are read.
+macro_rules! registry {
+    ($($provider:ident),* $(,)?) => {
+        $(pub mod $provider;)*
+
+        /// Every provider this build knows.
+        pub const KINDS: &[&dyn ProviderKind] = &[$(&$provider::REGISTRATION),*];
+    };
+}
+
+registry! {
+    sample,
+    eloverblik,
+    enectiva,
+}
+
+pub use registry::{Account, AddonAccounts, BuildContext, ProviderKind};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,21 +119,28 @@ pub trait Provider: Send + Sync {
 
 pub type SharedProvider = Arc<dyn Provider>;
 
-/// Builds every provider account the configuration names.
+/// The registration of the provider named `kind`.
+pub fn kind(kind: &str) -> Option<&'static dyn ProviderKind> {
+    KINDS.iter().copied().find(|k| k.kind() == kind)
+}
+
+/// Builds every provider account the configuration names. Accounts share one [`BuildContext`],
+/// so what a provider keeps per API (a rate limiter) is one for all its accounts.
 pub fn build(
     config: &crate::config::Config,
-    state: &crate::state::StateStore,
-) -> Result<Vec<SharedProvider>, crate::Error> {
-    let mut providers: Vec<SharedProvider> = Vec::new();
-    for (index, account) in config.sample.iter().enumerate() {
-        providers.push(Arc::new(sample::SampleProvider::from_config(account, index)));
-    }
-    for (index, account) in config.eloverblik.iter().enumerate() {
-        let provider = eloverblik::EloverblikProvider::from_config(account, index, state.clone())?;
-        providers.push(Arc::new(provider));
-    }
-    for (index, account) in config.enectiva.iter().enumerate() {
-        providers.push(Arc::new(enectiva::EnectivaProvider::from_config(account, index)?));
-    }
-    Ok(providers)
+    store: &crate::state::StateStore,
+) -> Result<Vec<SharedProvider>, ProviderError> {
+    let context = BuildContext::new(store.clone());
+    config
+        .accounts
+        .iter()
+        .map(|account| {
+            let kind = kind(account.kind).ok_or_else(|| ProviderError::Response {
+                provider: account.kind,
+                endpoint: "configuration".into(),
+                message: "no such provider in this build".into(),
+            })?;
+            kind.build(account, &context)
+        })
+        .collect()
 }

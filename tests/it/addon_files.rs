@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use meter2mqtt::addon::{ELOVERBLIK_FIELDS, ENECTIVA_FIELDS, LOG_LEVELS, OPTIONS, POLL_MINUTES};
+use meter2mqtt::addon::{offered, options, LOG_LEVELS, POLL_MINUTES};
 use meter2mqtt::model::ApiStatus;
 use serde_norway::{Mapping, Value};
 
@@ -211,9 +211,10 @@ fn every_option_has_a_schema_entry_and_vice_versa() {
 #[test]
 fn the_schema_is_what_the_code_reads() {
     let schema = schema();
-    assert_eq!(keys(&schema), set(OPTIONS));
-    assert_eq!(keys(list_entry(&schema, "eloverblik")), set(ELOVERBLIK_FIELDS));
-    assert_eq!(keys(list_entry(&schema, "enectiva")), set(ENECTIVA_FIELDS));
+    assert_eq!(keys(&schema), set(&options()));
+    let fields = |kind: &str| offered().into_iter().find(|(k, _)| *k == kind).unwrap().1.fields;
+    assert_eq!(keys(list_entry(&schema, "eloverblik")), set(fields("eloverblik")));
+    assert_eq!(keys(list_entry(&schema, "enectiva")), set(fields("enectiva")));
     assert_eq!(text(list_entry(&schema, "eloverblik"), "refresh_token"), "password");
     assert_eq!(text(list_entry(&schema, "enectiva"), "login_token"), "password");
     assert_eq!(text(&schema, "log_level"), format!("list({})", LOG_LEVELS.join("|")));

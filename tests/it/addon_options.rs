@@ -2,6 +2,7 @@
 //! `Config` or a clear error out. The environment is passed as an `AddonEnv`, so no test touches
 //! the process environment.
 
+use meter2mqtt::providers::{eloverblik, enectiva};
 use std::path::Path;
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ async fn every_option_reaches_its_config_field() {
     let (dir, result) = load(&options, &server).await;
     let config = result.unwrap_or_else(|e| panic!("{e}"));
 
-    let elo = &config.eloverblik;
+    let elo = config.accounts_of::<eloverblik::Settings>();
     assert_eq!(elo.len(), 2);
     assert_eq!(elo[0].refresh_token.expose(), REFRESH_TOKEN);
     assert_eq!(elo[0].metering_points, vec![POINT_1, POINT_2]);
@@ -42,7 +43,7 @@ async fn every_option_reaches_its_config_field() {
     assert_eq!(elo[1].name, None);
     assert_eq!(elo[1].base_url, "https://preprod.example/customerapi");
 
-    let enectiva = &config.enectiva;
+    let enectiva = config.accounts_of::<enectiva::Settings>();
     assert_eq!(enectiva.len(), 1);
     assert_eq!(enectiva[0].customer_uuid, UUID);
     assert_eq!(enectiva[0].login_token.expose(), LOGIN_TOKEN);
@@ -85,8 +86,8 @@ async fn the_defaults_of_config_yaml_and_one_token_are_enough() {
 
     let (_dir, result) = load(&options, &server).await;
     let config = result.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.eloverblik.len(), 1);
-    assert!(config.enectiva.is_empty());
+    assert_eq!(config.accounts_of::<eloverblik::Settings>().len(), 1);
+    assert!(config.accounts_of::<enectiva::Settings>().is_empty());
     assert_eq!(config.bridge.poll_interval, Duration::from_secs(3600));
     assert_eq!(config.bridge.history_start, None, "default: 1 January of last year");
     assert_eq!(config.log.level, "info");
@@ -117,8 +118,10 @@ async fn optional_options_may_be_null_or_empty_and_unknown_ones_are_ignored() {
     });
     let (_dir, result) = load(&options, &server).await;
     let config = result.unwrap_or_else(|e| panic!("{e}"));
-    assert!(config.eloverblik[0].metering_points.is_empty());
-    assert_eq!(config.eloverblik[0].name, None);
+    assert!(config.accounts_of::<eloverblik::Settings>()[0]
+        .metering_points
+        .is_empty());
+    assert_eq!(config.accounts_of::<eloverblik::Settings>()[0].name, None);
     assert_eq!(config.bridge.history_start, None);
     assert_eq!(config.log.level, "info");
 }
@@ -129,7 +132,10 @@ async fn a_numeric_token_keeps_its_digits() {
     let options = json!({"eloverblik": [{"refresh_token": 571313180100000001u64, "metering_points": POINT_1}]});
     let (_dir, result) = load(&options, &server).await;
     let config = result.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.eloverblik[0].refresh_token.expose(), "571313180100000001");
+    assert_eq!(
+        config.accounts_of::<eloverblik::Settings>()[0].refresh_token.expose(),
+        "571313180100000001"
+    );
 }
 
 #[tokio::test]

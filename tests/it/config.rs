@@ -1,6 +1,7 @@
 //! Configuration layering and validation: every bad input gets a clear error naming its key and
 //! where the value came from.
 
+use meter2mqtt::providers::eloverblik;
 use std::io::Write;
 
 use meter2mqtt::config::{Config, ConfigError, Sources};
@@ -79,8 +80,14 @@ fn numeric_looking_env_values_for_string_fields_work() {
     let toml = "[[eloverblik]]\nrefresh_token = 123456\nmetering_points = [571313180100000001]\n";
     let (config, _) = load(Some(toml), &[], &[]);
     let config = config.unwrap();
-    assert_eq!(config.eloverblik[0].metering_points, vec!["571313180100000001"]);
-    assert_eq!(config.eloverblik[0].refresh_token.expose(), "123456");
+    assert_eq!(
+        config.accounts_of::<eloverblik::Settings>()[0].metering_points,
+        vec!["571313180100000001"]
+    );
+    assert_eq!(
+        config.accounts_of::<eloverblik::Settings>()[0].refresh_token.expose(),
+        "123456"
+    );
 
     // A whole account from one env var, ids as a comma-separated string.
     let env = [(
@@ -89,7 +96,7 @@ fn numeric_looking_env_values_for_string_fields_work() {
     )];
     let (config, _) = load(None, &env, &[]);
     let config = config.unwrap();
-    assert_eq!(config.eloverblik[0].metering_points.len(), 2);
+    assert_eq!(config.accounts_of::<eloverblik::Settings>()[0].metering_points.len(), 2);
 }
 
 #[test]
@@ -246,8 +253,17 @@ fn env_keys_of_an_account_patch_the_files_account() {
 
     let env = [("METER2MQTT_ELOVERBLIK__REFRESH_TOKEN", "from-env")];
     let config = load(Some(toml), &env, &[]).0.unwrap();
-    assert_eq!(config.eloverblik.len(), 1);
-    assert_eq!(config.eloverblik[0].refresh_token.expose(), "from-env");
-    assert_eq!(config.eloverblik[0].base_url, "http://127.0.0.1:9/customerapi");
-    assert_eq!(config.eloverblik[0].metering_points, vec!["571313180100000001"]);
+    assert_eq!(config.accounts_of::<eloverblik::Settings>().len(), 1);
+    assert_eq!(
+        config.accounts_of::<eloverblik::Settings>()[0].refresh_token.expose(),
+        "from-env"
+    );
+    assert_eq!(
+        config.accounts_of::<eloverblik::Settings>()[0].base_url,
+        "http://127.0.0.1:9/customerapi"
+    );
+    assert_eq!(
+        config.accounts_of::<eloverblik::Settings>()[0].metering_points,
+        vec!["571313180100000001"]
+    );
 }

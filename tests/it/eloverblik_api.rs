@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use meter2mqtt::config::{EloverblikAccount, EloverblikApi};
 use meter2mqtt::http::{HttpError, Sleeper};
 use meter2mqtt::model::ApiStatus;
 use meter2mqtt::model::{Direction, IntervalReading, Meter, Quality, TimeRange, ValueKind};
 use meter2mqtt::providers::eloverblik::{retry_policy, EloverblikProvider, Options};
+use meter2mqtt::providers::eloverblik::{EloverblikApi, Settings};
 use meter2mqtt::providers::{Provider, ProviderError};
 use meter2mqtt::secret::Secret;
 use meter2mqtt::state::StateStore;
@@ -92,8 +92,8 @@ impl Fake {
         }
     }
 
-    fn account(&self) -> EloverblikAccount {
-        EloverblikAccount {
+    fn account(&self) -> Settings {
+        Settings {
             name: Some("home".into()),
             refresh_token: Secret::new(REFRESH_TOKEN),
             base_url: self.server.uri(),
@@ -117,8 +117,14 @@ impl Fake {
         self.provider_with(self.account(), self.options())
     }
 
-    fn provider_with(&self, account: EloverblikAccount, options: Options) -> EloverblikProvider {
-        EloverblikProvider::new(&account, 0, StateStore::open(self.state.path()).unwrap(), options).unwrap()
+    fn provider_with(&self, account: Settings, options: Options) -> EloverblikProvider {
+        EloverblikProvider::new(
+            &account,
+            account.name.clone().unwrap_or_else(|| "1".into()),
+            StateStore::open(self.state.path()).unwrap(),
+            options,
+        )
+        .unwrap()
     }
 
     fn waits(&self) -> Vec<Duration> {
@@ -284,7 +290,7 @@ async fn metering_points_become_meters() {
 async fn configured_metering_points_narrow_the_set() {
     let fake = Fake::start().await;
     fake.serve_points().await;
-    let account = EloverblikAccount {
+    let account = Settings {
         metering_points: vec![SOLAR.into()],
         ..fake.account()
     };
@@ -896,7 +902,7 @@ async fn a_saved_token_is_tied_to_its_refresh_token() {
         .mount(&fake.server)
         .await;
     fake.provider().meters().await.unwrap();
-    let other = EloverblikAccount {
+    let other = Settings {
         refresh_token: Secret::new("another-refresh-token"),
         ..fake.account()
     };
@@ -982,7 +988,7 @@ async fn charges_can_be_switched_off() {
         .expect(0)
         .mount(&fake.server)
         .await;
-    let account = EloverblikAccount {
+    let account = Settings {
         charges: false,
         ..fake.account()
     };
@@ -1025,7 +1031,7 @@ async fn the_third_party_api_lists_points_by_authorisation() {
         .expect(1)
         .mount(&fake.server)
         .await;
-    let account = EloverblikAccount {
+    let account = Settings {
         api: EloverblikApi::Thirdparty,
         ..fake.account()
     };

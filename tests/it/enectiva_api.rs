@@ -8,7 +8,7 @@ use crate::support::enectiva::*;
 use meter2mqtt::http::{HttpError, RetryPolicy};
 use meter2mqtt::model::ApiStatus;
 use meter2mqtt::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit, ValueKind};
-use meter2mqtt::providers::enectiva::Clock;
+use meter2mqtt::providers::kit::Clock;
 use meter2mqtt::providers::{Provider, ProviderError};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, query_param};

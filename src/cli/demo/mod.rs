@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{logging, DemoArgs, EXIT_FAILURE};
 use crate::bridge::{Bridge, BridgeEvent};
-use crate::config::{Config, SampleAccount};
+use crate::config::Config;
 use crate::mqtt::{MqttHandle, MqttSettings};
+use crate::providers::{sample, Account};
 use crate::state::StateStore;
 use observer::Observer;
 use summary::print_summary;
@@ -55,12 +56,15 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     config.bridge.history_start = Some(start);
     config.bridge.jitter = Duration::ZERO;
     config.state.dir = state_dir.clone();
-    config.sample = vec![SampleAccount {
-        name: Some("demo".into()),
-        start: Some(start),
-        days: Some(7),
-        ..SampleAccount::default()
-    }];
+    config.accounts = vec![Account::of::<sample::Sample>(
+        0,
+        sample::Settings {
+            name: Some("demo".into()),
+            start: Some(start),
+            days: Some(7),
+            ..Default::default()
+        },
+    )];
 
     println!("meter2mqtt {} demo", env!("CARGO_PKG_VERSION"));
     println!("  embedded MQTT broker on 127.0.0.1:{}", broker.port());

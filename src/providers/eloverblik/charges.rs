@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::Api;
 use super::dto::{ApiList, Charge, Charges, Item, MeteringPointsRequest, Tariff};
-use super::{PROVIDER, TZ};
+use super::{KIND, TZ};
 use crate::model::{MeterValue, ValueKind};
 use crate::providers::ProviderError;
 
@@ -67,7 +67,7 @@ pub async fn fetch(api: &Api, ids: &[&str]) -> Result<HashMap<String, PointCharg
     let mut out = HashMap::new();
     for chunk in ids.chunks(BATCH) {
         let response = api.post(path, &MeteringPointsRequest::new(chunk)).await?;
-        let items: ApiList<Item<Charges>> = response.json(PROVIDER, &endpoint)?;
+        let items: ApiList<Item<Charges>> = response.json(KIND, &endpoint)?;
         for item in items.into_items() {
             let Some(id) = item.id.clone().filter(|id| !id.trim().is_empty()) else {
                 continue;
@@ -76,7 +76,7 @@ pub async fn fetch(api: &Api, ids: &[&str]) -> Result<HashMap<String, PointCharg
                 Ok(item.payload.unwrap_or_default())
             } else {
                 Err(ProviderError::Meter {
-                    provider: PROVIDER,
+                    provider: KIND,
                     meter: id.clone(),
                     message: format!("charges: {}", item.failure_text()),
                 })
@@ -86,7 +86,7 @@ pub async fn fetch(api: &Api, ids: &[&str]) -> Result<HashMap<String, PointCharg
         for id in chunk {
             out.entry((*id).to_owned()).or_insert_with(|| {
                 Err(ProviderError::Meter {
-                    provider: PROVIDER,
+                    provider: KIND,
                     meter: (*id).to_owned(),
                     message: format!("{endpoint} returned no charges for this metering point"),
                 })
@@ -335,7 +335,7 @@ mod tests {
         assert!(cache.answer("2", t0).is_none());
         assert!(cache.answer("1", t0 + Duration::hours(6)).is_none());
         let failure = ProviderError::Response {
-            provider: PROVIDER,
+            provider: KIND,
             endpoint: "x".into(),
             message: "down".into(),
         };

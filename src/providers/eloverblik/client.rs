@@ -3,10 +3,9 @@
 
 use serde::Serialize;
 
-use super::token::{AccessToken, TokenCache};
-use super::{NEW_TOKEN_HINT, PROVIDER};
-use crate::config::EloverblikApi;
+use super::{EloverblikApi, NEW_TOKEN_HINT, KIND};
 use crate::http::{ApiClient, HttpError, HttpResponse};
+use crate::providers::kit::{authorised, AccessToken, TokenCache};
 use crate::providers::ProviderError;
 
 /// The paths that differ between the customer and the third-party API.
@@ -67,27 +66,23 @@ impl Api {
     async fn call<B: Serialize>(&self, path: &str, method: Method<'_, B>) -> Result<HttpResponse, ProviderError> {
         let endpoint = Api::endpoint(if matches!(method, Method::Get) { "GET" } else { "POST" }, path);
         let url = format!("{}{path}", self.base_url);
-        let token = self.tokens.get().await?;
-        match self.send(&endpoint, &url, &method, &token).await {
-            Err(HttpError::Unauthorized { status: 401, .. }) => {
-                tracing::info!(account = %self.tokens.account(), endpoint, "the access token was refused; requesting a new one");
-                self.tokens.invalidate(&token).await;
-                let fresh = self.tokens.get().await?;
-                self.send(&endpoint, &url, &method, &fresh).await.map_err(|e| match e {
-                    HttpError::Unauthorized {
-                        status: 401, message, ..
-                    } => ProviderError::Auth {
-                        provider: PROVIDER,
-                        message: format!(
-                            "{endpoint} refused a newly issued access token too (HTTP 401: {message}); if this \
-                             persists, {NEW_TOKEN_HINT}"
-                        ),
-                    },
-                    other => other.into(),
-                })
-            }
-            other => other.map_err(Into::into),
-        }
+        let refused_again = |message: String| ProviderError::Auth {
+            provider: KIND,
+            message: format!(
+                "{endpoint} refused a newly issued access token too (HTTP 401: {message}); if this persists, \
+                 {NEW_TOKEN_HINT}"
+            ),
+        };
+        authorised(
+            &self.tokens,
+            &endpoint,
+            |token| {
+                let (endpoint, url, method) = (&endpoint, &url, &method);
+                async move { self.send(endpoint, url, method, &token).await }
+            },
+            refused_again,
+        )
+        .await
     }
 
     async fn send<B: Serialize>(

@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use crate::providers::kit::excerpt;
+
 /// Longest message kept from a body: enough for any API message, short enough for a log line.
 const MAX_MESSAGE: usize = 300;
 
@@ -21,7 +23,7 @@ pub fn parse_error_body(body: &str) -> (Option<String>, String) {
         Err(_) if trimmed.starts_with('<') => (None, html_title(trimmed)),
         Err(_) => split_code(trimmed),
     };
-    (code, shorten(message.trim()))
+    (code, excerpt(&message, MAX_MESSAGE))
 }
 
 /// `#30002: Period not allowed` → (`30002`, `Period not allowed`).
@@ -92,15 +94,6 @@ fn html_title(html: &str) -> String {
         Some(title) => format!("an HTML error page: {title}"),
         None => "an HTML error page without a title".to_owned(),
     }
-}
-
-fn shorten(text: &str) -> String {
-    if text.chars().count() <= MAX_MESSAGE {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(MAX_MESSAGE).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]

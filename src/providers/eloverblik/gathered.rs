@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::timeseries::PointOutcome;
 use super::windows::Window;
-use super::PROVIDER;
+use super::KIND;
 use crate::http::HttpError;
 use crate::model::{IntervalReading, Meter, TimeRange};
 use crate::providers::ProviderError;
@@ -65,7 +65,7 @@ impl Gathered {
             self.results.insert(
                 (*id).to_owned(),
                 Err(ProviderError::Meter {
-                    provider: PROVIDER,
+                    provider: KIND,
                     meter: (*id).to_owned(),
                     message,
                 }),
@@ -92,7 +92,7 @@ impl Gathered {
             .map(|meter| {
                 let result = match self.results.remove(&meter.id) {
                     None => Err(ProviderError::UnknownMeter {
-                        provider: PROVIDER,
+                        provider: KIND,
                         meter: meter.id.clone(),
                     }),
                     Some(Err(error)) => Err(error),
@@ -168,7 +168,7 @@ mod tests {
         let mut g = Gathered::default();
         g.expect(&["a"]);
         let rejected = HttpError::Rejected {
-            api: PROVIDER,
+            api: KIND,
             endpoint: "x".into(),
             status: 400,
             code: None,
@@ -176,7 +176,7 @@ mod tests {
         };
         g.fail(&["a"], rejected.into());
         let forbidden = HttpError::Unauthorized {
-            api: PROVIDER,
+            api: KIND,
             endpoint: "x".into(),
             status: 403,
             message: "no".into(),
@@ -184,7 +184,7 @@ mod tests {
         g.fail(&["a"], forbidden.into());
         assert!(g.outage().is_none());
         let down = HttpError::Exhausted {
-            api: PROVIDER,
+            api: KIND,
             endpoint: "x".into(),
             attempts: 5,
             last: "503".into(),
@@ -211,7 +211,7 @@ mod tests {
             DateTime::from_timestamp(7200, 0).unwrap(),
         );
         let meter = |id: &str| Meter {
-            provider: PROVIDER.into(),
+            provider: KIND.into(),
             id: id.into(),
             name: id.into(),
             medium: Medium::Electricity,

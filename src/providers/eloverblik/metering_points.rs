@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 use super::client::Api;
 use super::dto::{ApiList, Authorization, MeteringPoint};
 use super::windows::Aggregation;
-use super::{PROVIDER, TZ};
-use crate::config::EloverblikApi;
+use super::{KIND, TZ};
+use super::EloverblikApi;
 use crate::model::{DeviceInfo, Direction, Medium, Meter, Unit};
 use crate::providers::ProviderError;
 
@@ -40,7 +40,7 @@ pub async fn fetch(api: &Api) -> Result<Vec<MeteringPoint>, ProviderError> {
         EloverblikApi::Thirdparty => {
             let response = api.get(AUTHORIZATIONS).await?;
             let endpoint = Api::endpoint("GET", AUTHORIZATIONS);
-            let authorizations: ApiList<Authorization> = response.json(PROVIDER, &endpoint)?;
+            let authorizations: ApiList<Authorization> = response.json(KIND, &endpoint)?;
             let mut points = Vec::new();
             for id in authorizations.into_items().into_iter().filter_map(|a| a.id) {
                 if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -62,7 +62,7 @@ pub async fn fetch(api: &Api) -> Result<Vec<MeteringPoint>, ProviderError> {
 
 async fn list(api: &Api, path: &str) -> Result<Vec<MeteringPoint>, ProviderError> {
     let response = api.get(path).await?;
-    let list: ApiList<MeteringPoint> = response.json(PROVIDER, &Api::endpoint("GET", path))?;
+    let list: ApiList<MeteringPoint> = response.json(KIND, &Api::endpoint("GET", path))?;
     Ok(list.into_items())
 }
 
@@ -119,7 +119,7 @@ fn meter(id: &str, type_code: Option<&str>, address: &str, supplier: Option<Stri
         .unwrap_or("unknown type");
     let label = type_label(code);
     Meter {
-        provider: PROVIDER.to_owned(),
+        provider: KIND.to_owned(),
         id: id.to_owned(),
         name: format!("{address} {}", label.to_lowercase()),
         medium: Medium::Electricity,

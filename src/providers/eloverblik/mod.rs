@@ -2,7 +2,7 @@
 //! quarter-hourly time series, and the grid tariffs and subscriptions charged on them.
 //!
 //! One [`EloverblikProvider`] serves one `[[eloverblik]]` account. The files split the work:
-//! `token` buys and caches the data access token, `client` sends authorised calls, `dto` is the
+//! `settings` is the account's configuration section, `token` buys the data access token, `client` sends authorised calls, `dto` is the
 //! wire format, `metering_points` turns points into meters, `windows` plans request dates,
 //! `timeseries` normalises a market document into interval readings, `gathered` collects one
 //! pass over many meters, `charges` prices them, and `schedule` decides when a data call is
@@ -17,14 +17,19 @@ mod metering_points;
 pub mod prices;
 mod provider;
 mod schedule;
+mod settings;
 pub mod timeseries;
 mod token;
 mod windows;
 
-pub use provider::{retry_policy, Clock, EloverblikProvider, Options};
+pub use provider::{retry_policy, EloverblikProvider, Options};
+pub use settings::{default_base_url, Eloverblik, EloverblikApi, Settings};
+
+/// This provider in [`crate::providers::KINDS`].
+pub const REGISTRATION: crate::providers::registry::Registered<Eloverblik> = crate::providers::registry::Registered::new();
 
 /// Machine name: topic segment, unique-id prefix, log field.
-pub const PROVIDER: &str = "eloverblik";
+pub const KIND: &str = "eloverblik";
 
 /// Request dates are Danish local days; the API answers in UTC.
 pub const TZ: chrono_tz::Tz = chrono_tz::Europe::Copenhagen;

@@ -13,17 +13,14 @@ use super::dto::MeteringPointsRequest;
 use super::gathered::{Gathered, MeterResult};
 use super::metering_points::{self, PointInfo};
 use super::timeseries::{self, PointOutcome};
-use super::token::TokenCache;
 use super::windows::{self, local_day, Aggregation, Window};
-use super::{error_body, schedule, PROVIDER};
-use crate::config::{eloverblik_base_url, EloverblikAccount, EloverblikApi};
+use super::{default_base_url, error_body, schedule, token, EloverblikApi, Settings, KIND};
 use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
 use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
+use crate::providers::kit::{system_clock, SharedClock};
+use crate::providers::registry::BuildContext;
 use crate::providers::{Provider, ProviderError};
 use crate::state::StateStore;
-
-/// Where the time is read; tests pin it.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 const THIRDPARTY_BASE_URL: &str = "https://api.eloverblik.dk/thirdpartyapi";
 /// The API takes at most ten metering points a call.
@@ -54,7 +51,8 @@ pub struct Options {
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub sleeper: Arc<dyn Sleeper>,
-    pub clock: Clock,
+    /// Where the time is read; tests pin it.
+    pub clock: SharedClock,
 }
 
 impl Default for Options {
@@ -63,7 +61,7 @@ impl Default for Options {
             timeout: Duration::from_secs(120),
             retry: retry_policy(),
             sleeper: Arc::new(TokioSleeper),
-            clock: Arc::new(Utc::now),
+            clock: system_clock(),
         }
     }
 }
@@ -73,7 +71,7 @@ pub struct EloverblikProvider {
     api: Api,
     wanted: Vec<String>,
     charges_enabled: bool,
-    clock: Clock,
+    clock: SharedClock,
     /// From the last metering point listing: how to read each meter.
     points: RwLock<HashMap<String, PointInfo>>,
     charges: tokio::sync::Mutex<ChargesCache>,
@@ -82,35 +80,29 @@ pub struct EloverblikProvider {
 }
 
 impl EloverblikProvider {
-    /// The provider for the `index`-th (0-based) `[[eloverblik]]` account.
-    pub fn from_config(account: &EloverblikAccount, index: usize, state: StateStore) -> Result<Self, ProviderError> {
-        Self::new(account, index, state, Options::default())
+    /// The provider for one `[[eloverblik]]` account, labelled `label` in logs and state files.
+    pub fn from_settings(settings: &Settings, label: String, context: &BuildContext) -> Result<Self, ProviderError> {
+        Self::new(settings, label, context.store.clone(), Options::default())
     }
 
-    pub fn new(
-        account: &EloverblikAccount,
-        index: usize,
-        state: StateStore,
-        options: Options,
-    ) -> Result<Self, ProviderError> {
-        let base_url = base_url(account);
-        let account_label = account.name.clone().unwrap_or_else(|| (index + 1).to_string());
-        let client = build_client(PROVIDER, options.timeout)?;
+    pub fn new(settings: &Settings, label: String, store: StateStore, options: Options) -> Result<Self, ProviderError> {
+        let base_url = base_url(settings);
+        let client = build_client(KIND, options.timeout)?;
         let http =
-            ApiClient::new(PROVIDER, client, options.retry, error_body::parse_error_body).with_sleeper(options.sleeper);
-        let tokens = TokenCache::new(
-            &account_label,
+            ApiClient::new(KIND, client, options.retry, error_body::parse_error_body).with_sleeper(options.sleeper);
+        let tokens = token::cache(
+            &label,
             http.clone(),
             &base_url,
-            account.refresh_token.clone(),
-            state,
+            settings.refresh_token.clone(),
+            store,
             options.clock.clone(),
         );
         Ok(EloverblikProvider {
-            account: account_label,
-            api: Api::new(http, tokens, base_url, Paths::of(account.api)),
-            wanted: account.metering_points.clone(),
-            charges_enabled: account.charges,
+            account: label,
+            api: Api::new(http, tokens, base_url, Paths::of(settings.api)),
+            wanted: settings.metering_points.clone(),
+            charges_enabled: settings.charges,
             clock: options.clock,
             points: RwLock::new(HashMap::new()),
             charges: tokio::sync::Mutex::new(ChargesCache::default()),
@@ -164,7 +156,7 @@ impl EloverblikProvider {
 
     /// Reads `ids` (one aggregation) window by window, ten at a time.
     async fn read_group(&self, aggregation: Aggregation, ids: &[&str], range: TimeRange, gathered: &mut Gathered) {
-        let plan = windows::plan(range, local_day((self.clock)()), aggregation.max_days());
+        let plan = windows::plan(range, local_day(self.clock.now()), aggregation.max_days());
         let calls = plan.len() * ids.len().div_ceil(BATCH);
         let mut call = 0;
         gathered.expect(ids);
@@ -200,7 +192,7 @@ impl EloverblikProvider {
     /// Notes the read of every point the API answered for, with data or with its own per-point
     /// error: either way asking again before the recheck cannot bring anything new.
     fn record_reads(&self, results: &[MeterResult], answered: &HashSet<String>) {
-        let now = (self.clock)();
+        let now = self.clock.now();
         let mut reads = self.last_read.lock().unwrap_or_else(PoisonError::into_inner);
         for (id, result) in results {
             if answered.contains(id) && matches!(result, Ok(_) | Err(ProviderError::Meter { .. })) {
@@ -212,9 +204,9 @@ impl EloverblikProvider {
 
 /// The account's API root without a trailing slash. The configured default names the customer
 /// API; an account switched to the third-party API without its own URL gets that API's root.
-fn base_url(account: &EloverblikAccount) -> String {
-    let configured = account.base_url.trim().trim_end_matches('/');
-    if account.api == EloverblikApi::Thirdparty && configured == eloverblik_base_url() {
+fn base_url(settings: &Settings) -> String {
+    let configured = settings.base_url.trim().trim_end_matches('/');
+    if settings.api == EloverblikApi::Thirdparty && configured == default_base_url() {
         THIRDPARTY_BASE_URL.to_owned()
     } else {
         configured.to_owned()
@@ -224,7 +216,7 @@ fn base_url(account: &EloverblikAccount) -> String {
 #[async_trait]
 impl Provider for EloverblikProvider {
     fn kind(&self) -> &'static str {
-        PROVIDER
+        KIND
     }
 
     fn account(&self) -> &str {
@@ -277,7 +269,7 @@ impl Provider for EloverblikProvider {
             None => {
                 self.list().await?;
                 self.point(&meter.id).ok_or_else(|| ProviderError::UnknownMeter {
-                    provider: PROVIDER,
+                    provider: KIND,
                     meter: meter.id.clone(),
                 })?
             }
@@ -286,7 +278,7 @@ impl Provider for EloverblikProvider {
             return Ok(Vec::new());
         }
         let mut cache = self.charges.lock().await;
-        let now = (self.clock)();
+        let now = self.clock.now();
         let answer = match cache.answer(&meter.id, now) {
             Some(answer) => answer,
             None => {
@@ -304,7 +296,7 @@ impl Provider for EloverblikProvider {
                 cache.store(fetched, now);
                 cache.answer(&meter.id, now).unwrap_or_else(|| {
                     Err(ProviderError::UnknownMeter {
-                        provider: PROVIDER,
+                        provider: KIND,
                         meter: meter.id.clone(),
                     })
                 })
@@ -329,7 +321,7 @@ mod tests {
 
     #[test]
     fn base_url_per_api() {
-        let account = |api, base_url: &str| EloverblikAccount {
+        let account = |api, base_url: &str| Settings {
             name: None,
             refresh_token: Secret::new("x"),
             base_url: base_url.into(),
@@ -338,11 +330,11 @@ mod tests {
             charges: true,
         };
         assert_eq!(
-            base_url(&account(EloverblikApi::Customer, &eloverblik_base_url())),
-            eloverblik_base_url()
+            base_url(&account(EloverblikApi::Customer, &default_base_url())),
+            default_base_url()
         );
         assert_eq!(
-            base_url(&account(EloverblikApi::Thirdparty, &eloverblik_base_url())),
+            base_url(&account(EloverblikApi::Thirdparty, &default_base_url())),
             THIRDPARTY_BASE_URL
         );
         assert_eq!(

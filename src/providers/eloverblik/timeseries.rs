@@ -6,7 +6,7 @@ use chrono::{DateTime, Days, Duration, Utc};
 
 use super::dto::{ApiList, Item, MarketDocument, Period, QualityCode, TimeSeries};
 use super::windows::{local_day, local_midnight};
-use super::PROVIDER;
+use super::KIND;
 use crate::http::HttpResponse;
 use crate::model::{IntervalReading, Quality, Unit};
 use crate::providers::ProviderError;
@@ -17,7 +17,7 @@ pub type PointOutcome = (String, Result<Vec<IntervalReading>, ProviderError>);
 /// Parses a response body and normalises every item. A malformed body is an error for the whole
 /// call; a malformed series or a per-item failure is an error for that metering point only.
 pub fn decode(response: &HttpResponse, endpoint: &str) -> Result<Vec<PointOutcome>, ProviderError> {
-    let list: ApiList<Item<MarketDocument>> = response.json(PROVIDER, endpoint)?;
+    let list: ApiList<Item<MarketDocument>> = response.json(KIND, endpoint)?;
     let mut out = Vec::new();
     for item in list.into_items() {
         let item_id = item.id.clone().filter(|id| !id.trim().is_empty());
@@ -28,7 +28,7 @@ pub fn decode(response: &HttpResponse, endpoint: &str) -> Result<Vec<PointOutcom
                     out.push((
                         id.clone(),
                         Err(ProviderError::Meter {
-                            provider: PROVIDER,
+                            provider: KIND,
                             meter: id,
                             message,
                         }),
@@ -60,7 +60,7 @@ pub fn decode(response: &HttpResponse, endpoint: &str) -> Result<Vec<PointOutcom
                 continue;
             };
             let result = normalise(&ts).map_err(|message| ProviderError::Meter {
-                provider: PROVIDER,
+                provider: KIND,
                 meter: id.clone(),
                 message: format!("{endpoint} returned an unusable time series: {message}"),
             });

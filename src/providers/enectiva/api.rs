@@ -4,10 +4,9 @@
 use reqwest::header::ACCEPT;
 use reqwest::Url;
 
-use super::redact::redact_http_error;
-use super::token::TokenSource;
 use super::{JSON_API, KIND};
 use crate::http::{ApiClient, HttpError, HttpResponse};
+use crate::providers::kit::{authorised, redact_http_error, TokenCache};
 use crate::providers::ProviderError;
 use crate::secret::Secret;
 
@@ -15,16 +14,19 @@ pub struct EnectivaApi {
     account: String,
     base: Url,
     http: ApiClient,
-    tokens: TokenSource,
+    tokens: TokenCache,
+    /// Kept out of every error text, should the API echo it.
+    login_token: Secret,
 }
 
 impl EnectivaApi {
-    pub fn new(account: String, base: Url, http: ApiClient, tokens: TokenSource) -> Self {
+    pub fn new(account: String, base: Url, http: ApiClient, tokens: TokenCache, login_token: Secret) -> Self {
         EnectivaApi {
             account,
             base,
             http,
             tokens,
+            login_token,
         }
     }
 
@@ -37,59 +39,35 @@ impl EnectivaApi {
     pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> Result<HttpResponse, ProviderError> {
         let url = self.url(segments);
         let endpoint = format!("GET /{}", segments.join("/"));
-        let mut refreshed = false;
-        loop {
-            let token = self.tokens.token().await?;
-            let result = self
-                .http
-                .send(&endpoint, |client| {
-                    client
-                        .get(url.clone())
-                        .query(query)
-                        .bearer_auth(token.expose())
-                        .header(ACCEPT, JSON_API)
-                })
-                .await;
-            match result {
-                Ok(response) => return Ok(response),
-                // The token may have been revoked, or our clock may be slow: one new token can fix that.
-                Err(HttpError::Unauthorized {
-                    status: 401, message, ..
-                }) if !refreshed => {
-                    tracing::info!(
-                        account = %self.account,
-                        endpoint = %endpoint,
-                        "the access token was refused ({}); getting a new one",
-                        self.redact(&message, &token)
-                    );
-                    self.tokens.discard(&token).await;
-                    refreshed = true;
+        let refused_again = |message: String| ProviderError::Auth {
+            provider: KIND,
+            message: format!(
+                "account {}: {endpoint} refused a freshly issued access token (HTTP 401: {message}); check that \
+                 the login token of this [[enectiva]] account still grants access to this data",
+                self.account,
+            ),
+        };
+        authorised(
+            &self.tokens,
+            &endpoint,
+            |token| {
+                let (url, endpoint) = (&url, &endpoint);
+                async move {
+                    self.http
+                        .send(endpoint, |client| {
+                            client
+                                .get(url.clone())
+                                .query(query)
+                                .bearer_auth(token.value.expose())
+                                .header(ACCEPT, JSON_API)
+                        })
+                        .await
+                        .map_err(|e: HttpError| redact_http_error(e, &[&token.value, &self.login_token]))
                 }
-                Err(HttpError::Unauthorized {
-                    status: 401, message, ..
-                }) => {
-                    return Err(ProviderError::Auth {
-                        provider: KIND,
-                        message: format!(
-                            "account {}: {endpoint} refused a freshly issued access token (HTTP 401: {}); check that \
-                             the login token of this [[enectiva]] account still grants access to this data",
-                            self.account,
-                            self.redact(&message, &token)
-                        ),
-                    })
-                }
-                Err(error) => {
-                    return Err(ProviderError::Http(redact_http_error(
-                        error,
-                        &[&token, self.tokens.login_token()],
-                    )))
-                }
-            }
-        }
-    }
-
-    fn redact(&self, text: &str, token: &Secret) -> String {
-        super::redact::redact_secrets(text, &[token, self.tokens.login_token()])
+            },
+            refused_again,
+        )
+        .await
     }
 }
 

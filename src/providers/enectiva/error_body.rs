@@ -3,14 +3,14 @@
 
 use serde_json::Value;
 
-use super::redact::redact_tokens;
+use crate::providers::kit::{excerpt, redact_tokens};
 
 /// An [`crate::http::ErrorBody`] for Enectiva: the API's own `detail` (and `title`) of every
 /// error, joined; the first `code` if one is given. A body in another shape is quoted briefly.
 pub fn parse_error_body(body: &str) -> (Option<String>, String) {
     let (code, message) = match serde_json::from_str::<Value>(body) {
-        Ok(json) => from_json(&json).unwrap_or_else(|| (None, excerpt(body))),
-        Err(_) => (None, excerpt(body)),
+        Ok(json) => from_json(&json).unwrap_or_else(|| (None, quote(body))),
+        Err(_) => (None, quote(body)),
     };
     (code, redact_tokens(&message))
 }
@@ -53,16 +53,12 @@ fn scalar_text(value: &Value) -> Option<String> {
 }
 
 /// The start of a body, for messages about it.
-pub fn excerpt(body: &str) -> String {
-    let body = body.trim();
-    if body.is_empty() {
-        return "no details given".to_owned();
+pub fn quote(body: &str) -> String {
+    if body.trim().is_empty() {
+        "no details given".to_owned()
+    } else {
+        excerpt(body, 200)
     }
-    let mut quoted: String = body.chars().take(200).collect();
-    if body.chars().count() > 200 {
-        quoted.push('…');
-    }
-    quoted
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
-use super::error_body::excerpt;
+use super::error_body::quote;
 use super::KIND;
 use crate::providers::ProviderError;
 
@@ -90,7 +90,7 @@ fn document_data(body: &[u8], endpoint: &str) -> Result<Value, ProviderError> {
             endpoint,
             &format!(
                 "not JSON ({e}); body starts with {:?}",
-                excerpt(&String::from_utf8_lossy(body))
+                quote(&String::from_utf8_lossy(body))
             ),
         )
     })?;

@@ -2,23 +2,24 @@
 //! register readings, buildings ("entities"), and monthly deltas.
 
 mod api;
-mod clock;
 mod deltas;
 mod error_body;
 mod intervals;
 mod jsonapi;
-mod jwt;
 mod meters;
 mod paging;
 mod provider;
 mod readings;
-mod redact;
+mod settings;
 mod token;
 mod values;
 
-pub use clock::{Clock, SystemClock};
 pub use error_body::parse_error_body;
 pub use provider::{EnectivaProvider, Options};
+pub use settings::{default_base_url, Enectiva, Settings};
+
+/// This provider in [`crate::providers::KINDS`].
+pub const REGISTRATION: crate::providers::registry::Registered<Enectiva> = crate::providers::registry::Registered::new();
 
 /// The provider's machine name: part of every topic, unique id and error.
 pub const KIND: &str = "enectiva";

@@ -8,16 +8,16 @@ use async_trait::async_trait;
 use chrono::Duration as TimeDelta;
 
 use super::api::{endpoint_url, parse_base_url, EnectivaApi};
-use super::clock::{Clock, SystemClock};
 use super::deltas::deltas;
 use super::error_body::parse_error_body;
 use super::meters::{self, Entity, MeterContext};
 use super::paging::{read_window, Window, PAGE_LIMIT};
 use super::readings::RegisterReading;
-use super::token::{Credentials, TokenSource};
+use super::token::{self, Credentials};
 use super::values::{monthly_values, register_value, DeltaSource};
 use super::{intervals, jsonapi, KIND};
-use crate::config::EnectivaAccount;
+use super::Settings;
+use crate::providers::kit::{system_clock, SharedClock};
 use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
 use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
 use crate::providers::{Provider, ProviderError};
@@ -33,7 +33,7 @@ const LATEST_SEARCH: [TimeDelta; 3] = [TimeDelta::days(3), TimeDelta::days(35), 
 pub struct Options {
     pub policy: RetryPolicy,
     pub sleeper: Arc<dyn Sleeper>,
-    pub clock: Arc<dyn Clock>,
+    pub clock: SharedClock,
     /// Per request, including reading the body.
     pub timeout: Duration,
 }
@@ -43,7 +43,7 @@ impl Default for Options {
         Options {
             policy: RetryPolicy::default(),
             sleeper: Arc::new(TokioSleeper),
-            clock: Arc::new(SystemClock),
+            clock: system_clock(),
             timeout: Duration::from_secs(60),
         }
     }
@@ -53,7 +53,7 @@ pub struct EnectivaProvider {
     account: String,
     include_deactivated: bool,
     api: EnectivaApi,
-    clock: Arc<dyn Clock>,
+    clock: SharedClock,
     /// Learned by `meters()`: which building each meter is in, for its deltas.
     contexts: Mutex<HashMap<String, MeterContext>>,
     /// Meters whose own deltas the API does not offer (404 / 403); their building's are used.
@@ -61,13 +61,8 @@ pub struct EnectivaProvider {
 }
 
 impl EnectivaProvider {
-    /// The account as configured; `index` (0-based) names it when it has no `name`.
-    pub fn from_config(config: &EnectivaAccount, index: usize) -> Result<Self, ProviderError> {
-        Self::new(config, index, Options::default())
-    }
-
-    pub fn new(config: &EnectivaAccount, index: usize, options: Options) -> Result<Self, ProviderError> {
-        let account = config.name.clone().unwrap_or_else(|| (index + 1).to_string());
+    /// The account as configured, labelled `account` in logs.
+    pub fn new(config: &Settings, account: String, options: Options) -> Result<Self, ProviderError> {
         let base = parse_base_url(&config.base_url)?;
         let client = build_client(KIND, options.timeout)?;
         let http = ApiClient::new(KIND, client, options.policy, parse_error_body).with_sleeper(options.sleeper);
@@ -77,9 +72,10 @@ impl EnectivaProvider {
             login_token: config.login_token.clone(),
             url: endpoint_url(&base, &["access_tokens"]),
         };
-        let tokens = TokenSource::new(http.clone(), credentials, options.clock.clone());
+        let login_token = credentials.login_token.clone();
+        let tokens = token::cache(http.clone(), credentials, options.clock.clone());
         Ok(EnectivaProvider {
-            api: EnectivaApi::new(account.clone(), base, http, tokens),
+            api: EnectivaApi::new(account.clone(), base, http, tokens, login_token),
             account,
             include_deactivated: config.include_deactivated,
             clock: options.clock,

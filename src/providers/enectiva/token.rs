@@ -1,20 +1,31 @@
-//! The short-lived access token: bought with the long-lived login token, reused until shortly
-//! before it expires, and bought again by one task at a time.
+//! The short-lived access token: bought with the long-lived login token at
+//! `POST /access_tokens`, valid about five minutes, and replaced a minute before it expires. The
+//! caching itself is the provider kit's [`TokenCache`]; it is not persisted: a restart costs one
+//! call, which the API does not ration.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
+use async_trait::async_trait;
+use chrono::Duration;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use tokio::sync::Mutex;
 
-use super::clock::Clock;
-use super::redact::{redact_http_error, redact_secrets};
-use super::{jsonapi, jwt, JSON_API, KIND};
+use super::{jsonapi, JSON_API, KIND};
 use crate::http::{ApiClient, HttpError};
+use crate::providers::kit::{
+    redact_http_error, redact_secrets, Issuer, RefreshAhead, SharedClock, TokenCache, TokenPolicy,
+};
 use crate::providers::ProviderError;
 use crate::secret::Secret;
 
 const ENDPOINT: &str = "POST /access_tokens";
+
+/// Enectiva documents a lifetime of five minutes; assumed when a token's own `exp` cannot be
+/// read. A token is replaced a minute before it expires, so a request never leaves with a
+/// dying one.
+const POLICY: TokenPolicy = TokenPolicy {
+    default_life: Duration::minutes(5),
+    min_life: Duration::zero(),
+    max_life: Duration::days(1),
+    refresh: RefreshAhead::Margin(Duration::seconds(60)),
+};
 
 /// What a token request needs besides the HTTP client.
 pub struct Credentials {
@@ -24,59 +35,19 @@ pub struct Credentials {
     pub url: reqwest::Url,
 }
 
-pub struct TokenSource {
+pub fn cache(http: ApiClient, credentials: Credentials, clock: SharedClock) -> TokenCache {
+    let label = format!("{KIND}/{}", credentials.account);
+    TokenCache::new(label, Box::new(LoginToken { http, credentials }), POLICY, clock, None)
+}
+
+struct LoginToken {
     http: ApiClient,
     credentials: Credentials,
-    clock: Arc<dyn Clock>,
-    /// Held across a refresh, so concurrent callers wait for that one refresh instead of each
-    /// buying their own token.
-    cached: Mutex<Option<AccessToken>>,
 }
 
-struct AccessToken {
-    value: Secret,
-    refresh_at: DateTime<Utc>,
-}
-
-impl TokenSource {
-    pub fn new(http: ApiClient, credentials: Credentials, clock: Arc<dyn Clock>) -> Self {
-        TokenSource {
-            http,
-            credentials,
-            clock,
-            cached: Mutex::new(None),
-        }
-    }
-
-    pub fn login_token(&self) -> &Secret {
-        &self.credentials.login_token
-    }
-
-    /// A token that is good for at least another minute (see [`jwt::refresh_at`]).
-    pub async fn token(&self) -> Result<Secret, ProviderError> {
-        let mut cached = self.cached.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| self.clock.now() < t.refresh_at) {
-            return Ok(token.value.clone());
-        }
-        let value = self.request().await?;
-        let refresh_at = jwt::refresh_at(jwt::claims(value.expose()), self.clock.now());
-        tracing::debug!(account = %self.credentials.account, refresh_at = %refresh_at.to_rfc3339(), "new Enectiva access token");
-        *cached = Some(AccessToken {
-            value: value.clone(),
-            refresh_at,
-        });
-        Ok(value)
-    }
-
-    /// Forgets `rejected` after the API refused it, unless another task already replaced it.
-    pub async fn discard(&self, rejected: &Secret) {
-        let mut cached = self.cached.lock().await;
-        if cached.as_ref().is_some_and(|t| &t.value == rejected) {
-            *cached = None;
-        }
-    }
-
-    async fn request(&self) -> Result<Secret, ProviderError> {
+#[async_trait]
+impl Issuer for LoginToken {
+    async fn issue(&self) -> Result<Secret, ProviderError> {
         let Credentials {
             customer_uuid,
             login_token,
@@ -115,7 +86,9 @@ impl TokenSource {
         Ok(Secret::new(encoded))
     }
 
-    /// A refused login token is the user's to fix; say what to check.
+}
+
+impl LoginToken {
     fn refused(&self, error: HttpError) -> ProviderError {
         let login_token = &self.credentials.login_token;
         let (status, detail) = match &error {

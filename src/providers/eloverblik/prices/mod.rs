@@ -47,7 +47,8 @@ pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
 pub use spot::{SpotPrice, DAY_AHEAD_FROM};
 pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
 
-use super::{Clock, TZ};
+use super::TZ;
+use crate::providers::kit::SharedClock;
 use crate::model::{PriceSeries, TimeRange};
 use crate::state::StateStore;
 use cache::{load_or_forget, pricelist_file, PricelistFile, SpotCache, SpotDay};
@@ -58,14 +59,14 @@ pub struct Prices {
     client: EnergiDataService,
     store: StateStore,
     spot_cache: SpotCache,
-    clock: Clock,
+    clock: SharedClock,
     /// One fetch at a time per kind, so concurrent callers do not ask for the same day twice.
     spot_lock: Mutex<()>,
     pricelist_lock: Mutex<()>,
 }
 
 impl Prices {
-    pub fn new(client: EnergiDataService, store: StateStore, clock: Clock) -> Prices {
+    pub fn new(client: EnergiDataService, store: StateStore, clock: SharedClock) -> Prices {
         Prices {
             client,
             spot_cache: SpotCache::new(store.clone()),
@@ -116,7 +117,7 @@ impl Prices {
             return Ok(Vec::new());
         };
         let _one_at_a_time = self.spot_lock.lock().await;
-        let now = (self.clock)();
+        let now = self.clock.now();
         let mut days = self.spot_cache.load(area, from, to)?;
         let due: Vec<NaiveDate> = from
             .iter_days()
@@ -176,7 +177,7 @@ impl Prices {
             return Ok(TariffSet::none());
         }
         let _one_at_a_time = self.pricelist_lock.lock().await;
-        let now = (self.clock)();
+        let now = self.clock.now();
         let name = pricelist_file();
         let mut file: PricelistFile = load_or_forget(&self.store, &name)?.unwrap_or_default();
         if !file.fresh(&wanted, now) {

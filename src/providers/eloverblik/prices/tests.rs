@@ -250,7 +250,7 @@ impl Harness {
         })
         .unwrap();
         let clock_now = now.clone();
-        let clock: Clock = Arc::new(move || *clock_now.lock().unwrap());
+        let clock: crate::providers::kit::SharedClock = Arc::new(move || *clock_now.lock().unwrap());
         Prices::new(client, StateStore::open(dir.path()).unwrap(), clock)
     }
 

@@ -11,9 +11,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use meter2mqtt::config::EnectivaAccount;
 use meter2mqtt::http::{RetryPolicy, Sleeper};
-use meter2mqtt::providers::enectiva::{Clock, EnectivaProvider, Options};
+use meter2mqtt::providers::enectiva::{EnectivaProvider, Options, Settings};
+use meter2mqtt::providers::kit::Clock;
 use meter2mqtt::secret::Secret;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -114,8 +114,8 @@ impl FakeEnectiva {
         }
     }
 
-    pub fn account(&self) -> EnectivaAccount {
-        EnectivaAccount {
+    pub fn account(&self) -> Settings {
+        Settings {
             name: Some("home".into()),
             customer_uuid: CUSTOMER.into(),
             login_token: Secret::new(LOGIN),
@@ -124,14 +124,14 @@ impl FakeEnectiva {
         }
     }
 
-    pub fn provider_with(&self, account: &EnectivaAccount, policy: RetryPolicy) -> EnectivaProvider {
+    pub fn provider_with(&self, account: &Settings, policy: RetryPolicy) -> EnectivaProvider {
         let options = Options {
             policy,
             sleeper: self.sleeper.clone(),
             clock: self.state.clock.clone(),
             timeout: Duration::from_secs(10),
         };
-        EnectivaProvider::new(account, 0, options).unwrap()
+        EnectivaProvider::new(account, account.name.clone().unwrap_or_else(|| "1".into()), options).unwrap()
     }
 
     pub fn provider(&self) -> EnectivaProvider {

@@ -1,5 +1,4 @@
-//! Built-in sample data: two meters with deterministic hourly consumption. Drives `demo`, the
-//! tests, and a first try of the bridge without any credentials.
+//! The sample meters: deterministic hourly consumption from a hash, in Copenhagen days.
 
 use std::time::Duration;
 
@@ -7,8 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, DurationRound, Utc};
 use chrono_tz::Tz;
 
-use super::{Provider, ProviderError};
-use crate::config::SampleAccount;
+use super::{Settings, KIND};
+use crate::providers::{Provider, ProviderError};
 use crate::model::{local_midnight, DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit};
 
 const TZ: Tz = chrono_tz::Europe::Copenhagen;
@@ -22,7 +21,7 @@ pub struct SampleProvider {
 }
 
 impl SampleProvider {
-    pub fn from_config(config: &SampleAccount, index: usize) -> Self {
+    pub fn new(config: &Settings, account: String) -> Self {
         let start = config
             .start
             .unwrap_or_else(|| Utc::now().date_naive() - chrono::Days::new(7));
@@ -31,7 +30,7 @@ impl SampleProvider {
             .days
             .map(|days| local_midnight(start + chrono::Days::new(days.into()), TZ));
         SampleProvider {
-            account: config.name.clone().unwrap_or_else(|| (index + 1).to_string()),
+            account,
             first,
             last,
             delay: config.delay,
@@ -77,7 +76,7 @@ pub fn sample_value(meter: &str, start: DateTime<Utc>) -> f64 {
 #[async_trait]
 impl Provider for SampleProvider {
     fn kind(&self) -> &'static str {
-        "sample"
+        KIND
     }
 
     fn account(&self) -> &str {
@@ -86,7 +85,7 @@ impl Provider for SampleProvider {
 
     async fn meters(&self) -> Result<Vec<Meter>, ProviderError> {
         let meter = |id: &str, name: &str, medium, unit| Meter {
-            provider: "sample".into(),
+            provider: KIND.into(),
             id: id.into(),
             name: name.into(),
             medium,
@@ -110,7 +109,7 @@ impl Provider for SampleProvider {
     async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
         if meter.id != "house" && meter.id != "gas" {
             return Err(ProviderError::UnknownMeter {
-                provider: "sample",
+                provider: KIND,
                 meter: meter.id.clone(),
             });
         }
@@ -148,13 +147,13 @@ mod tests {
     use chrono::NaiveDate;
 
     fn provider(days: u32) -> SampleProvider {
-        SampleProvider::from_config(
-            &SampleAccount {
+        SampleProvider::new(
+            &Settings {
                 start: NaiveDate::from_ymd_opt(2024, 10, 22),
                 days: Some(days),
                 ..Default::default()
             },
-            0,
+            "1".into(),
         )
     }
 

@@ -1,0 +1,32 @@
+//! The providers' sense of "now": token expiry, "this month" and which days may have data all
+//! depend on it, so tests move time forward without sleeping.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// A closure is a clock: tests pass `Arc::new(move || fixed_time)`.
+impl<F: Fn() -> DateTime<Utc> + Send + Sync> Clock for F {
+    fn now(&self) -> DateTime<Utc> {
+        self()
+    }
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+pub type SharedClock = Arc<dyn Clock>;
+
+pub fn system_clock() -> SharedClock {
+    Arc::new(SystemClock)
+}
