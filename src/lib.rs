@@ -13,6 +13,7 @@ pub mod model;
 pub mod mqtt;
 pub mod providers;
 pub mod secret;
+pub mod sink;
 pub mod state;
 pub mod statistics;
 

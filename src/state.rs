@@ -2,16 +2,13 @@
 //! access tokens and statistics sums. Every write is atomic (temp file, fsync, rename, fsync of
 //! the directory), and the previous good copy is kept beside it as `*.prev`.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-
-use crate::model::{same_value, IntervalReading, Quality};
+use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -29,60 +26,6 @@ pub enum StateError {
     },
     #[error("state file {}: could not encode: {source}", path.display())]
     Encode { path: PathBuf, source: serde_json::Error },
-}
-
-/// What the bridge remembers about one provider account.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AccountState {
-    #[serde(default)]
-    pub meters: BTreeMap<String, MeterState>,
-    /// Discovery config topics published for this account, to clear those of vanished meters.
-    #[serde(default)]
-    pub discovery: BTreeSet<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MeterState {
-    /// End of the last delivered interval.
-    pub cursor: Option<DateTime<Utc>>,
-    /// What was delivered for each interval start (unix seconds) inside the look-back window,
-    /// so a re-read can tell new and corrected intervals from ones already sent.
-    #[serde(default)]
-    pub delivered: BTreeMap<i64, Delivered>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Delivered {
-    #[serde(rename = "v")]
-    pub value: Option<f64>,
-    #[serde(rename = "q")]
-    pub quality: Quality,
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    pub reading: Option<f64>,
-}
-
-impl Delivered {
-    pub fn of(reading: &IntervalReading) -> Self {
-        Delivered {
-            value: reading.value,
-            quality: reading.quality,
-            reading: reading.reading,
-        }
-    }
-
-    pub fn matches(&self, reading: &IntervalReading) -> bool {
-        self.quality == reading.quality
-            && same_value(self.value, reading.value)
-            && same_value(self.reading, reading.reading)
-    }
-}
-
-impl MeterState {
-    /// Forget intervals that start before `keep_from`: they are outside every future re-read.
-    pub fn prune(&mut self, keep_from: DateTime<Utc>) {
-        let cut = keep_from.timestamp();
-        self.delivered = self.delivered.split_off(&cut);
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -107,20 +50,6 @@ impl StateStore {
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    pub fn account_file(provider: &str, account: &str) -> PathBuf {
-        PathBuf::from(format!("{}-{}.json", sanitize(provider), sanitize(account)))
-    }
-
-    pub fn load_account(&self, provider: &str, account: &str) -> Result<AccountState, StateError> {
-        Ok(self
-            .load_json(&Self::account_file(provider, account))?
-            .unwrap_or_default())
-    }
-
-    pub fn save_account(&self, provider: &str, account: &str, state: &AccountState) -> Result<(), StateError> {
-        self.save_json(&Self::account_file(provider, account), state)
     }
 
     /// Reads a JSON file of the store. A missing file is `None`. A corrupt one is moved aside and
@@ -236,28 +165,34 @@ pub fn fingerprint(secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
 
-    fn state() -> AccountState {
-        let mut s = AccountState::default();
-        s.meters.insert(
-            "m1".into(),
-            MeterState {
-                cursor: Some(Utc::now()),
-                delivered: BTreeMap::new(),
-            },
-        );
-        s
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+    struct Cursor {
+        meter: String,
+        at: Option<DateTime<Utc>>,
+    }
+
+    fn state() -> Cursor {
+        Cursor {
+            meter: "m1".into(),
+            at: Some(Utc::now()),
+        }
+    }
+
+    fn file() -> &'static Path {
+        Path::new("sample-1.json")
     }
 
     #[test]
     fn round_trip_and_backup() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
-        assert_eq!(store.load_account("sample", "1").unwrap(), AccountState::default());
+        assert_eq!(store.load_json::<Cursor>(file()).unwrap(), None);
         let s = state();
-        store.save_account("sample", "1", &s).unwrap();
-        store.save_account("sample", "1", &s).unwrap();
-        assert_eq!(store.load_account("sample", "1").unwrap(), s);
+        store.save_json(file(), &s).unwrap();
+        store.save_json(file(), &s).unwrap();
+        assert_eq!(store.load_json::<Cursor>(file()).unwrap(), Some(s));
         assert!(dir.path().join("sample-1.json.prev").exists());
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -271,10 +206,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         let s = state();
-        store.save_account("sample", "1", &s).unwrap();
-        store.save_account("sample", "1", &s).unwrap();
-        fs::write(dir.path().join("sample-1.json"), b"{\"meters\": {").unwrap();
-        assert_eq!(store.load_account("sample", "1").unwrap(), s);
+        store.save_json(file(), &s).unwrap();
+        store.save_json(file(), &s).unwrap();
+        fs::write(dir.path().join("sample-1.json"), b"{\"meter\": {").unwrap();
+        assert_eq!(store.load_json::<Cursor>(file()).unwrap(), Some(s));
         let moved = fs::read_dir(dir.path())
             .unwrap()
             .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("corrupt"))
@@ -287,27 +222,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         fs::write(dir.path().join("sample-1.json"), b"garbage").unwrap();
-        let err = store.load_account("sample", "1").unwrap_err();
+        let err = store.load_json::<Cursor>(file()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("corrupt") && msg.contains("moved to"), "{msg}");
         assert!(!dir.path().join("sample-1.json").exists());
-    }
-
-    #[test]
-    fn prune_keeps_window() {
-        let mut m = MeterState::default();
-        for t in [100, 200, 300] {
-            m.delivered.insert(
-                t,
-                Delivered {
-                    value: Some(1.0),
-                    quality: Quality::Measured,
-                    reading: None,
-                },
-            );
-        }
-        m.prune(DateTime::from_timestamp(200, 0).unwrap());
-        assert_eq!(m.delivered.keys().copied().collect::<Vec<_>>(), vec![200, 300]);
     }
 
     #[test]

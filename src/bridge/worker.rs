@@ -1,124 +1,118 @@
-//! One provider account's polling loop.
+//! One provider account's polling loop. It only orchestrates: list meters → the range each sink
+//! needs → fetch → hand each result to every sink → report how the poll went.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{diff, note_error, publish_bridge_state, summary, BridgeEvent, Shared};
-use crate::model::ApiStatus;
-use crate::model::{local_midnight, IntervalReading, Meter, MeterValue, TimeRange};
-use crate::mqtt::payloads::{MeterState as StatePayload, ReadingItem, ReadingsBatch};
-use crate::mqtt::topics::segment;
-use crate::mqtt::{discovery, ConnectionState, MqttEvent};
+use super::ranges::{self, Wanted};
+use super::{BridgeEvent, Shared};
+use crate::model::{local_midnight, ApiStatus, Meter, MeterValue, TimeRange};
 use crate::providers::{ProviderError, SharedProvider};
-use crate::state::AccountState;
+use crate::sink::{AccountId, Batch, Outcome, PollReport, Sink};
 
-/// Intervals per message on the readings topic: large enough for few round trips, small enough
-/// for any broker's packet limit (~30 kB).
-const BATCH: usize = 200;
-const ACK_LIMIT: Duration = Duration::from_secs(60);
-/// How far apart two meters' range starts may be and still share one data call.
-const SHARED_RANGE_SLACK: chrono::Duration = chrono::Duration::days(2);
+/// How long the first poll waits for the sinks to be ready (the broker to connect), so a normal
+/// start does not fetch twice; a sink that stays away does not hold up the others.
+const READY_WAIT: Duration = Duration::from_secs(10);
 
 pub(crate) struct AccountWorker {
     shared: Shared,
     provider: SharedProvider,
-    label: String,
-    state: AccountState,
+    account: AccountId,
+    sinks: Vec<Box<dyn Sink>>,
     meters: Vec<Meter>,
     values: HashMap<String, Vec<MeterValue>>,
-    payloads: HashMap<String, StatePayload>,
-    /// Readings are waiting for the broker: poll again as soon as it is back.
-    mqtt_behind: bool,
 }
 
 struct Cancelled;
 
 #[derive(Default)]
-struct PollReport {
-    published: usize,
+struct Tally {
+    delivered: Vec<(&'static str, usize)>,
     errors: usize,
 }
 
 impl AccountWorker {
     pub fn new(shared: Shared, provider: SharedProvider) -> Self {
-        let label = format!("{}/{}", provider.kind(), provider.account());
+        let account = AccountId {
+            kind: provider.kind(),
+            label: provider.account().to_owned(),
+        };
         AccountWorker {
             shared,
             provider,
-            label,
-            state: AccountState::default(),
+            account,
+            sinks: Vec::new(),
             meters: Vec::new(),
             values: HashMap::new(),
-            payloads: HashMap::new(),
-            mqtt_behind: false,
         }
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let store = self.shared.store.clone();
-        let (kind, account) = (self.provider.kind(), self.provider.account().to_owned());
-        match tokio::task::spawn_blocking(move || store.load_account(kind, &account)).await {
-            Ok(Ok(state)) => self.state = state,
-            Ok(Err(e)) => {
-                tracing::error!(account = %self.label, "{e}");
-                note_error(&self.shared, &e.to_string());
-                publish_bridge_state(&self.shared).await;
-                return;
-            }
-            Err(e) => {
-                tracing::error!(account = %self.label, "loading state failed: {e}");
-                return;
+        for factory in self.shared.sinks.clone() {
+            match factory.open(&self.account, &self.shared.board).await {
+                Ok(sink) => self.sinks.push(sink),
+                Err(e) => {
+                    tracing::error!(account = %self.account, sink = factory.name(), "{e}");
+                    self.shared.board.note_error(&e.to_string());
+                    return;
+                }
             }
         }
-        let mut connects = self.shared.mqtt.events();
-        // Give the broker a moment first, so a normal start does not fetch twice; a broker that
-        // stays away does not hold up the other sink.
+        let ready = futures_util::future::join_all(self.sinks.iter_mut().map(|s| s.ready()));
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::timeout(Duration::from_secs(10), self.shared.mqtt.connected()) => {}
+            _ = tokio::time::timeout(READY_WAIT, ready) => {}
         }
-        let poll_interval = self.shared.config.bridge.poll_interval;
-        let jitter = self.shared.config.bridge.jitter;
+        let poll_interval = self.shared.settings.poll_interval;
+        let jitter = self.shared.settings.jitter;
         loop {
             let started = tokio::time::Instant::now();
             let wait = poll_interval + random_up_to(jitter);
             let next_poll = (Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()).trunc_subsecs(0);
-            let report = match self.poll(&shutdown, next_poll).await {
-                Ok(report) => report,
+            let tally = match self.poll(&shutdown, next_poll).await {
+                Ok(tally) => tally,
                 Err(Cancelled) => break,
             };
-            let _ = self.shared.events.send(BridgeEvent::PollFinished {
-                provider: self.provider.kind(),
-                account: self.provider.account().to_owned(),
-                meters: self.meters.len(),
-                published: report.published,
-                errors: report.errors,
-            });
+            let counts: Vec<String> = self
+                .sinks
+                .iter()
+                .zip(&tally.delivered)
+                .map(|(sink, (_, n))| format!("{}={n}", sink.verb()))
+                .collect();
             tracing::info!(
-                account = %self.label,
+                account = %self.account,
                 meters = self.meters.len(),
-                published = report.published,
-                errors = report.errors,
+                errors = tally.errors,
                 next_poll = %next_poll.format("%Y-%m-%d %H:%M:%S UTC"),
-                "poll finished"
+                "poll finished {}",
+                counts.join(" ")
             );
-            let behind = std::mem::take(&mut self.mqtt_behind);
+            let _ = self.shared.events.send(BridgeEvent::PollFinished {
+                provider: self.account.kind,
+                account: self.account.label.clone(),
+                meters: self.meters.len(),
+                delivered: tally.delivered,
+                errors: tally.errors,
+            });
+            let wake = futures_util::future::select_all(self.sinks.iter_mut().map(|s| s.wake()));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep_until(started + wait) => {}
-                _ = next_connack(&mut connects), if behind => {
-                    tracing::info!(account = %self.label, "MQTT is back; polling now to send what was held back");
-                }
+                _ = wake => {}
             }
         }
-        tracing::debug!(account = %self.label, "stopped");
+        tracing::debug!(account = %self.account, "stopped");
     }
 
-    async fn poll(&mut self, shutdown: &CancellationToken, next_poll: DateTime<Utc>) -> Result<PollReport, Cancelled> {
-        let mut report = PollReport::default();
+    async fn poll(&mut self, shutdown: &CancellationToken, next_poll: DateTime<Utc>) -> Result<Tally, Cancelled> {
+        let mut tally = Tally {
+            delivered: self.sinks.iter().map(|s| (s.name(), 0)).collect(),
+            errors: 0,
+        };
+        let mut outcomes: HashMap<String, Outcome> = HashMap::new();
         let now = Utc::now().trunc_subsecs(0);
         let listed = tokio::select! {
             _ = shutdown.cancelled() => return Err(Cancelled),
@@ -127,340 +121,169 @@ impl AccountWorker {
         match listed {
             Ok(meters) => self.meters = meters,
             Err(e) => {
-                report.errors += 1;
-                self.fail_all(&e);
-                self.publish_states(now, next_poll).await;
-                return Ok(report);
+                tally.errors += 1;
+                let outcome = self.failed(None, &e);
+                outcomes.extend(self.meters.iter().map(|m| (m.id.clone(), outcome.clone())));
+                self.report(now, next_poll, &outcomes).await;
+                return Ok(tally);
             }
         }
-        for meter in self.meters.clone() {
-            let values = tokio::select! {
-                _ = shutdown.cancelled() => return Err(Cancelled),
-                values = self.provider.values(&meter) => values,
-            };
-            match values {
-                Ok(values) => {
-                    self.values.insert(meter.id.clone(), values);
-                }
-                Err(e) => tracing::warn!(account = %self.label, meter = %meter.id, "could not read extra values: {e}"),
-            }
+        self.read_values(shutdown).await?;
+        self.shared.board.set_meters(&self.account, self.meters.len());
+        for sink in &mut self.sinks {
+            sink.meters_listed(&self.meters, &self.values).await;
         }
-        self.sync_discovery().await;
-        self.update_bridge_meter_count();
 
-        for (from, group) in self.groups_to_fetch(now).await {
+        for (from, group) in self.groups(now).await {
             let range = TimeRange::new(from, now);
-            tracing::debug!(account = %self.label, meters = group.len(), %range, "fetching readings");
+            tracing::debug!(account = %self.account, meters = group.len(), %range, "fetching readings");
             let results = tokio::select! {
                 _ = shutdown.cancelled() => return Err(Cancelled),
                 results = self.provider.readings_many(&group, range) => results,
             };
             for (id, result) in results {
-                let Some(meter) = group.iter().find(|m| m.id == id).cloned() else {
+                let Some(meter) = group.iter().find(|m| m.id == id) else {
                     continue;
                 };
                 match result {
-                    Ok(readings) => {
-                        let status = self.payload(&meter);
-                        status.api_status = ApiStatus::Ok.as_str().into();
-                        status.api_error = None;
-                        report.published += self.deliver(&meter, readings, shutdown).await?;
+                    Ok(mut readings) => {
+                        outcomes.insert(id, Outcome::ok());
+                        readings.sort_by_key(|r| r.start);
+                        let prices = self.prices(meter, range).await;
+                        let batch = Batch {
+                            range,
+                            readings: &readings,
+                            prices: prices.as_ref(),
+                        };
+                        self.deliver(meter, batch, &mut tally, shutdown).await?;
                     }
                     Err(e) => {
-                        report.errors += 1;
-                        self.fail_meter(&meter, &e);
+                        tally.errors += 1;
+                        outcomes.insert(id, self.failed(Some(meter), &e));
                     }
                 }
             }
         }
-        self.publish_states(now, next_poll).await;
-        self.save().await;
-        Ok(report)
+        self.report(now, next_poll, &outcomes).await;
+        Ok(tally)
     }
 
-    /// Meters grouped by the start of the range they need, so batching providers can ask for
-    /// several in one call. Meters with nothing new possible are left out.
-    async fn groups_to_fetch(&self, now: DateTime<Utc>) -> Vec<(DateTime<Utc>, Vec<Meter>)> {
-        let bridge = &self.shared.config.bridge;
-        let lookback = chrono::Duration::from_std(bridge.lookback).unwrap_or_default();
-        let mut wanted: Vec<(DateTime<Utc>, Meter)> = Vec::new();
+    async fn read_values(&mut self, shutdown: &CancellationToken) -> Result<(), Cancelled> {
         for meter in &self.meters {
-            let history = history_start(
-                meter,
-                bridge.history_start_or_default(now.date_naive()),
-                self.provider.max_history(),
-                now,
-            );
-            let cursor = self.state.meters.get(&meter.id).and_then(|m| m.cursor);
-            let mut from = cursor.map_or(history, |c| c - lookback);
-            let mut sinks_caught_up = true;
-            for sink in self.shared.sinks.iter().filter(|s| s.active()) {
-                match sink.needs_from(meter).await {
-                    Some(t) => {
-                        from = from.min(t - lookback);
-                        sinks_caught_up &= cursor.is_some_and(|c| t + lookback >= c);
-                    }
-                    None => {
-                        from = history;
-                        sinks_caught_up = false;
-                    }
+            let values = tokio::select! {
+                _ = shutdown.cancelled() => return Err(Cancelled),
+                values = self.provider.values(meter) => values,
+            };
+            match values {
+                Ok(values) => {
+                    self.values.insert(meter.id.clone(), values);
+                }
+                Err(e) => {
+                    tracing::warn!(account = %self.account, meter = %meter.id, "could not read extra values: {e}")
                 }
             }
-            let from = local_day_start(from.max(history), meter.timezone).max(history);
-            if let Some(cursor) = cursor {
-                if sinks_caught_up && self.provider.next_data_possible(cursor, now) > now {
-                    tracing::debug!(account = %self.label, meter = %meter.id, "nothing new can exist yet; no data call");
-                    continue;
-                }
-            }
-            if from < now {
-                wanted.push((from, meter.clone()));
-            }
         }
-        // Meters whose ranges start within a couple of days of each other are asked for together
-        // from the earliest start: re-reading a day or two is cheaper than another API call, and
-        // the diff drops what was sent before.
-        wanted.sort_by_key(|(from, _)| *from);
-        let mut groups: Vec<(DateTime<Utc>, Vec<Meter>)> = Vec::new();
-        for (from, meter) in wanted {
-            match groups.last_mut() {
-                Some((start, meters)) if from - *start <= SHARED_RANGE_SLACK => meters.push(meter),
-                _ => groups.push((from, vec![meter])),
-            }
-        }
-        groups
+        Ok(())
     }
 
-    /// Publishes what is new or corrected, batch by batch; each batch is recorded and saved the
-    /// moment the broker acknowledges it, so a crash re-sends at most one batch.
+    /// The prices of `range`, when a sink wants them and the provider knows them.
+    async fn prices(&self, meter: &Meter, range: TimeRange) -> Option<crate::model::PriceSeries> {
+        let wanted = self.sinks.iter().any(|s| s.active() && s.wants_prices());
+        if !wanted {
+            return None;
+        }
+        let provider = self.provider.clone();
+        match provider.prices(meter, range).await {
+            Ok(prices) => prices,
+            Err(e) => {
+                tracing::warn!(account = %self.account, meter = %meter.id, "prices not available: {e}");
+                None
+            }
+        }
+    }
+
+    /// Hands one meter's readings to every sink; a sink's failure is its own.
     async fn deliver(
         &mut self,
         meter: &Meter,
-        mut readings: Vec<IntervalReading>,
+        batch: Batch<'_>,
+        tally: &mut Tally,
         shutdown: &CancellationToken,
-    ) -> Result<usize, Cancelled> {
-        readings.sort_by_key(|r| r.start);
-        let lookback = chrono::Duration::from_std(self.shared.config.bridge.lookback).unwrap_or_default();
-        let topic = self.shared.topics.meter_readings(meter);
-        let pending = diff::pending(
-            self.state.meters.entry(meter.id.clone()).or_default(),
-            lookback,
-            &readings,
-        );
-        let mut published = 0;
-        if !pending.is_empty() && self.shared.mqtt.state() != ConnectionState::Connected {
-            // Waiting out the broker would hold up the other sink; the readings stay pending
-            // and the next ConnAck wakes this account to send them.
-            let message = format!(
-                "{} readings of {} held back: the MQTT broker is not connected; they are sent when it is",
-                pending.len(),
-                meter.id
-            );
-            tracing::warn!(account = %self.label, "{message}");
-            note_error(&self.shared, &message);
-            self.mqtt_behind = true;
-        }
-        let chunks = if self.mqtt_behind {
-            [].chunks(BATCH)
-        } else {
-            pending.chunks(BATCH)
-        };
-        for chunk in chunks {
-            let batch = ReadingsBatch {
-                meter: &meter.id,
-                provider: &meter.provider,
-                unit: meter.unit.as_str(),
-                readings: chunk
-                    .iter()
-                    .map(|p| ReadingItem::new(&p.reading, p.correction))
-                    .collect(),
-            };
-            let payload = serde_json::to_vec(&batch).unwrap_or_default();
-            let sent = tokio::select! {
+    ) -> Result<(), Cancelled> {
+        for (index, sink) in self.sinks.iter_mut().enumerate() {
+            let delivered = tokio::select! {
                 _ = shutdown.cancelled() => return Err(Cancelled),
-                sent = self.shared.mqtt.publish_within(ACK_LIMIT, topic.clone(), payload, false) => sent,
+                delivered = sink.deliver(meter, batch) => delivered,
             };
-            match sent {
-                Ok(()) => {
-                    diff::record(self.state.meters.entry(meter.id.clone()).or_default(), chunk);
-                    published += chunk.len();
-                    self.save().await;
-                }
+            match delivered {
+                Ok(count) => tally.delivered[index].1 += count,
                 Err(e) => {
-                    let message = format!(
-                        "readings of {} not delivered: {e}; they are sent again after the reconnect",
-                        meter.id
-                    );
-                    tracing::warn!(account = %self.label, "{message}");
-                    note_error(&self.shared, &message);
-                    self.mqtt_behind = true;
-                    break;
+                    let message = format!("{} for {}: {e}", sink.name(), meter.id);
+                    tracing::warn!(account = %self.account, "{message}");
+                    self.shared.board.note_error(&message);
                 }
             }
         }
-        if pending.len() > BATCH {
-            tracing::info!(account = %self.label, meter = %meter.id, published, "backfill delivered");
+        Ok(())
+    }
+
+    async fn report(&mut self, at: DateTime<Utc>, next_poll: DateTime<Utc>, outcomes: &HashMap<String, Outcome>) {
+        let report = PollReport {
+            at,
+            next_poll,
+            meters: &self.meters,
+            outcomes,
+        };
+        for sink in &mut self.sinks {
+            sink.poll_finished(&report).await;
         }
-        if let Some(ms) = self.state.meters.get_mut(&meter.id) {
-            if let Some(cursor) = ms.cursor {
-                ms.prune(cursor - lookback - chrono::Duration::days(1));
+    }
+
+    /// The meters to read, grouped by the start of the range they need.
+    async fn groups(&mut self, now: DateTime<Utc>) -> Vec<(DateTime<Utc>, Vec<Meter>)> {
+        let settings = &self.shared.settings;
+        let lookback = chrono::Duration::from_std(settings.lookback).unwrap_or_default();
+        let first_day = settings.history_start_or_default(now.date_naive());
+        let max_history = chrono::Duration::from_std(self.provider.max_history()).unwrap_or_default();
+        let mut needs = Vec::with_capacity(self.meters.len());
+        for meter in &self.meters {
+            let mut meter_needs = Vec::new();
+            for sink in self.sinks.iter_mut().filter(|s| s.active()) {
+                meter_needs.push(sink.needs_from(meter).await);
             }
+            needs.push(meter_needs);
         }
-
-        let values = self.values.get(&meter.id).cloned().unwrap_or_default();
-        for sink in self.shared.sinks.clone() {
-            if let Err(e) = sink.deliver(meter, &readings, &values).await {
-                let message = format!("{} for {}: {e}", sink.name(), meter.id);
-                tracing::warn!(account = %self.label, "{message}");
-                note_error(&self.shared, &message);
-            }
-        }
-
-        let tz = meter.timezone;
-        let data_until = self.state.meters.get(&meter.id).and_then(|m| m.cursor);
-        let status = self.payload(meter);
-        if let Some(latest) = summary::latest(&readings) {
-            status.latest = Some(latest);
-        }
-        if let Some(day) = summary::last_day(&readings, tz) {
-            status.last_day = Some(day);
-        }
-        status.data_until = data_until;
-        Ok(published)
-    }
-
-    fn payload(&mut self, meter: &Meter) -> &mut StatePayload {
-        self.payloads
-            .entry(meter.id.clone())
-            .or_insert_with(|| StatePayload::new(meter))
-    }
-
-    fn fail_meter(&mut self, meter: &Meter, error: &ProviderError) {
-        let message = error.to_string();
-        tracing::warn!(account = %self.label, meter = %meter.id, status = error.api_status().as_str(), "{message}");
-        note_error(&self.shared, &message);
-        let status = self.payload(meter);
-        status.api_status = error.api_status().as_str().into();
-        status.api_error = Some(message);
-    }
-
-    fn fail_all(&mut self, error: &ProviderError) {
-        let message = error.to_string();
-        match error.api_status() {
-            ApiStatus::AuthError => tracing::error!(account = %self.label, "{message}"),
-            _ => tracing::warn!(account = %self.label, "listing meters failed: {message}"),
-        }
-        note_error(&self.shared, &message);
-        for meter in self.meters.clone() {
-            let status = self.payload(&meter);
-            status.api_status = error.api_status().as_str().into();
-            status.api_error = Some(message.clone());
-        }
-    }
-
-    async fn publish_states(&mut self, now: DateTime<Utc>, next_poll: DateTime<Utc>) {
-        for meter in self.meters.clone() {
-            let values = self.values.get(&meter.id).cloned().unwrap_or_default();
-            let status = self.payload(&meter);
-            status.last_poll = Some(now);
-            status.next_poll = Some(next_poll);
-            status.extras = values
-                .iter()
-                .map(|v| {
-                    let attributes = serde_json::Value::Object(v.attributes.clone());
-                    (
-                        crate::mqtt::topics::object_id(&v.key),
-                        serde_json::json!({ "value": v.value, "attributes": attributes }),
-                    )
-                })
-                .collect();
-            let payload = serde_json::to_vec(status).unwrap_or_default();
-            let topic = self.shared.topics.meter_state(&meter);
-            self.shared
-                .retained
-                .publish_if_changed(&self.shared.mqtt, topic, payload);
-        }
-        publish_bridge_state(&self.shared).await;
-    }
-
-    /// Publishes the configs of current meters and clears those of meters that disappeared.
-    async fn sync_discovery(&mut self) {
-        let shared = self.shared.clone();
-        let mut now_published = BTreeSet::new();
-        if shared.config.mqtt.discovery {
-            for meter in &self.meters {
-                let values = self.values.get(&meter.id).map(Vec::as_slice).unwrap_or_default();
-                for config in discovery::meter_configs(&shared.topics, meter, values) {
-                    now_published.insert(config.topic.clone());
-                    shared
-                        .retained
-                        .publish_if_changed(&shared.mqtt, config.topic.clone(), config.bytes());
-                }
-            }
-        }
-        for topic in self.state.discovery.difference(&now_published) {
-            tracing::info!(account = %self.label, topic, "clearing the discovery config of a vanished meter or value");
-            shared.retained.publish(&shared.mqtt, topic.clone(), Vec::new());
-        }
-        let current: BTreeSet<&str> = self.meters.iter().map(|m| m.id.as_str()).collect();
-        let vanished: Vec<String> = self
-            .payloads
-            .keys()
-            .filter(|id| !current.contains(id.as_str()))
-            .cloned()
+        let wanted = self
+            .meters
+            .iter()
+            .zip(needs)
+            .map(|(meter, needs)| Wanted {
+                meter,
+                needs,
+                history_start: local_midnight(first_day, meter.timezone).max(now - max_history),
+            })
             .collect();
-        for id in vanished {
-            self.payloads.remove(&id);
-            let topic = format!(
-                "{}/{}/{}/state",
-                shared.topics.base,
-                segment(self.provider.kind()),
-                segment(&id)
-            );
-            shared.retained.publish(&shared.mqtt, topic, Vec::new());
-        }
-        if self.state.discovery != now_published {
-            self.state.discovery = now_published;
-            self.save().await;
-        }
+        let provider = &self.provider;
+        ranges::groups(wanted, lookback, now, |data_until| {
+            provider.next_data_possible(data_until, now)
+        })
     }
 
-    fn update_bridge_meter_count(&self) {
-        let mut state = self.shared.bridge_state.lock().expect("bridge state lock");
-        state.meter_counts.insert(self.label.clone(), self.meters.len());
-        state.meters = state.meter_counts.values().sum();
-    }
-
-    async fn save(&self) {
-        let store = self.shared.store.clone();
-        let state = self.state.clone();
-        let (kind, account) = (self.provider.kind(), self.provider.account().to_owned());
-        match tokio::task::spawn_blocking(move || store.save_account(kind, &account, &state)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(account = %self.label, "{e}");
-                note_error(&self.shared, &e.to_string());
+    /// Logs and notes a failure; the outcome the sinks show for it.
+    fn failed(&self, meter: Option<&Meter>, error: &ProviderError) -> Outcome {
+        let message = error.to_string();
+        let status = error.api_status();
+        match (meter, status) {
+            (Some(meter), _) => {
+                tracing::warn!(account = %self.account, meter = %meter.id, status = status.as_str(), "{message}")
             }
-            Err(e) => tracing::error!(account = %self.label, "saving state failed: {e}"),
+            (None, ApiStatus::AuthError) => tracing::error!(account = %self.account, "{message}"),
+            (None, _) => tracing::warn!(account = %self.account, "listing meters failed: {message}"),
         }
-    }
-}
-
-fn local_day_start(at: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
-    local_midnight(at.with_timezone(&tz).date_naive(), tz)
-}
-
-/// Local midnight of `day` in the meter's zone, but no earlier than the provider allows.
-fn history_start(meter: &Meter, day: chrono::NaiveDate, max_history: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
-    local_midnight(day, meter.timezone).max(now - chrono::Duration::from_std(max_history).unwrap_or_default())
-}
-
-async fn next_connack(events: &mut tokio::sync::broadcast::Receiver<MqttEvent>) {
-    loop {
-        match events.recv().await {
-            Ok(MqttEvent::Connected) => return,
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        self.shared.board.note_error(&message);
+        Outcome {
+            status,
+            error: Some(message),
         }
     }
 }

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::{logging, RunArgs, EXIT_CONFIG};
 use crate::bridge::Bridge;
 use crate::config::Config;
-use crate::mqtt::{MqttHandle, MqttSettings};
+use crate::mqtt::{MqttHandle, MqttSettings, MqttSinkSettings, MqttSinks};
 use crate::secret::Secret;
 use crate::state::StateStore;
 use crate::statistics::{StatisticsSettings, StatisticsSink};
@@ -56,8 +56,10 @@ pub async fn run_config(config: Config) -> u8 {
         "meter2mqtt starting"
     );
     let statistics = start_statistics(&config, &store);
-    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
-    let mut bridge = Bridge::new(Arc::new(config), mqtt.clone(), store, providers);
+    let subscriptions = MqttSinks::subscriptions(&config.mqtt.discovery_prefix);
+    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, subscriptions));
+    let sinks = MqttSinks::new(mqtt.clone(), MqttSinkSettings::from_config(&config), store.clone());
+    let mut bridge = Bridge::new(config.bridge.clone(), providers).with_sink(Arc::new(sinks));
     if let Some(sink) = &statistics {
         bridge = bridge.with_sink(Arc::new(sink.clone()));
     }

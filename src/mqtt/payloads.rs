@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::model::{IntervalReading, Meter, Quality};
+use crate::sink::BridgeStatus;
 
 /// `<base>/<provider>/<meter>/readings`: new or corrected intervals, QoS 1, not retained.
 #[derive(Debug, Serialize)]
@@ -119,7 +120,17 @@ pub struct BridgeState {
     pub accounts: usize,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
-    /// Meters per account, summed into `meters`.
-    #[serde(skip)]
-    pub meter_counts: std::collections::BTreeMap<String, usize>,
+}
+
+impl BridgeState {
+    pub fn of(status: &BridgeStatus) -> BridgeState {
+        BridgeState {
+            version: env!("CARGO_PKG_VERSION"),
+            started: status.started,
+            meters: status.meters.values().sum(),
+            accounts: status.accounts,
+            last_error: status.last_error.clone(),
+            last_error_at: status.last_error_at,
+        }
+    }
 }

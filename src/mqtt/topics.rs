@@ -53,11 +53,20 @@ impl Topics {
     }
 
     pub fn meter_base(&self, meter: &Meter) -> String {
-        format!("{}/{}/{}", self.base, segment(&meter.provider), segment(&meter.id))
+        self.meter_base_of(&meter.provider, &meter.id)
+    }
+
+    fn meter_base_of(&self, provider: &str, meter_id: &str) -> String {
+        format!("{}/{}/{}", self.base, segment(provider), segment(meter_id))
     }
 
     pub fn meter_state(&self, meter: &Meter) -> String {
-        format!("{}/state", self.meter_base(meter))
+        self.meter_state_of(&meter.provider, &meter.id)
+    }
+
+    /// The state topic of a meter known only by its ids (one that has vanished).
+    pub fn meter_state_of(&self, provider: &str, meter_id: &str) -> String {
+        format!("{}/state", self.meter_base_of(provider, meter_id))
     }
 
     pub fn meter_readings(&self, meter: &Meter) -> String {

@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::http::HttpError;
-use crate::model::{ApiStatus, IntervalReading, Meter, MeterValue, TimeRange};
+use crate::model::{ApiStatus, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
@@ -98,6 +98,11 @@ pub trait Provider: Send + Sync {
             out.push((meter.id.clone(), self.readings(meter, range).await));
         }
         out
+    }
+
+    /// What the meter's quantity cost (or earned) over `range`, where the provider knows it.
+    async fn prices(&self, _meter: &Meter, _range: TimeRange) -> Result<Option<PriceSeries>, ProviderError> {
+        Ok(None)
     }
 
     /// Values beside the interval data (tariffs, monthly totals, register readings).

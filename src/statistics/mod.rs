@@ -6,20 +6,21 @@
 //! takes a [`Meter`](crate::model::Meter) and its [`IntervalReading`](crate::model::IntervalReading)s,
 //! and talks to Home Assistant through [`crate::homeassistant`].
 
+mod bridge_sink;
+mod cost;
 mod error;
 mod hourly;
 mod ledger;
 mod ledger_store;
 mod metadata;
-mod price;
 mod reconcile;
 mod recorder;
 mod remote;
 mod series;
 mod sink;
 
+pub use bridge_sink::SINK;
 pub use error::StatisticsError;
 pub use metadata::MetadataStyle;
-pub use price::{PriceError, PricePeriod, PriceSchedule};
 pub use series::{Series, SOURCE};
 pub use sink::{ImportReport, SeriesReport, StatisticsSettings, StatisticsSink};

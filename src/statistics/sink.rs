@@ -7,16 +7,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use super::cost;
 use super::hourly::{self, Hours};
 use super::ledger_store::LedgerStore;
-use super::price::PriceSchedule;
 use super::reconcile;
 use super::remote::Remote;
 use super::series::Series;
 use super::StatisticsError;
 use crate::homeassistant::{self, Client, LinkSettings, LinkState, LinkStatus, WsUrl};
 use crate::http::RetryPolicy;
-use crate::model::{IntervalReading, Meter};
+use crate::model::{IntervalReading, Meter, PriceSeries};
 use crate::secret::Secret;
 use crate::state::StateStore;
 
@@ -25,7 +25,7 @@ pub struct StatisticsSettings {
     /// `http(s)://host:8123`, `ws(s)://host:8123/api/websocket` or `ws://supervisor/core/websocket`.
     pub url: String,
     pub token: Secret,
-    /// Import a cost statistic for meters that come with a [`PriceSchedule`].
+    /// Import a cost statistic for meters whose readings come with a [`PriceSeries`].
     pub cost: bool,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
@@ -185,7 +185,7 @@ impl StatisticsSink {
         &self,
         meter: &Meter,
         readings: &[IntervalReading],
-        prices: Option<&PriceSchedule>,
+        prices: Option<&PriceSeries>,
     ) -> Result<ImportReport, StatisticsError> {
         let energy = Series::energy(meter);
         let hours = hourly::aggregate(&energy.statistic_id, &meter.unit, readings)?;
@@ -193,16 +193,19 @@ impl StatisticsSink {
             series: vec![self.import_series(&energy, &hours).await?],
         };
         if let Some(prices) = prices.filter(|_| self.inner.cost) {
-            let cost = Series::cost(meter, prices.currency());
-            let cost_hours = prices
-                .costs(&hours, &meter.unit)
-                .map_err(|reason| StatisticsError::Price {
-                    statistic_id: cost.statistic_id.clone(),
-                    reason,
-                })?;
+            let cost = Series::cost(meter, &prices.currency);
+            let cost_hours = cost::costs(prices, readings, &meter.unit).map_err(|reason| StatisticsError::Price {
+                statistic_id: cost.statistic_id.clone(),
+                reason,
+            })?;
             report.series.push(self.import_series(&cost, &cost_hours).await?);
         }
         Ok(report)
+    }
+
+    /// Whether readings with prices get a cost statistic.
+    pub fn cost_enabled(&self) -> bool {
+        self.inner.cost
     }
 
     pub fn status(&self) -> LinkStatus {

@@ -2,7 +2,6 @@
 //! recorded by an injected sleeper, never slept; request counts are exact.
 
 use std::future::Future;
-use std::io::Write;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -235,36 +234,6 @@ async fn first_answers(fake: &Fake, response: ResponseTemplate, times: u64) {
 }
 
 /// Everything logged on this thread (the tests' runtime is single-threaded), at every level.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (capture, tracing::subscriber::set_default(subscriber))
-}
-
 fn find<'a>(meters: &'a [Meter], id: &str) -> &'a Meter {
     meters.iter().find(|m| m.id == id).unwrap()
 }
@@ -483,7 +452,7 @@ async fn batches_of_ten_grouped_by_resolution() {
 
 #[tokio::test]
 async fn long_ranges_are_read_in_windows_of_at_most_730_days() {
-    let (capture, _guard) = capture_logs();
+    let (capture, _guard) = crate::support::logs::Logs::capture();
     let fake = Fake::start().await;
     let (provider, meters) = fake.ready().await;
     for dates in [
@@ -1046,7 +1015,7 @@ async fn the_third_party_api_lists_points_by_authorisation() {
 /// Every log line and error message of a run full of failures, with no secret in any of them.
 #[tokio::test]
 async fn no_secret_reaches_a_log_line_or_an_error() {
-    let (capture, _guard) = capture_logs();
+    let (capture, _guard) = crate::support::logs::Logs::capture();
     let fake = Fake::start().await;
     let (first, second) = (access_token("first"), access_token("second"));
     Mock::given(method("GET"))

@@ -3,8 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::support::enectiva::logs::Logs;
 use crate::support::enectiva::*;
+use crate::support::logs::Logs;
 use meter2mqtt::http::{HttpError, RetryPolicy};
 use meter2mqtt::model::ApiStatus;
 use meter2mqtt::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit, ValueKind};

@@ -2,8 +2,6 @@
 
 use crate::support::eloverblik_fixture as fixture;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::support::fake_ha::{FakeHa, StoredRow};
@@ -12,9 +10,10 @@ use futures_util::{SinkExt, StreamExt};
 use meter2mqtt::homeassistant::LinkState as ConnectionState;
 use meter2mqtt::http::RetryPolicy;
 use meter2mqtt::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, Unit};
+use meter2mqtt::model::{PricePoint, PricePurpose, PriceSeries};
 use meter2mqtt::secret::Secret;
 use meter2mqtt::state::StateStore;
-use meter2mqtt::statistics::{PriceSchedule, StatisticsError, StatisticsSettings, StatisticsSink};
+use meter2mqtt::statistics::{StatisticsError, StatisticsSettings, StatisticsSink};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -600,6 +599,30 @@ async fn metadata_follows_the_home_assistant_version() {
     }
 }
 
+/// A price per Danish local hour, for every hour the readings cover.
+fn by_local_hour(readings: &[IntervalReading], prices: [f64; 24], per_unit: Unit) -> PriceSeries {
+    let cph = chrono_tz::Europe::Copenhagen;
+    let first = readings.iter().map(|r| r.start).min().unwrap();
+    let last = readings.iter().map(|r| r.end).max().unwrap();
+    let hours = (last - first).num_hours();
+    let points = (0..hours)
+        .map(|h| {
+            let start = first + chrono::Duration::hours(h);
+            PricePoint {
+                start,
+                end: start + chrono::Duration::hours(1),
+                price: prices[start.with_timezone(&cph).hour() as usize],
+            }
+        })
+        .collect();
+    PriceSeries {
+        currency: "DKK".into(),
+        per_unit,
+        purpose: PricePurpose::Cost,
+        points,
+    }
+}
+
 #[tokio::test]
 async fn cost_is_each_hour_times_the_price_of_its_local_hour() {
     let ha = FakeHa::start(CURRENT, "tok-cost").await;
@@ -608,8 +631,8 @@ async fn cost_is_each_hour_times_the_price_of_its_local_hour() {
     s.cost = true;
     let sink = start(s, &dir);
     let prices: [f64; 24] = std::array::from_fn(|h| 1.0 + h as f64 / 10.0);
-    let schedule = PriceSchedule::danish_hourly(prices).unwrap();
     let readings = fixture::readings("timeseries_dst_autumn.json");
+    let schedule = by_local_hour(&readings, prices, Unit::KWh);
     let report = sink.import(&house(), &readings, Some(&schedule)).await.expect("import");
     assert_eq!(report.series.len(), 2);
 
@@ -659,10 +682,7 @@ async fn bad_input_is_refused_before_anything_is_sent() {
         "{err}"
     );
 
-    let water = PriceSchedule::new("DKK", chrono_tz::Europe::Copenhagen, Unit::CubicMeters)
-        .unwrap()
-        .with_period(None, None, [40.0; 24])
-        .unwrap();
+    let water = by_local_hour(&fixture::readings("timeseries_dst.json"), [40.0; 24], Unit::CubicMeters);
     let mut s = settings(&ha.url(), "tok-input");
     s.cost = true;
     let costed = start(s, &tempfile::tempdir().unwrap());
@@ -710,39 +730,9 @@ async fn bad_input_is_refused_before_anything_is_sent() {
 }
 
 /// Every log line of this test binary, at trace level, with the filter the daemon must use.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let writer = buffer.clone();
-        let filter = std::iter::once("trace")
-            .chain(meter2mqtt::homeassistant::LOG_DIRECTIVES.iter().copied())
-            .collect::<Vec<_>>()
-            .join(",");
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_ansi(false)
-            .with_writer(move || Sink(writer.clone()))
-            .try_init()
-            .expect("the only subscriber of this test binary");
-        buffer
-    })
-    .clone()
-}
-
 #[tokio::test]
 async fn the_token_never_appears_in_logs_errors_or_status() {
-    let logs = captured_logs();
+    let (logs, _capturing) = crate::support::logs::Logs::capture();
     let good = "tok-secret-9f3a7c1e5b";
     let bad = "tok-secret-wrong-44d1e0";
     let ha = FakeHa::start(CURRENT, good).await;
@@ -766,7 +756,7 @@ async fn the_token_never_appears_in_logs_errors_or_status() {
 
     let everything = format!(
         "{}\n{auth_error} {auth_error:?}\n{refused_debug}\n{:?} {}\n{wrong_settings:?}",
-        String::from_utf8_lossy(&logs.lock().unwrap()),
+        logs.text(),
         wrong.status(),
         wrong.status()
     );

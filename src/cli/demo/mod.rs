@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{logging, DemoArgs, EXIT_FAILURE};
 use crate::bridge::{Bridge, BridgeEvent};
 use crate::config::Config;
-use crate::mqtt::{MqttHandle, MqttSettings};
+use crate::mqtt::{MqttHandle, MqttSettings, MqttSinkSettings, MqttSinks};
 use crate::providers::{sample, Account};
 use crate::state::StateStore;
 use observer::Observer;
@@ -79,8 +79,10 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
 
     let store = StateStore::open(&state_dir).map_err(|e| e.to_string())?;
     let providers = crate::providers::build(&config, &store).map_err(|e| e.to_string())?;
-    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(&config)));
-    let bridge = Bridge::new(Arc::new(config.clone()), mqtt.clone(), store, providers);
+    let subscriptions = MqttSinks::subscriptions(&config.mqtt.discovery_prefix);
+    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, subscriptions));
+    let sinks = MqttSinks::new(mqtt.clone(), MqttSinkSettings::from_config(&config), store);
+    let bridge = Bridge::new(config.bridge.clone(), providers).with_sink(Arc::new(sinks));
     let mut events = bridge.events();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(bridge.run(shutdown.clone()));
@@ -88,7 +90,10 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     let finished = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             match events.recv().await {
-                Ok(BridgeEvent::PollFinished { errors, published, .. }) => return Ok((errors, published)),
+                Ok(event @ BridgeEvent::PollFinished { .. }) => {
+                    let BridgeEvent::PollFinished { errors, .. } = event;
+                    return Ok((errors, event.delivered_to(crate::mqtt::SINK)));
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return Err("the bridge stopped before finishing its first poll".to_owned()),
             }

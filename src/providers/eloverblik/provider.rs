@@ -16,7 +16,7 @@ use super::timeseries::{self, PointOutcome};
 use super::windows::{self, local_day, Aggregation, Window};
 use super::{default_base_url, error_body, schedule, token, EloverblikApi, Settings, KIND};
 use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
-use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
+use crate::model::{IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::kit::{system_clock, SharedClock};
 use crate::providers::registry::BuildContext;
 use crate::providers::{Provider, ProviderError};
@@ -303,6 +303,10 @@ impl Provider for EloverblikProvider {
             }
         };
         answer.map(|charges| charges::values(&charges, now))
+    }
+
+    async fn prices(&self, meter: &Meter, range: TimeRange) -> Result<Option<PriceSeries>, ProviderError> {
+        Ok(charges::tariff_series(&self.values(meter).await?, range))
     }
 
     fn next_data_possible(&self, data_until: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {

@@ -38,13 +38,15 @@ impl TestBridge {
     pub fn start(
         config: &Config,
         providers: Vec<meter2mqtt::providers::SharedProvider>,
-        sinks: Vec<Arc<dyn meter2mqtt::bridge::ReadingSink>>,
+        sinks: Vec<Arc<dyn meter2mqtt::sink::SinkFactory>>,
     ) -> TestBridge {
         use meter2mqtt::bridge::Bridge;
-        use meter2mqtt::mqtt::{MqttHandle, MqttSettings};
+        use meter2mqtt::mqtt::{MqttHandle, MqttSettings, MqttSinkSettings, MqttSinks};
         let store = meter2mqtt::state::StateStore::open(&config.state.dir).unwrap();
-        let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, Bridge::subscriptions(config)));
-        let mut bridge = Bridge::new(Arc::new(config.clone()), mqtt.clone(), store, providers);
+        let subscriptions = MqttSinks::subscriptions(&config.mqtt.discovery_prefix);
+        let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, subscriptions));
+        let mqtt_sinks = MqttSinks::new(mqtt.clone(), MqttSinkSettings::from_config(config), store);
+        let mut bridge = Bridge::new(config.bridge.clone(), providers).with_sink(Arc::new(mqtt_sinks));
         for sink in sinks {
             bridge = bridge.with_sink(sink);
         }
@@ -59,7 +61,7 @@ impl TestBridge {
         }
     }
 
-    /// `(published, errors)` of the next finished poll.
+    /// `(published on MQTT, errors)` of the next finished poll.
     pub async fn next_poll(&mut self) -> (usize, usize) {
         use meter2mqtt::bridge::BridgeEvent;
         use tokio::sync::broadcast::error::RecvError;
@@ -68,7 +70,10 @@ impl TestBridge {
                 .await
                 .expect("a poll in time")
             {
-                Ok(BridgeEvent::PollFinished { published, errors, .. }) => return (published, errors),
+                Ok(event @ BridgeEvent::PollFinished { .. }) => {
+                    let BridgeEvent::PollFinished { errors, .. } = event;
+                    return (event.delivered_to(meter2mqtt::mqtt::SINK), errors);
+                }
                 Err(RecvError::Lagged(_)) => continue,
                 Err(e) => panic!("bridge events closed: {e}"),
             }

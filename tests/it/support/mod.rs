@@ -8,6 +8,7 @@ pub mod eloverblik_fixture;
 pub mod enectiva;
 pub mod fake_ha;
 mod harness;
+pub mod logs;
 mod process;
 mod scripted;
 

@@ -2,8 +2,6 @@
 //! JWT access tokens that expire by a clock the test moves, refuses expired or unknown tokens
 //! with 401, and serves readings honouring the `filter[]` time filters and the 1000-record limit.
 
-pub mod logs;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

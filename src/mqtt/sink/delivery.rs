@@ -1,9 +1,66 @@
-//! Which fetched intervals are new, which are corrections, and which were delivered already.
+//! What was delivered on the readings topics, and which fetched intervals are new, which are
+//! corrections, and which were delivered already.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use crate::model::IntervalReading;
-use crate::state::{Delivered, MeterState};
+use crate::model::{same_value, IntervalReading, Quality};
+
+/// What the MQTT sink remembers about one provider account (`<kind>-<account>.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountState {
+    #[serde(default)]
+    pub meters: BTreeMap<String, MeterState>,
+    /// Discovery config topics published for this account, to clear those of vanished meters.
+    #[serde(default)]
+    pub discovery: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeterState {
+    /// End of the last delivered interval.
+    pub cursor: Option<DateTime<Utc>>,
+    /// What was delivered for each interval start (unix seconds) inside the look-back window,
+    /// so a re-read can tell new and corrected intervals from ones already sent.
+    #[serde(default)]
+    pub delivered: BTreeMap<i64, Delivered>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    #[serde(rename = "v")]
+    pub value: Option<f64>,
+    #[serde(rename = "q")]
+    pub quality: Quality,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<f64>,
+}
+
+impl Delivered {
+    pub fn of(reading: &IntervalReading) -> Self {
+        Delivered {
+            value: reading.value,
+            quality: reading.quality,
+            reading: reading.reading,
+        }
+    }
+
+    pub fn matches(&self, reading: &IntervalReading) -> bool {
+        self.quality == reading.quality
+            && same_value(self.value, reading.value)
+            && same_value(self.reading, reading.reading)
+    }
+}
+
+impl MeterState {
+    /// Forget intervals that start before `keep_from`: they are outside every future re-read.
+    pub fn prune(&mut self, keep_from: DateTime<Utc>) {
+        let cut = keep_from.timestamp();
+        self.delivered = self.delivered.split_off(&cut);
+    }
+}
 
 /// A fetched interval that must be published.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +113,7 @@ pub fn record(state: &mut MeterState, delivered: &[Pending]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Quality, Unit};
+    use crate::model::Unit;
     use chrono::TimeZone;
 
     fn r(hour: i64, value: Option<f64>, quality: Quality) -> IntervalReading {
@@ -113,6 +170,23 @@ mod tests {
         record(&mut state, &p);
         state.prune(state.cursor.unwrap() - lookback);
         assert!(pending(&state, lookback, &all).is_empty());
+    }
+
+    #[test]
+    fn prune_keeps_window() {
+        let mut m = MeterState::default();
+        for t in [100, 200, 300] {
+            m.delivered.insert(
+                t,
+                Delivered {
+                    value: Some(1.0),
+                    quality: Quality::Measured,
+                    reading: None,
+                },
+            );
+        }
+        m.prune(DateTime::from_timestamp(200, 0).unwrap());
+        assert_eq!(m.delivered.keys().copied().collect::<Vec<_>>(), vec![200, 300]);
     }
 
     #[test]
