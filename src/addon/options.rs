@@ -47,7 +47,7 @@ pub const SOURCE: &str = "add-on options";
 
 /// The options as configuration values, plus the switches that decide which sections exist.
 pub struct Mapped {
-    /// `bridge`, `log`, `eloverblik` and `enectiva` sections.
+    /// `bridge`, `log` and one section per offered provider.
     pub config: Map<String, Value>,
     pub statistics: bool,
     pub statistics_cost: bool,

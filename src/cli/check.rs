@@ -31,7 +31,7 @@ pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
     };
     println!("state store {}: ok", config.state.dir.display());
 
-    let providers = match crate::providers::build(&config, &store) {
+    let providers = match crate::providers::build(&config.accounts, &store) {
         Ok(p) => p,
         Err(e) => {
             println!("providers: FAILED: {e}");

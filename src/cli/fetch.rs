@@ -21,7 +21,7 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
         Ok(store) => store,
         Err(code) => return code,
     };
-    let providers = match crate::providers::build(&config, &store) {
+    let providers = match crate::providers::build(&config.accounts, &store) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("meter2mqtt: {e}");

@@ -24,7 +24,7 @@ pub const EXIT_STATE: u8 = 3;
 #[command(
     name = "meter2mqtt",
     version,
-    about = "Utility meter data (ElOverblik, Enectiva) to MQTT and Home Assistant"
+    about = "Utility meter data from energy data APIs to MQTT and Home Assistant"
 )]
 pub struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides log.level.

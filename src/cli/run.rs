@@ -32,8 +32,13 @@ pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
 /// Runs the bridge with a loaded configuration until SIGTERM or SIGINT.
 pub async fn run_config(config: Config) -> u8 {
     if config.account_count() == 0 {
+        let sections: Vec<String> = crate::providers::KINDS
+            .iter()
+            .map(|k| format!("[[{}]]", k.kind()))
+            .collect();
         eprintln!(
-            "meter2mqtt: no provider account is configured; add an [[eloverblik]] or [[enectiva]] section (or [[sample]] to try the bridge)"
+            "meter2mqtt: no provider account is configured; add a section for one: {} ([[sample]] tries the bridge on built-in data)",
+            sections.join(", ")
         );
         return EXIT_CONFIG;
     }
@@ -41,7 +46,7 @@ pub async fn run_config(config: Config) -> u8 {
         Ok(store) => store,
         Err(code) => return code,
     };
-    let providers = match crate::providers::build(&config, &store) {
+    let providers = match crate::providers::build(&config.accounts, &store) {
         Ok(providers) => providers,
         Err(e) => {
             tracing::error!("{e}");

@@ -5,6 +5,14 @@ use std::time::Duration;
 use super::Config;
 
 pub(super) fn check(config: &Config, push: &mut dyn FnMut(&str, String)) {
+    mqtt(config, push);
+    bridge(config, push);
+    state_and_log(config, push);
+    home_assistant(config, push);
+    accounts(config, push);
+}
+
+fn mqtt(config: &Config, push: &mut dyn FnMut(&str, String)) {
     let mqtt = &config.mqtt;
     if mqtt.host.trim().is_empty() {
         push(
@@ -38,7 +46,9 @@ pub(super) fn check(config: &Config, push: &mut dyn FnMut(&str, String)) {
             "this build has no broker TLS; rebuild with `--features mqtt-tls` or set tls = false".into(),
         );
     }
+}
 
+fn bridge(config: &Config, push: &mut dyn FnMut(&str, String)) {
     let bridge = &config.bridge;
     if bridge.poll_interval < Duration::from_secs(1) || bridge.poll_interval > Duration::from_secs(7 * 86400) {
         push(
@@ -58,7 +68,9 @@ pub(super) fn check(config: &Config, push: &mut dyn FnMut(&str, String)) {
             push("bridge.history_start", format!("{start} is in the future"));
         }
     }
+}
 
+fn state_and_log(config: &Config, push: &mut dyn FnMut(&str, String)) {
     if config.state.dir.as_os_str().is_empty() {
         push(
             "state.dir",
@@ -74,7 +86,9 @@ pub(super) fn check(config: &Config, push: &mut dyn FnMut(&str, String)) {
             ),
         );
     }
+}
 
+fn home_assistant(config: &Config, push: &mut dyn FnMut(&str, String)) {
     if let Some(ha) = &config.homeassistant {
         if !(ha.url.starts_with("http://")
             || ha.url.starts_with("https://")
@@ -96,7 +110,10 @@ pub(super) fn check(config: &Config, push: &mut dyn FnMut(&str, String)) {
             );
         }
     }
+}
 
+/// Each account's own checks (its provider's), and unique names within a provider.
+fn accounts(config: &Config, push: &mut dyn FnMut(&str, String)) {
     for account in &config.accounts {
         let Some(kind) = crate::providers::kind(account.kind) else {
             continue;

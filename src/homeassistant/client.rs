@@ -17,7 +17,7 @@ use super::status::{LinkState, LinkStatus};
 use super::ws_url::WsUrl;
 use super::Command;
 use crate::actor::{Actor, StopSignal};
-use crate::http::RetryPolicy;
+use crate::http::{Delays, RetryPolicy};
 use crate::secret::Secret;
 
 /// Requests waiting for the task; callers block on a full queue only up to their bound.
@@ -110,94 +110,146 @@ impl Client {
     }
 }
 
+/// What the task does after a step.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The connection task's state between attempts.
+struct Link {
+    settings: LinkSettings,
+    url: String,
+    requests: mpsc::Receiver<Request>,
+    status: watch::Sender<LinkStatus>,
+    stop: StopSignal,
+    delays: Delays,
+    /// Requests that arrived while no link existed; each gets one fresh attempt.
+    held: Vec<Request>,
+    /// The last connection failure warned about, so a long outage warns once.
+    last_warning: Option<String>,
+}
+
 async fn run(
     settings: LinkSettings,
-    mut requests: mpsc::Receiver<Request>,
+    requests: mpsc::Receiver<Request>,
     status: watch::Sender<LinkStatus>,
     stop: StopSignal,
 ) {
-    let url = settings.url.to_string();
-    let mut delays = settings.reconnect.delays();
-    // Requests that arrived while no link existed; each gets one fresh attempt.
-    let mut held: Vec<Request> = Vec::new();
-    let mut last_warning: Option<String> = None;
+    let mut link = Link {
+        url: settings.url.to_string(),
+        delays: settings.reconnect.delays(),
+        settings,
+        requests,
+        status,
+        stop,
+        held: Vec::new(),
+        last_warning: None,
+    };
     loop {
         let attempt = tokio::select! {
             biased;
-            _ = stop.cancelled() => break,
-            attempt = timeout(settings.connect_timeout, connect(&settings)) => attempt.unwrap_or_else(|_| {
-                Err(ConnectError::Failed(format!("no websocket handshake within {}", humantime::format_duration(settings.connect_timeout))))
+            _ = link.stop.cancelled() => break,
+            attempt = timeout(link.settings.connect_timeout, connect(&link.settings)) => attempt.unwrap_or_else(|_| {
+                Err(ConnectError::Failed(format!("no websocket handshake within {}", humantime::format_duration(link.settings.connect_timeout))))
             }),
         };
-        match attempt {
-            Ok((ws, ha_version)) => {
-                delays.reset();
-                last_warning = None;
-                tracing::info!(url = %url, ha_version = ha_version.as_deref().unwrap_or("unknown"), "connected to Home Assistant");
-                status.send_modify(|s| {
-                    s.state = LinkState::Connected;
-                    s.ha_version = ha_version.clone();
-                });
-                let mut session = Session::new(ws, ha_version, &settings);
-                match session.serve(&mut requests, std::mem::take(&mut held), &stop).await {
-                    SessionEnd::Shutdown => {
-                        session.fail_pending(|_| CallError::Stopped);
-                        session.close().await;
-                        break;
-                    }
-                    SessionEnd::Lost(reason) => {
-                        tracing::warn!(url = %url, "connection to Home Assistant lost: {reason}; reconnecting");
-                        status.send_modify(|s| s.state = LinkState::Unreachable(reason.clone()));
-                        session.fail_pending(|command| {
-                            CallError::Unreachable(format!(
-                                "the connection ended before the answer to {command}: {reason}"
-                            ))
-                        });
-                    }
-                }
-            }
+        let flow = match attempt {
+            Ok((ws, ha_version)) => link.serve(ws, ha_version).await,
             Err(ConnectError::AuthInvalid(message)) => {
-                tracing::error!(
-                    url = %url,
-                    "Home Assistant refused the access token ({message}); statistics stay off until the token is fixed and meter2mqtt restarted"
-                );
-                status.send_modify(|s| s.state = LinkState::AuthFailed(message.clone()));
-                // Retrying a refused token cannot succeed and counts as failed logins in HA.
-                refuse_all(held, &mut requests, &message, &stop).await;
-                status.send_modify(|s| s.state = LinkState::Stopped);
+                link.refused(message).await;
                 return;
             }
             Err(ConnectError::Failed(reason)) => {
-                if last_warning.as_deref() != Some(reason.as_str()) {
-                    tracing::warn!(url = %url, "cannot connect to Home Assistant: {reason}; retrying with backoff");
-                    last_warning = Some(reason.clone());
-                } else {
-                    tracing::debug!(url = %url, "still cannot connect to Home Assistant: {reason}");
-                }
-                status.send_modify(|s| s.state = LinkState::Unreachable(reason.clone()));
-                for r in held.drain(..) {
-                    let _ = r.reply.send(Err(CallError::Unreachable(reason.clone())));
-                }
+                link.failed(reason);
+                Flow::Continue
             }
-        }
-        // Back off between attempts; a caller waiting for an answer cuts the wait short.
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            next = requests.recv() => match next {
-                Some(r) => held.push(r),
-                None => break,
-            },
-            _ = tokio::time::sleep(delays.next_delay()) => {}
-        }
-        while let Ok(r) = requests.try_recv() {
-            held.push(r);
+        };
+        if matches!(flow, Flow::Stop) || matches!(link.back_off().await, Flow::Stop) {
+            break;
         }
     }
-    for r in held {
+    for r in link.held.drain(..) {
         let _ = r.reply.send(Err(CallError::Stopped));
     }
-    status.send_modify(|s| s.state = LinkState::Stopped);
+    link.status.send_modify(|s| s.state = LinkState::Stopped);
+}
+
+impl Link {
+    /// Serves requests over a fresh connection until it is lost or the task stops.
+    async fn serve(&mut self, ws: super::handshake::Ws, ha_version: Option<String>) -> Flow {
+        self.delays.reset();
+        self.last_warning = None;
+        tracing::info!(url = %self.url, ha_version = ha_version.as_deref().unwrap_or("unknown"), "connected to Home Assistant");
+        self.status.send_modify(|s| {
+            s.state = LinkState::Connected;
+            s.ha_version = ha_version.clone();
+        });
+        let mut session = Session::new(ws, ha_version, &self.settings);
+        match session
+            .serve(&mut self.requests, std::mem::take(&mut self.held), &self.stop)
+            .await
+        {
+            SessionEnd::Shutdown => {
+                session.fail_pending(|_| CallError::Stopped);
+                session.close().await;
+                Flow::Stop
+            }
+            SessionEnd::Lost(reason) => {
+                tracing::warn!(url = %self.url, "connection to Home Assistant lost: {reason}; reconnecting");
+                self.status
+                    .send_modify(|s| s.state = LinkState::Unreachable(reason.clone()));
+                session.fail_pending(|command| {
+                    CallError::Unreachable(format!("the connection ended before the answer to {command}: {reason}"))
+                });
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Home Assistant refused the token: retrying cannot succeed and counts as failed logins
+    /// in HA, so every request is refused until the task stops.
+    async fn refused(&mut self, message: String) {
+        tracing::error!(
+            url = %self.url,
+            "Home Assistant refused the access token ({message}); statistics stay off until the token is fixed and meter2mqtt restarted"
+        );
+        self.status
+            .send_modify(|s| s.state = LinkState::AuthFailed(message.clone()));
+        refuse_all(std::mem::take(&mut self.held), &mut self.requests, &message, &self.stop).await;
+        self.status.send_modify(|s| s.state = LinkState::Stopped);
+    }
+
+    fn failed(&mut self, reason: String) {
+        if self.last_warning.as_deref() != Some(reason.as_str()) {
+            tracing::warn!(url = %self.url, "cannot connect to Home Assistant: {reason}; retrying with backoff");
+            self.last_warning = Some(reason.clone());
+        } else {
+            tracing::debug!(url = %self.url, "still cannot connect to Home Assistant: {reason}");
+        }
+        self.status
+            .send_modify(|s| s.state = LinkState::Unreachable(reason.clone()));
+        for r in self.held.drain(..) {
+            let _ = r.reply.send(Err(CallError::Unreachable(reason.clone())));
+        }
+    }
+
+    /// Waits before the next attempt; a caller waiting for an answer cuts the wait short.
+    async fn back_off(&mut self) -> Flow {
+        tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => return Flow::Stop,
+            next = self.requests.recv() => match next {
+                Some(r) => self.held.push(r),
+                None => return Flow::Stop,
+            },
+            _ = tokio::time::sleep(self.delays.next_delay()) => {}
+        }
+        while let Ok(r) = self.requests.try_recv() {
+            self.held.push(r);
+        }
+        Flow::Continue
+    }
 }
 
 async fn refuse_all(held: Vec<Request>, requests: &mut mpsc::Receiver<Request>, message: &str, stop: &StopSignal) {

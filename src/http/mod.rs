@@ -4,7 +4,7 @@
 mod backoff_policy;
 mod retry;
 
-pub use backoff_policy::RetryPolicy;
+pub use backoff_policy::{Delays, RetryPolicy};
 pub use retry::{ApiClient, ErrorBody, HttpResponse, Sleeper, TokioSleeper};
 
 use std::sync::Once;

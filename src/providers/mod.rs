@@ -129,15 +129,11 @@ pub fn kind(kind: &str) -> Option<&'static dyn ProviderKind> {
     KINDS.iter().copied().find(|k| k.kind() == kind)
 }
 
-/// Builds every provider account the configuration names. Accounts share one [`BuildContext`],
-/// so what a provider keeps per API (a rate limiter) is one for all its accounts.
-pub fn build(
-    config: &crate::config::Config,
-    store: &crate::state::StateStore,
-) -> Result<Vec<SharedProvider>, ProviderError> {
+/// Builds every configured account. Accounts share one [`BuildContext`], so what a provider
+/// keeps per API (a rate limiter) is one for all its accounts.
+pub fn build(accounts: &[Account], store: &crate::state::StateStore) -> Result<Vec<SharedProvider>, ProviderError> {
     let context = BuildContext::new(store.clone());
-    config
-        .accounts
+    accounts
         .iter()
         .map(|account| {
             let kind = kind(account.kind).ok_or_else(|| ProviderError::Response {

@@ -16,6 +16,7 @@ mod eloverblik_api;
 mod eloverblik_e2e;
 mod enectiva_api;
 mod enectiva_e2e;
+mod layout;
 mod mqtt_broker;
 mod sinks;
 mod statistics_ha;

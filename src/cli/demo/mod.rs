@@ -78,7 +78,7 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     let observer = Observer::connect(broker.port(), &config.mqtt.discovery_prefix, &config.mqtt.base_topic).await?;
 
     let store = StateStore::open(&state_dir).map_err(|e| e.to_string())?;
-    let providers = crate::providers::build(&config, &store).map_err(|e| e.to_string())?;
+    let providers = crate::providers::build(&config.accounts, &store).map_err(|e| e.to_string())?;
     let subscriptions = MqttSinks::subscriptions(&config.mqtt.discovery_prefix);
     let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, subscriptions));
     let sinks = MqttSinks::new(mqtt.clone(), MqttSinkSettings::from_config(&config), store);
