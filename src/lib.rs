@@ -1,5 +1,13 @@
 //! meter2mqtt: utility meter data from energy data APIs to MQTT, with Home Assistant discovery
 //! and Energy dashboard statistics.
+//!
+//! Data flows one way: a [`providers`] account yields meters and interval readings; a
+//! [`bridge`] worker asks every [`sink`] from when it needs data, fetches, and hands each window
+//! to every sink ([`mqtt`] and [`statistics`]); each sink keeps its own cursor in the [`state`]
+//! directory. [`config`] and [`addon`] build the [`Config`]; [`cli`] wires it all together for
+//! `run`, `check`, `demo` and `fetch`. [`homeassistant`] is the websocket client the statistics
+//! use, [`http`] the retrying HTTP client the providers use, [`actor`] the connection-task
+//! pattern both links follow. See docs/architecture.md.
 
 pub mod actor;
 pub mod addon;
