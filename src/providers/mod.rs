@@ -1,7 +1,7 @@
 //! Providers turn an energy data API into [`Meter`]s and [`IntervalReading`]s. They know nothing
 //! of MQTT or Home Assistant.
 //!
-//! Adding a provider is a folder here and its name in the [`registry!`] list below: the folder
+//! Adding a provider is a folder here and its name in the `registry!` list below: the folder
 //! holds the API client, the [`Provider`], and its [`registry::Registration`] (configuration
 //! section, checks, add-on options). `kit` is what providers share (tokens, the authorised call,
 //! the clock, redaction).

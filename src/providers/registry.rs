@@ -1,8 +1,8 @@
 //! How a provider plugs in. Each provider folder declares a [`Registration`]: its configuration
 //! section (`[[<KIND>]]`, a typed `Settings`, which env keys `METER2MQTT_<KIND>__...` patch), the
-//! checks serde cannot express, how the add-on offers it, and how an account becomes a running [`Provider`]. The
-//! configuration, the add-on and [`super::build`] iterate [`super::KINDS`]; none of them names a
-//! provider.
+//! checks serde cannot express, how the add-on offers it, and how an account becomes a running
+//! [`Provider`](super::Provider). The configuration, the add-on and [`super::build`] iterate
+//! [`super::KINDS`]; none of them names a provider.
 
 use std::any::Any;
 use std::collections::HashMap;

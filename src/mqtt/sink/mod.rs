@@ -3,7 +3,7 @@
 //!
 //! [`MqttSinks`] is shared by every account: it publishes the bridge device, keeps the bridge
 //! state current, and publishes every retained message again after each reconnect and when
-//! Home Assistant comes online. Each account gets an [`account::AccountSink`] with its own
+//! Home Assistant comes online. Each account gets an `account::AccountSink` with its own
 //! state file.
 
 mod account;
