@@ -27,6 +27,7 @@ registry! {
 
 pub use registry::{Account, AddonAccounts, BuildContext, ProviderKind};
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,18 +87,30 @@ pub trait Provider: Send + Sync {
     /// for yet are simply absent; intervals the API reports as missing carry `Quality::Missing`.
     async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError>;
 
-    /// Readings for several meters at once; providers whose API batches (ElOverblik: 10 ids a
-    /// call) override this to spend fewer calls.
-    async fn readings_many(
-        &self,
-        meters: &[Meter],
-        range: TimeRange,
-    ) -> Vec<(String, Result<Vec<IntervalReading>, ProviderError>)> {
-        let mut out = Vec::with_capacity(meters.len());
+    /// Reads `meters` over `range` one API window at a time, handing each window to `out`
+    /// before fetching the next, so memory does not grow with the range or the number of meters.
+    /// A meter whose window failed gets no later windows in this read: its sinks must not move
+    /// past data that is missing. Windows of one meter come oldest first. Providers whose API
+    /// batches (ElOverblik: ten points a call) or pages (Enectiva) override this; the default
+    /// reads each meter's whole range with [`Provider::readings`].
+    async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {
         for meter in meters {
-            out.push((meter.id.clone(), self.readings(meter, range).await));
+            let result = self.readings(meter, range).await;
+            let window = Window {
+                covered: range,
+                results: vec![(meter.id.clone(), result)],
+            };
+            if out.window(window).await.is_break() {
+                return;
+            }
         }
-        out
+    }
+
+    /// Every meter's readings in `range`, gathered from [`Provider::read`] (for `check`, tests).
+    async fn readings_many(&self, meters: &[Meter], range: TimeRange) -> Vec<MeterReadings> {
+        let mut all = Collect::new(meters);
+        self.read(meters, range, &mut all).await;
+        all.finish()
     }
 
     /// What the meter's quantity cost (or earned) over `range`, where the provider knows it.
@@ -123,6 +136,64 @@ pub trait Provider: Send + Sync {
 }
 
 pub type SharedProvider = Arc<dyn Provider>;
+
+/// One meter's readings, or why there are none.
+pub type MeterReadings = (String, Result<Vec<IntervalReading>, ProviderError>);
+
+/// One API window of a read: the time it covered and each meter's readings in it (oldest first)
+/// or its error.
+#[derive(Debug)]
+pub struct Window {
+    pub covered: TimeRange,
+    pub results: Vec<MeterReadings>,
+}
+
+/// Where [`Provider::read`] hands its windows.
+#[async_trait]
+pub trait Receive: Send {
+    /// Takes one window; `Break` ends the read (the bridge is shutting down).
+    async fn window(&mut self, window: Window) -> ControlFlow<()>;
+}
+
+/// Gathers a whole read, per meter in the order asked: readings in order, or the first error.
+struct Collect {
+    results: Vec<MeterReadings>,
+}
+
+impl Collect {
+    fn new(meters: &[Meter]) -> Collect {
+        Collect {
+            results: meters.iter().map(|m| (m.id.clone(), Ok(Vec::new()))).collect(),
+        }
+    }
+
+    fn finish(mut self) -> Vec<MeterReadings> {
+        for (_, result) in &mut self.results {
+            if let Ok(readings) = result {
+                readings.sort_by_key(|r| r.start);
+                readings.dedup_by_key(|r| r.start);
+            }
+        }
+        self.results
+    }
+}
+
+#[async_trait]
+impl Receive for Collect {
+    async fn window(&mut self, window: Window) -> ControlFlow<()> {
+        for (id, result) in window.results {
+            let Some((_, slot)) = self.results.iter_mut().find(|(known, _)| *known == id) else {
+                continue;
+            };
+            match (slot.as_mut(), result) {
+                (Ok(readings), Ok(more)) => readings.extend(more),
+                (Ok(_), Err(e)) => *slot = Err(e),
+                (Err(_), _) => {}
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
 
 /// The registration of the provider named `kind`.
 pub fn kind(kind: &str) -> Option<&'static dyn ProviderKind> {

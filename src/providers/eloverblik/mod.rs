@@ -4,16 +4,16 @@
 //! One [`EloverblikProvider`] serves one `[[eloverblik]]` account. The files split the work:
 //! `settings` is the account's configuration section, `token` buys the data access token, `client` sends authorised calls, `dto` is the
 //! wire format, `metering_points` turns points into meters, `windows` plans request dates,
-//! `timeseries` normalises a market document into interval readings, `gathered` collects one
-//! pass over many meters, `charges` prices them, and `schedule` decides when a data call is
+//! `timeseries` normalises a market document into interval readings, `pass` tracks one read
+//! over many meters, `charges` prices them, and `schedule` decides when a data call is
 //! worth making.
 
 mod charges;
 mod client;
 pub mod dto;
 mod error_body;
-mod gathered;
 mod metering_points;
+mod pass;
 pub mod prices;
 mod provider;
 mod schedule;

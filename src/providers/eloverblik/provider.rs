@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::charges::{self, ChargesCache};
 use super::client::{Api, Paths};
 use super::dto::MeteringPointsRequest;
-use super::gathered::{Gathered, MeterResult};
+use super::pass::{MeterResult, Pass};
 use super::metering_points::{self, PointInfo};
 use super::timeseries::{self, PointOutcome};
 use super::windows::{self, local_day, Aggregation, Window};
@@ -19,7 +19,7 @@ use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
 use crate::model::{IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::kit::{system_clock, SharedClock};
 use crate::providers::registry::BuildContext;
-use crate::providers::{Provider, ProviderError};
+use crate::providers::{Provider, ProviderError, Receive, Window as ReadWindow};
 use crate::state::StateStore;
 
 const THIRDPARTY_BASE_URL: &str = "https://api.eloverblik.dk/thirdpartyapi";
@@ -154,39 +154,56 @@ impl EloverblikProvider {
         timeseries::decode(&response, &Api::endpoint("POST", &path))
     }
 
-    /// Reads `ids` (one aggregation) window by window, ten at a time.
-    async fn read_group(&self, aggregation: Aggregation, ids: &[&str], range: TimeRange, gathered: &mut Gathered) {
-        let plan = windows::plan(range, local_day(self.clock.now()), aggregation.max_days());
-        let calls = plan.len() * ids.len().div_ceil(BATCH);
+    /// Reads `ids` (one aggregation) ten at a time, window by window, handing each call's
+    /// answer to `out` before the next call. `false` when `out` asked to stop.
+    async fn read_group(
+        &self,
+        aggregation: Aggregation,
+        ids: &[&str],
+        range: TimeRange,
+        pass: &mut Pass,
+        out: &mut dyn Receive,
+    ) -> bool {
+        let today = local_day(self.clock.now());
+        let calls: usize = ids
+            .chunks(BATCH)
+            .map(|chunk| windows::plan(range, today, aggregation.max_days_for(chunk.len())).len())
+            .sum();
         let mut call = 0;
-        gathered.expect(ids);
         for chunk in ids.chunks(BATCH) {
+            let plan = windows::plan(range, today, aggregation.max_days_for(chunk.len()));
             for window in &plan {
-                if let Some(outage) = gathered.outage().cloned() {
-                    gathered.fail(&gathered.live(chunk), outage);
-                    break;
-                }
-                let live = gathered.live(chunk);
+                let live = pass.live(chunk);
                 if live.is_empty() {
                     break;
                 }
-                call += 1;
-                if calls > 1 {
-                    tracing::info!(
-                        account = %self.account,
-                        "reading history: call {call} of {calls}, {} to {} ({}), {} metering point(s)",
-                        window.from,
-                        window.to,
-                        aggregation.as_path(),
-                        live.len()
-                    );
-                }
-                match self.fetch_window(aggregation, *window, &live).await {
-                    Ok(outcomes) => gathered.merge(&live, outcomes, *window),
-                    Err(error) => gathered.fail(&live, error),
+                let covered = window.covering(range);
+                let results = match pass.outage().cloned() {
+                    Some(outage) => pass.fail(&live, outage),
+                    None => {
+                        call += 1;
+                        // The bridge logs the progress of long reads; this is the detail.
+                        tracing::debug!(
+                            account = %self.account,
+                            "reading history: call {call} of {calls}, {} to {} ({}), {} metering point(s)",
+                            window.from,
+                            window.to,
+                            aggregation.as_path(),
+                            live.len()
+                        );
+                        match self.fetch_window(aggregation, *window, &live).await {
+                            Ok(outcomes) => pass.answer(&live, outcomes, covered),
+                            Err(error) => pass.fail(&live, error),
+                        }
+                    }
+                };
+                self.record_reads(&results, pass.answered());
+                if out.window(ReadWindow { covered, results }).await.is_break() {
+                    return false;
                 }
             }
         }
+        true
     }
 
     /// Notes the read of every point the API answered for, with data or with its own per-point
@@ -232,32 +249,42 @@ impl Provider for EloverblikProvider {
         results.pop().map_or_else(|| Ok(Vec::new()), |(_, result)| result)
     }
 
-    async fn readings_many(
-        &self,
-        meters: &[Meter],
-        range: TimeRange,
-    ) -> Vec<(String, Result<Vec<IntervalReading>, ProviderError>)> {
+    async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {
         if meters.iter().any(|m| self.point(&m.id).is_none()) {
             if let Err(error) = self.list().await {
-                return meters.iter().map(|m| (m.id.clone(), Err(error.clone()))).collect();
+                let results = meters.iter().map(|m| (m.id.clone(), Err(error.clone()))).collect();
+                let _ = out.window(ReadWindow { covered: range, results }).await;
+                return;
             }
         }
         let mut groups: BTreeMap<Aggregation, Vec<&str>> = BTreeMap::new();
+        let mut unknown = Vec::new();
         for meter in meters {
-            if let Some(info) = self.point(&meter.id) {
-                let ids = groups.entry(info.aggregation).or_default();
-                if !ids.contains(&meter.id.as_str()) {
-                    ids.push(&meter.id);
+            match self.point(&meter.id) {
+                Some(info) => {
+                    let ids = groups.entry(info.aggregation).or_default();
+                    if !ids.contains(&meter.id.as_str()) {
+                        ids.push(&meter.id);
+                    }
                 }
+                None => unknown.push((
+                    meter.id.clone(),
+                    Err(ProviderError::UnknownMeter {
+                        provider: KIND,
+                        meter: meter.id.clone(),
+                    }),
+                )),
             }
         }
-        let mut gathered = Gathered::default();
-        for (aggregation, ids) in &groups {
-            self.read_group(*aggregation, ids, range, &mut gathered).await;
+        if !unknown.is_empty() && out.window(ReadWindow { covered: range, results: unknown }).await.is_break() {
+            return;
         }
-        let (out, answered) = gathered.finish(meters, range);
-        self.record_reads(&out, &answered);
-        out
+        let mut pass = Pass::default();
+        for (aggregation, ids) in &groups {
+            if !self.read_group(*aggregation, ids, range, &mut pass, out).await {
+                return;
+            }
+        }
     }
 
     async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {

@@ -9,9 +9,11 @@ use crate::model::TimeRange;
 /// The API's limit for one call.
 pub const MAX_DAYS: u32 = 730;
 
-/// Quarter-hour calls stop at a year: ten points of two years of quarters is a 60 MB body that
-/// would have to sit in memory at once; a year keeps a call to about a third of a million points.
-pub const MAX_DAYS_QUARTER: u32 = 365;
+/// Intervals one call may bring: the body (about 90 bytes an interval) and its readings sit in
+/// memory until they are delivered, so a call is sized to keep that to a few megabytes
+/// whatever the history length. Ten quarter-hour points get a month a call, one hourly point
+/// the API's two years.
+pub const INTERVALS_PER_CALL: u32 = 30_000;
 
 /// How the API aggregates a time series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,11 +39,17 @@ impl Aggregation {
         }
     }
 
-    pub fn max_days(self) -> u32 {
+    pub fn per_day(self) -> u32 {
         match self {
-            Aggregation::Quarter => MAX_DAYS_QUARTER,
-            Aggregation::Hour => MAX_DAYS,
+            Aggregation::Quarter => 96,
+            Aggregation::Hour => 24,
         }
+    }
+
+    /// The days one call for `points` metering points may cover (see [`INTERVALS_PER_CALL`]).
+    pub fn max_days_for(self, points: usize) -> u32 {
+        let per_day = self.per_day() * u32::try_from(points.max(1)).unwrap_or(u32::MAX);
+        (INTERVALS_PER_CALL / per_day).clamp(1, MAX_DAYS)
     }
 }
 
@@ -53,6 +61,14 @@ pub struct Window {
 }
 
 impl Window {
+    /// The part of `range` this window's days cover, in UTC.
+    pub fn covering(&self, range: TimeRange) -> TimeRange {
+        TimeRange::new(
+            local_midnight(self.from).max(range.start),
+            local_midnight(self.to).min(range.end),
+        )
+    }
+
     pub fn path_segment(&self) -> String {
         format!("{}/{}", self.from.format("%Y-%m-%d"), self.to.format("%Y-%m-%d"))
     }
@@ -166,10 +182,18 @@ mod tests {
             .iter()
             .all(|w| (w.to - w.from).num_days() <= i64::from(MAX_DAYS)));
         assert!(windows.windows(2).all(|p| p[0].to == p[1].from));
-        let quarters = plan(range, day("2030-01-01"), MAX_DAYS_QUARTER);
-        assert_eq!(quarters.len(), 6);
+        // Ten quarter-hour points: a month a call; one: most of a year.
+        assert_eq!(Aggregation::Quarter.max_days_for(10), 31);
+        assert_eq!(Aggregation::Quarter.max_days_for(1), 312);
+        assert_eq!(Aggregation::Hour.max_days_for(1), MAX_DAYS);
+        assert_eq!(Aggregation::Hour.max_days_for(10), 125);
+        let quarters = plan(range, day("2030-01-01"), Aggregation::Quarter.max_days_for(10));
+        assert_eq!(quarters.len(), 59);
         assert_eq!(quarters.first().unwrap().from, day("2020-01-01"));
         assert_eq!(quarters.last().unwrap().to, day("2025-01-01"));
+        let covered = quarters[0].covering(range);
+        assert_eq!(covered.start, range.start);
+        assert_eq!(covered.end, utc("2020-01-31T23:00:00Z"));
     }
 
     #[test]

@@ -19,6 +19,66 @@ pub struct Window {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// The pages of one meter's readings in `window`, oldest first, fetched one at a time.
+pub struct Pages<'a> {
+    api: &'a EnectivaApi,
+    meter: &'a Meter,
+    until: Option<DateTime<Utc>>,
+    endpoint: String,
+    lower: Lower,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    pub fn new(api: &'a EnectivaApi, meter: &'a Meter, window: Window) -> Pages<'a> {
+        Pages {
+            api,
+            meter,
+            until: window.until,
+            endpoint: format!("GET /meters/{}/readings", meter.id),
+            lower: Lower::From(window.from),
+            done: false,
+        }
+    }
+
+    /// The next page's usable readings; `None` after the last page.
+    pub async fn next(&mut self) -> Result<Option<Vec<RegisterReading>>, ProviderError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut query = vec![("filter[]", self.lower.filter())];
+        if let Some(until) = self.until {
+            query.push(("filter[]", format!("readings.time<{}", timestamp(until))));
+        }
+        let response = self
+            .api
+            .get(&["meters", &self.meter.id, "readings"], &query)
+            .await
+            .map_err(|e| unknown_meter(e, self.meter))?;
+        let page = readings::page(&response.body, &self.endpoint, self.meter)?;
+        if page.sent < PAGE_LIMIT {
+            self.done = true;
+            return Ok(Some(page.readings));
+        }
+        match page.latest.map(Lower::After) {
+            Some(next) if next.is_past(self.lower) => self.lower = next,
+            // The server ignored the filter or sent records without times: asking again would loop.
+            _ => {
+                return Err(ProviderError::Response {
+                    provider: KIND,
+                    endpoint: self.endpoint.clone(),
+                    message: format!(
+                        "a full page of {} records brought no reading later than {}; cannot read further",
+                        page.sent,
+                        self.lower.time().to_rfc3339()
+                    ),
+                })
+            }
+        }
+        Ok(Some(page.readings))
+    }
+}
+
 /// Every usable reading in `window`, page by page, oldest first. `enough` may end the paging
 /// early once the readings so far suffice.
 pub async fn read_window(
@@ -27,40 +87,15 @@ pub async fn read_window(
     window: Window,
     enough: impl Fn(&[RegisterReading]) -> bool,
 ) -> Result<Vec<RegisterReading>, ProviderError> {
-    let endpoint = format!("GET /meters/{}/readings", meter.id);
-    let mut lower = Lower::From(window.from);
+    let mut pages = Pages::new(api, meter, window);
     let mut out = Vec::new();
-    loop {
-        let mut query = vec![("filter[]", lower.filter())];
-        if let Some(until) = window.until {
-            query.push(("filter[]", format!("readings.time<{}", timestamp(until))));
-        }
-        let response = api
-            .get(&["meters", &meter.id, "readings"], &query)
-            .await
-            .map_err(|e| unknown_meter(e, meter))?;
-        let page = readings::page(&response.body, &endpoint, meter)?;
-        out.extend(page.readings);
-        if page.sent < PAGE_LIMIT || enough(&out) {
-            return Ok(out);
-        }
-        let next = page.latest.map(Lower::After);
-        match next {
-            Some(next) if next.is_past(lower) => lower = next,
-            // The server ignored the filter or sent records without times: asking again would loop.
-            _ => {
-                return Err(ProviderError::Response {
-                    provider: KIND,
-                    endpoint,
-                    message: format!(
-                        "a full page of {} records brought no reading later than {}; cannot read further",
-                        page.sent,
-                        lower.time().to_rfc3339()
-                    ),
-                })
-            }
+    while let Some(page) = pages.next().await? {
+        out.extend(page);
+        if enough(&out) {
+            break;
         }
     }
+    Ok(out)
 }
 
 /// A 404 on a meter's readings means the meter is gone (or never belonged to this account).

@@ -1,6 +1,7 @@
 //! [`EnectivaProvider`]: one `[[enectiva]]` account as a [`Provider`].
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use super::api::{endpoint_url, parse_base_url, EnectivaApi};
 use super::deltas::deltas;
 use super::error_body::parse_error_body;
 use super::meters::{self, Entity, MeterContext};
-use super::paging::{read_window, Window, PAGE_LIMIT};
+use super::paging::{read_window, Pages, Window, PAGE_LIMIT};
 use super::readings::RegisterReading;
 use super::token::{self, Credentials};
 use super::values::{monthly_values, register_value, DeltaSource};
@@ -20,7 +21,7 @@ use super::Settings;
 use crate::providers::kit::{system_clock, SharedClock};
 use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
 use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
-use crate::providers::{Provider, ProviderError};
+use crate::providers::{Provider, ProviderError, Receive, Window as ReadWindow};
 
 /// How far past a range's end to look for the reading that closes its last interval, in the same
 /// request as the range itself.
@@ -179,6 +180,66 @@ impl EnectivaProvider {
             today,
         ))
     }
+
+    /// One meter's intervals in `range`, a page of register readings at a time: each page's
+    /// intervals go to `out` before the next page is fetched. The last reading of a page opens
+    /// the first interval of the next; one reading after the range closes its last interval.
+    async fn read_meter(&self, meter: &Meter, range: TimeRange, out: &mut dyn Receive) -> ControlFlow<()> {
+        let send = |covered_from, covered_to, result| ReadWindow {
+            covered: TimeRange::new(covered_from, covered_to),
+            results: vec![(meter.id.clone(), result)],
+        };
+        if range.is_empty() {
+            return out.window(send(range.start, range.end, Ok(Vec::new()))).await;
+        }
+        let lookahead = range.end + LOOKAHEAD;
+        let mut pages = Pages::new(
+            &self.api,
+            meter,
+            Window {
+                from: range.start,
+                until: Some(lookahead),
+            },
+        );
+        let mut carry: Option<RegisterReading> = None;
+        let mut covered_from = range.start;
+        loop {
+            let page = match pages.next().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) => return out.window(send(covered_from, range.end, Err(e))).await,
+            };
+            let closed = page.iter().any(|r| r.time >= range.end);
+            let registers: Vec<RegisterReading> = carry.into_iter().chain(page).collect();
+            carry = registers.iter().copied().max_by_key(|r| r.time);
+            let covered_to = match carry {
+                Some(last) if !closed => last.time.max(covered_from),
+                _ => range.end,
+            };
+            let window = send(covered_from, covered_to, Ok(intervals::intervals(meter, registers, range)));
+            out.window(window).await?;
+            covered_from = covered_to;
+            if closed {
+                return ControlFlow::Continue(());
+            }
+        }
+        // Sparse readings (monthly manual ones) may be further apart than the lookahead.
+        let closing = match carry {
+            Some(last) if lookahead < self.clock.now() => {
+                let next = Window {
+                    from: lookahead,
+                    until: None,
+                };
+                match read_window(&self.api, meter, next, |found| !found.is_empty()).await {
+                    Ok(found) => found.into_iter().min_by_key(|r| r.time).map(|next| vec![last, next]),
+                    Err(e) => return out.window(send(covered_from, range.end, Err(e))).await,
+                }
+            }
+            _ => None,
+        };
+        let intervals = closing.map_or_else(Vec::new, |registers| intervals::intervals(meter, registers, range));
+        out.window(send(covered_from, range.end, Ok(intervals))).await
+    }
 }
 
 /// 404 (no such resource here) or 403 (the token lacks that scope): the data is not offered.
@@ -227,27 +288,16 @@ impl Provider for EnectivaProvider {
     }
 
     async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
-        if range.is_empty() {
-            return Ok(Vec::new());
+        let mut results = self.readings_many(std::slice::from_ref(meter), range).await;
+        results.pop().map_or_else(|| Ok(Vec::new()), |(_, result)| result)
+    }
+
+    async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {
+        for meter in meters {
+            if self.read_meter(meter, range, out).await.is_break() {
+                return;
+            }
         }
-        let lookahead = range.end + LOOKAHEAD;
-        let window = Window {
-            from: range.start,
-            until: Some(lookahead),
-        };
-        let closes_range = |readings: &[RegisterReading]| readings.last().is_some_and(|r| r.time >= range.end);
-        let mut registers = read_window(&self.api, meter, window, closes_range).await?;
-        let closed = registers.iter().any(|r| r.time >= range.end);
-        // Sparse readings (monthly manual ones) may be further apart than the lookahead.
-        if !closed && !registers.is_empty() && lookahead < self.clock.now() {
-            let next = Window {
-                from: lookahead,
-                until: None,
-            };
-            let found = read_window(&self.api, meter, next, |found| !found.is_empty()).await?;
-            registers.extend(found.into_iter().min_by_key(|r| r.time));
-        }
-        Ok(intervals::intervals(meter, registers, range))
     }
 
     async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
