@@ -553,17 +553,21 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn dir_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
+/// Name and size of each file the bridge left in its (flat) state directory.
+fn state_files(dir: &Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&entry.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().map_or(0, |m| m.len()),
+            )
         })
-        .sum()
+        .collect();
+    files.sort();
+    files
 }
 
 fn print_log_tail(log: &Path) {
@@ -663,6 +667,9 @@ async fn run_scenario(scenario: Scenario, timeout: Duration) -> (Row, &'static s
     if !matches!(outcome, Outcome::Complete) {
         print_log_tail(&log);
     }
+    let state = state_files(&state_dir);
+    let listing: Vec<String> = state.iter().map(|(name, len)| format!("{name} {len} B")).collect();
+    eprintln!("  state dir after the run: {}", listing.join(", "));
 
     let calls = api_calls(&api).await;
     let _ = subscriber.client.disconnect().await;
@@ -679,7 +686,7 @@ async fn run_scenario(scenario: Scenario, timeout: Duration) -> (Row, &'static s
         peak_rss_kib,
         write_bytes,
         wchar,
-        state_bytes: dir_size(&state_dir),
+        state_bytes: state.iter().map(|(_, len)| len).sum(),
         calls,
     };
     (row, broker.name())
