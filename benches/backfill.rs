@@ -1,0 +1,777 @@
+//! A first-run backfill as a new user runs it: the release binary, `meter2mqtt run`, an empty
+//! state directory and `history_start` D days back, against a fake ElOverblik serving N
+//! quarter-hourly consumption points, publishing to a local broker.
+//!
+//! It measures, per scenario, how long it takes until every interval from `history_start` to
+//! today has reached a subscriber on `meter2mqtt/eloverblik/+/readings` (and that none came
+//! twice), the bridge's peak resident memory and I/O (from /proc), the state directory it leaves
+//! behind and the API calls it made. Nothing leaves the machine: the API is a wiremock server in
+//! this process, the broker is mosquitto when installed, else the crate's embedded broker.
+//!
+//! Run: `cargo bench --bench backfill` (2 and 50 points × 730 days), or pick one scenario with
+//! `cargo bench --bench backfill -- --points 10 --days 365 --timeout-secs 600` (or the env
+//! variables BACKFILL_POINTS, BACKFILL_DAYS, BACKFILL_TIMEOUT_SECS). BACKFILL_BROKER=embedded
+//! uses the embedded broker even where mosquitto is installed.
+//!
+//! "seconds" runs from spawning the bridge to the last interval received; "first interval at s"
+//! shows how much of that passes before anything is published (listing and fetching).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Europe::Copenhagen;
+use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde::Deserialize;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const DEFAULT_SCENARIOS: [Scenario; 2] = [Scenario { points: 2, days: 730 }, Scenario { points: 50, days: 730 }];
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+const READINGS_TOPIC: &str = "meter2mqtt/eloverblik/+/readings";
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    points: usize,
+    days: u64,
+}
+
+struct Settings {
+    scenarios: Vec<Scenario>,
+    timeout: Duration,
+}
+
+/// Flags win over env variables. Unknown flags are ignored because `cargo bench` passes its own
+/// (`--bench`) to harness-less benches.
+fn settings() -> Settings {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str, var: &str| -> Option<u64> {
+        let from_args = args
+            .iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned();
+        let raw = from_args.or_else(|| std::env::var(var).ok())?;
+        Some(
+            raw.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{flag} / {var}: {raw:?} is not a number")),
+        )
+    };
+    let points = value("--points", "BACKFILL_POINTS");
+    let days = value("--days", "BACKFILL_DAYS");
+    let scenarios = if points.is_none() && days.is_none() {
+        DEFAULT_SCENARIOS.to_vec()
+    } else {
+        vec![Scenario {
+            points: points.unwrap_or(DEFAULT_SCENARIOS[0].points as u64) as usize,
+            days: days.unwrap_or(DEFAULT_SCENARIOS[0].days),
+        }]
+    };
+    let timeout = value("--timeout-secs", "BACKFILL_TIMEOUT_SECS").map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+    Settings { scenarios, timeout }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Danish calendar
+
+fn local_midnight(day: NaiveDate) -> DateTime<Utc> {
+    Copenhagen
+        .from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+        .earliest()
+        .expect("Danish midnight always exists")
+        .with_timezone(&Utc)
+}
+
+fn danish_today() -> NaiveDate {
+    Utc::now().with_timezone(&Copenhagen).date_naive()
+}
+
+fn quarters_between(from: NaiveDate, to: NaiveDate) -> u64 {
+    ((local_midnight(to) - local_midnight(from)).num_minutes() / 15) as u64
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fake ElOverblik
+
+fn point_id(index: usize) -> String {
+    format!("5713131801{:08}", index + 1)
+}
+
+/// Only the `exp` claim matters: the bridge reads it to decide when to buy the next token.
+fn access_token() -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let exp = (Utc::now() + chrono::Duration::hours(24)).timestamp();
+    format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(&format!(r#"{{"tokenType":"CustomerAPI_DataAccess","exp":{exp}}}"#)),
+        b64("bench")
+    )
+}
+
+/// Consumption points read every 15 minutes (`PT15M` is what makes the provider ask for
+/// `Quarter`), shaped like the fixture's.
+fn metering_points_body(points: usize) -> String {
+    let mut out = String::from(r#"{"result":["#);
+    for i in 0..points {
+        if i > 0 {
+            out.push(',');
+        }
+        write!(
+            out,
+            r#"{{"streetCode":"0116","streetName":"Benchvej","buildingNumber":"{n}","floorId":"","roomId":"","citySubDivisionName":null,"municipalityCode":"751","locationDescription":"","settlementMethod":"E02","meterReadingOccurrence":"PT15M","firstConsumerPartyName":"Bench Testesen","secondConsumerPartyName":null,"meterNumber":"{meter}","consumerStartDate":"2015-01-01T23:00:00.000Z","meteringPointId":"{id}","typeOfMP":"E17","balanceSupplierName":"Bench Elhandel A/S","postcode":"8000","cityName":"Aarhus C","hasRelation":true,"consumerCVR":null,"dataAccessCVR":null,"childMeteringPoints":[]}}"#,
+            n = i + 1,
+            meter = 30_000_000 + i,
+            id = point_id(i),
+        )
+        .expect("writing to a String");
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Deterministic thousandths of a kWh, so runs are comparable and values differ from quarter to
+/// quarter (a constant series would hide per-value costs).
+fn thousandths(seed: u64, instant: i64) -> u64 {
+    let mut x = seed ^ (instant as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x ^ (x >> 31)) % 1000
+}
+
+/// A `gettimeseries` answer for `ids` and the Danish days `[from, to)`: one Period per day,
+/// 92/96/100 quarters (or 23/24/25 hours), written straight into one String because a year of
+/// ten points is tens of megabytes.
+fn timeseries_body(ids: &[String], from: NaiveDate, to: NaiveDate, step_minutes: i64) -> String {
+    let days: Vec<(DateTime<Utc>, DateTime<Utc>)> = from
+        .iter_days()
+        .take_while(|d| *d < to)
+        .map(|d| (local_midnight(d), local_midnight(d + Days::new(1))))
+        .collect();
+    let resolution = if step_minutes == 15 { "PT15M" } else { "PT1H" };
+    let per_day = (24 * 60 / step_minutes) as usize;
+    let stamp = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let (doc_start, doc_end) = (stamp(&local_midnight(from)), stamp(&local_midnight(to.max(from))));
+    let mut out = String::with_capacity(ids.len() * (days.len() * per_day * 80 + 1024) + 64);
+    out.push_str(r#"{"result":["#);
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let seed = id.parse::<u64>().unwrap_or_default();
+        write!(
+            out,
+            r#"{{"MyEnergyData_MarketDocument":{{"mRID":"bench:{i}","createdDateTime":"{now}","sender_MarketParticipant.name":"","sender_MarketParticipant.mRID":{{"codingScheme":null,"name":null}},"period.timeInterval":{{"start":"{doc_start}","end":"{doc_end}"}},"TimeSeries":[{{"mRID":"{id}","businessType":"A01","curveType":"A01","measurement_Unit.name":"KWH","MarketEvaluationPoint":{{"mRID":{{"codingScheme":"A10","name":"{id}"}}}},"Period":["#,
+            now = stamp(&Utc::now()),
+        )
+        .expect("writing to a String");
+        for (d, (start, end)) in days.iter().enumerate() {
+            if d > 0 {
+                out.push(',');
+            }
+            write!(
+                out,
+                r#"{{"resolution":"{resolution}","timeInterval":{{"start":"{}","end":"{}"}},"Point":["#,
+                stamp(start),
+                stamp(end)
+            )
+            .expect("writing to a String");
+            let positions = (*end - *start).num_minutes() / step_minutes;
+            for position in 1..=positions {
+                if position > 1 {
+                    out.push(',');
+                }
+                let value = thousandths(seed, start.timestamp() + (position - 1) * step_minutes * 60);
+                write!(
+                    out,
+                    r#"{{"position":"{position}","out_Quantity.quantity":"0.{value:03}","out_Quantity.quality":"A04"}}"#
+                )
+                .expect("writing to a String");
+            }
+            out.push_str("]}");
+        }
+        write!(
+            out,
+            r#"]}}]}},"success":true,"errorCode":10000,"errorText":"NoError","id":"{id}","stackTrace":null}}"#
+        )
+        .expect("writing to a String");
+    }
+    out.push_str("]}");
+    out
+}
+
+struct TokenReply;
+
+impl Respond for TokenReply {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        json(format!(r#"{{"result":"{}"}}"#, access_token()))
+    }
+}
+
+struct PointsReply(String);
+
+impl Respond for PointsReply {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        json(self.0.clone())
+    }
+}
+
+#[derive(Deserialize)]
+struct SeriesRequest {
+    #[serde(rename = "meteringPoints")]
+    metering_points: SeriesIds,
+}
+
+#[derive(Deserialize)]
+struct SeriesIds {
+    #[serde(rename = "meteringPoint")]
+    ids: Vec<String>,
+}
+
+/// Serves days before `today` only, as DataHub has nothing for today; `today` is fixed when the
+/// scenario starts so that the expected count cannot move under a run that crosses midnight.
+struct SeriesReply {
+    today: NaiveDate,
+}
+
+impl Respond for SeriesReply {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let segments: Vec<&str> = request.url.path().rsplitn(4, '/').collect();
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+        let (Some(from), Some(to)) = (day(segments[2]), day(segments[1])) else {
+            return ResponseTemplate::new(400).set_body_string(r##""#30000: bad date""##);
+        };
+        let step = if segments[0] == "Quarter" { 15 } else { 60 };
+        let ids = match serde_json::from_slice::<SeriesRequest>(&request.body) {
+            Ok(r)
+                if r.metering_points
+                    .ids
+                    .iter()
+                    .all(|id| id.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                r.metering_points.ids
+            }
+            _ => return ResponseTemplate::new(400).set_body_string(r##""#30000: bad request body""##),
+        };
+        json(timeseries_body(&ids, from, to.min(self.today), step))
+    }
+}
+
+fn json(body: String) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(body, "application/json")
+}
+
+async fn start_fake_eloverblik(points: usize, today: NaiveDate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/token"))
+        .respond_with(TokenReply)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/meteringpoints/meteringpoints"))
+        .respond_with(PointsReply(metering_points_body(points)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/api/meterdata/gettimeseries/[^/]+/[^/]+/(Quarter|Hour)$"))
+        .respond_with(SeriesReply { today })
+        .mount(&server)
+        .await;
+    // Unused while the account says `charges = false`, but a valid answer if that changes.
+    Mock::given(method("POST"))
+        .and(path("/api/meteringpoints/meteringpoint/getcharges"))
+        .respond_with(json(r#"{"result":[]}"#.into()))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Calls served, per endpoint, from wiremock's request log.
+async fn api_calls(server: &MockServer) -> String {
+    let mut calls: BTreeMap<&str, usize> = BTreeMap::new();
+    for request in server.received_requests().await.unwrap_or_default() {
+        let p = request.url.path();
+        let name = match p {
+            "/api/token" => "token",
+            "/api/meteringpoints/meteringpoints" => "points",
+            "/api/meteringpoints/meteringpoint/getcharges" => "charges",
+            _ if p.starts_with("/api/meterdata/gettimeseries/") => "timeseries",
+            _ => "other",
+        };
+        *calls.entry(name).or_default() += 1;
+    }
+    calls
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The broker
+
+enum Broker {
+    Mosquitto { child: Child, port: u16 },
+    Embedded(EmbeddedBroker),
+}
+
+const MOSQUITTO: [&str; 3] = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"];
+
+impl Broker {
+    async fn start(dir: &Path) -> Broker {
+        let embedded = std::env::var("BACKFILL_BROKER").is_ok_and(|b| b == "embedded");
+        let mosquitto = MOSQUITTO.into_iter().find(|p| Path::new(p).exists());
+        let Some(binary) = mosquitto.filter(|_| !embedded) else {
+            let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
+                .await
+                .expect("starting the embedded broker");
+            return Broker::Embedded(broker);
+        };
+        let port = free_port();
+        let conf = dir.join("mosquitto.conf");
+        // No queue limit: a subscriber that falls behind for a moment must not lose intervals
+        // that the bridge rightly counts as delivered (the broker acknowledged them).
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\nmax_queued_messages 0\n"),
+        )
+        .expect("writing mosquitto.conf");
+        let mut child = Command::new(binary)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mosquitto");
+        for _ in 0..250 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Broker::Mosquitto { child, port };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("mosquitto exited at start ({status})");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("mosquitto did not listen on port {port}");
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Broker::Mosquitto { port, .. } => *port,
+            Broker::Embedded(b) => b.port(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Broker::Mosquitto { .. } => "mosquitto",
+            Broker::Embedded(_) => "embedded (meter2mqtt::broker)",
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Broker::Mosquitto { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The subscriber
+
+#[derive(Deserialize)]
+struct Batch<'a> {
+    meter: &'a str,
+    readings: Vec<Item<'a>>,
+}
+
+/// The whole item is parsed so that a change of the payload contract shows up as malformed.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Item<'a> {
+    start: &'a str,
+    end: &'a str,
+    value: Option<f64>,
+    quality: &'a str,
+    correction: bool,
+}
+
+#[derive(Default)]
+struct Tally {
+    received: u64,
+    malformed: u64,
+    meters: HashMap<String, u32>,
+    seen: HashSet<(u32, i64)>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Tally {
+    fn record(&mut self, payload: &[u8]) {
+        let Ok(batch) = serde_json::from_slice::<Batch>(payload) else {
+            self.malformed += 1;
+            return;
+        };
+        let next = self.meters.len() as u32;
+        let meter = *self.meters.entry(batch.meter.to_owned()).or_insert(next);
+        for item in &batch.readings {
+            match DateTime::parse_from_rfc3339(item.start) {
+                Ok(start) => {
+                    self.received += 1;
+                    self.seen.insert((meter, start.timestamp()));
+                }
+                Err(_) => self.malformed += 1,
+            }
+        }
+        let now = Instant::now();
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+    }
+}
+
+struct Subscriber {
+    /// Held so the event loop keeps its request channel.
+    _client: AsyncClient,
+    task: tokio::task::JoinHandle<()>,
+    tally: Arc<Mutex<Tally>>,
+}
+
+/// Subscribed (SubAck received) before it returns, so the bridge cannot publish unseen.
+async fn subscribe(port: u16) -> Subscriber {
+    let mut options = MqttOptions::new(format!("backfill-bench-{}", std::process::id()), "127.0.0.1", port);
+    options.set_max_packet_size(16 << 20, 16 << 20);
+    let (client, mut events) = AsyncClient::new(options, 100);
+    client
+        .subscribe(READINGS_TOPIC, QoS::AtLeastOnce)
+        .await
+        .expect("queueing the subscription");
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let (subscribed, acked) = tokio::sync::oneshot::channel();
+    let mut subscribed = Some(subscribed);
+    let task_tally = tally.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(tx) = subscribed.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => task_tally.lock().unwrap().record(&p.payload),
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("  subscriber: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), acked)
+        .await
+        .expect("the broker acknowledged the subscription in time")
+        .expect("the subscriber task is running");
+    Subscriber {
+        _client: client,
+        task,
+        tally,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bridge under test
+
+/// The one place that knows the config keys.
+fn bridge_config(broker_port: u16, api_url: &str, history_start: NaiveDate, state_dir: &Path) -> String {
+    // Debug quoting is a valid TOML basic string for any ordinary path.
+    format!(
+        r#"[mqtt]
+host = "127.0.0.1"
+port = {broker_port}
+
+[bridge]
+history_start = "{history_start}"
+jitter = "0s"
+
+[state]
+dir = {state_dir:?}
+
+[log]
+level = "warn"
+
+[[eloverblik]]
+refresh_token = "bench"
+base_url = "{api_url}"
+charges = false
+"#,
+        state_dir = state_dir.display().to_string()
+    )
+}
+
+fn spawn_bridge(config: &Path, log: &Path) -> Child {
+    let log = File::create(log).expect("creating the bridge log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meter2mqtt"));
+    command
+        .args(["run", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("cloning the log handle"))
+        .stderr(log);
+    // The caller's own settings would override the file and make runs incomparable.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("METER2MQTT_") {
+            command.env_remove(key);
+        }
+    }
+    command.spawn().expect("starting meter2mqtt")
+}
+
+/// The first number after `field` in a /proc file such as `/proc/<pid>/status`.
+fn proc_field(file: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..].split_whitespace().next()?.parse().ok()
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("  meter2mqtt ignored SIGTERM for 30 s; killing it");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Name and size of each file the bridge left in its (flat) state directory.
+fn state_files(dir: &Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().map_or(0, |m| m.len()),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn print_log_tail(log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    eprintln!("  --- last lines of {} ---", log.display());
+    for line in &lines[lines.len().saturating_sub(30)..] {
+        eprintln!("  {line}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One scenario
+
+enum Outcome {
+    Complete,
+    TimedOut,
+    Exited(std::process::ExitStatus),
+}
+
+struct Row {
+    scenario: Scenario,
+    outcome: Outcome,
+    received: u64,
+    distinct: u64,
+    expected: u64,
+    malformed: u64,
+    first_seconds: Option<f64>,
+    seconds: Option<f64>,
+    peak_rss_kib: Option<u64>,
+    write_bytes: Option<u64>,
+    wchar: Option<u64>,
+    state_bytes: u64,
+    calls: String,
+}
+
+async fn run_scenario(scenario: Scenario, timeout: Duration) -> (Row, &'static str) {
+    let dir = tempfile::Builder::new()
+        .prefix("backfill-")
+        // Beside the build, not in /tmp: /tmp may be a tmpfs, where the state writes would
+        // neither count as disk I/O nor cost what they cost on a real disk.
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("creating a temp dir");
+    let today = danish_today();
+    let history_start = today - Days::new(scenario.days);
+    let expected = scenario.points as u64 * quarters_between(history_start, today);
+
+    let api = start_fake_eloverblik(scenario.points, today).await;
+    let broker = Broker::start(dir.path()).await;
+    let subscriber = subscribe(broker.port()).await;
+    let state_dir = dir.path().join("state");
+    let config = dir.path().join("meter2mqtt.toml");
+    let log = dir.path().join("meter2mqtt.log");
+    std::fs::write(
+        &config,
+        bridge_config(broker.port(), &api.uri(), history_start, &state_dir),
+    )
+    .expect("writing the config");
+
+    eprintln!(
+        "backfill: {} points × {} days from {history_start}, {expected} intervals expected, broker {}",
+        scenario.points,
+        scenario.days,
+        broker.name()
+    );
+    let spawned = Instant::now();
+    let mut child = spawn_bridge(&config, &log);
+    let pid = child.id();
+    let io = format!("/proc/{pid}/io");
+    let mut next_progress = spawned + PROGRESS_EVERY;
+    let outcome = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let distinct = subscriber.tally.lock().unwrap().seen.len() as u64;
+        if distinct >= expected {
+            break Outcome::Complete;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            break Outcome::Exited(status);
+        }
+        if spawned.elapsed() > timeout {
+            break Outcome::TimedOut;
+        }
+        if Instant::now() >= next_progress {
+            next_progress += PROGRESS_EVERY;
+            let written = proc_field(&io, "write_bytes:").unwrap_or(0);
+            eprintln!(
+                "  {:>4.0} s: {distinct}/{expected} intervals, {:.0} MB written so far",
+                spawned.elapsed().as_secs_f64(),
+                written as f64 / 1e6
+            );
+        }
+    };
+    // Read while the process still exists: /proc forgets it on exit.
+    let peak_rss_kib = proc_field(&format!("/proc/{pid}/status"), "VmHWM:");
+    let write_bytes = proc_field(&io, "write_bytes:");
+    let wchar = proc_field(&io, "wchar:");
+    stop(&mut child);
+    if !matches!(outcome, Outcome::Complete) {
+        print_log_tail(&log);
+    }
+    let state = state_files(&state_dir);
+    let listing: Vec<String> = state.iter().map(|(name, len)| format!("{name} {len} B")).collect();
+    eprintln!("  state dir after the run: {}", listing.join(", "));
+
+    let calls = api_calls(&api).await;
+    // Dropping the connection rather than a DISCONNECT, which the event loop would report.
+    subscriber.task.abort();
+    let tally = subscriber.tally.lock().unwrap();
+    let row = Row {
+        scenario,
+        outcome,
+        received: tally.received,
+        distinct: tally.seen.len() as u64,
+        expected,
+        malformed: tally.malformed,
+        first_seconds: tally.first.map(|t| (t - spawned).as_secs_f64()),
+        seconds: tally.last.map(|t| (t - spawned).as_secs_f64()),
+        peak_rss_kib,
+        write_bytes,
+        wchar,
+        state_bytes: state.iter().map(|(_, len)| len).sum(),
+        calls,
+    };
+    (row, broker.name())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = proc_field("/proc/meminfo", "MemTotal:").map_or_else(String::new, |kib| {
+        format!(", {:.1} GiB RAM", kib as f64 / (1 << 20) as f64)
+    });
+    format!("{cores} × {model}{memory}")
+}
+
+fn print_table(rows: &[Row], broker: &str) {
+    let opt = |v: Option<f64>, digits: usize| v.map_or("n/a".to_owned(), |v| format!("{v:.digits$}"));
+    println!();
+    println!("Machine: {}", machine());
+    println!("Broker: {broker}");
+    println!();
+    println!("| scenario | outcome | intervals received / expected | duplicates | first interval at s | seconds | intervals/s | peak RSS MiB | MB written (write_bytes) | MB wchar | final state KB | API calls |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        let outcome = match &row.outcome {
+            Outcome::Complete => "complete".to_owned(),
+            Outcome::TimedOut => "TIMED OUT".to_owned(),
+            Outcome::Exited(status) => format!("EXITED ({status})"),
+        };
+        let malformed = if row.malformed > 0 {
+            format!(" ({} malformed)", row.malformed)
+        } else {
+            String::new()
+        };
+        println!(
+            "| {} points × {} days | {outcome} | {} / {}{malformed} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} |",
+            row.scenario.points,
+            row.scenario.days,
+            row.received,
+            row.expected,
+            row.received - row.distinct,
+            opt(row.first_seconds, 1),
+            opt(row.seconds, 1),
+            opt(row.seconds.map(|s| row.received as f64 / s), 0),
+            opt(row.peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
+            opt(row.write_bytes.map(|b| b as f64 / 1e6), 0),
+            opt(row.wchar.map(|b| b as f64 / 1e6), 0),
+            row.state_bytes as f64 / 1e3,
+            row.calls,
+        );
+    }
+}
+
+fn main() {
+    let settings = settings();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let mut rows = Vec::new();
+    let mut broker = "";
+    for scenario in &settings.scenarios {
+        let (row, name) = runtime.block_on(run_scenario(*scenario, settings.timeout));
+        broker = name;
+        rows.push(row);
+    }
+    print_table(&rows, broker);
+}
