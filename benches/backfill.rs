@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Copenhagen;
-use meter2mqtt::broker::{BrokerOptions, EmbeddedBroker};
+use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Deserialize;
 use wiremock::matchers::{method, path, path_regex};
@@ -376,7 +376,7 @@ impl Broker {
     fn name(&self) -> &'static str {
         match self {
             Broker::Mosquitto { .. } => "mosquitto",
-            Broker::Embedded(_) => "embedded (meter2mqtt::broker)",
+            Broker::Embedded(_) => "embedded (meter2mqtt::test_support)",
         }
     }
 }
