@@ -24,6 +24,8 @@ pub mod secret;
 pub mod sink;
 pub mod state;
 pub mod statistics;
+#[cfg(test)]
+mod test_logs;
 
 pub use config::Config;
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{ApiStatus, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
+use crate::model::{ApiStatus, IntervalReading, Meter, MeterValue, PriceSeries};
 
 /// One provider account, as sinks name it: `<kind>/<label>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,14 +27,42 @@ impl std::fmt::Display for AccountId {
     }
 }
 
-/// One window of one meter's readings, oldest first.
+/// One meter's readings from one window of a read, oldest first.
 #[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
-    /// What was asked of the API: an interval absent inside it does not exist (yet).
-    pub range: TimeRange,
+    pub meter: &'a Meter,
     pub readings: &'a [IntervalReading],
-    /// The meter's prices over the range, when the provider knows them and a sink asked.
+    /// The meter's prices over the window, when the provider knows them and a sink asked.
     pub prices: Option<&'a PriceSeries>,
+}
+
+/// What a sink did with one window's batches.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    /// Intervals sent on.
+    pub sent: usize,
+    /// Meters whose batch could not be taken, and why.
+    pub failed: Vec<(String, SinkError)>,
+}
+
+/// How far a read of one meter has come: from `from` towards `to`, done up to `reached`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub reached: DateTime<Utc>,
+}
+
+impl Progress {
+    /// Whole percent done, 0 to 100.
+    pub fn percent(&self) -> u8 {
+        let total = (self.to - self.from).num_seconds();
+        if total <= 0 || self.reached >= self.to {
+            return 100;
+        }
+        let done = (self.reached - self.from).num_seconds().clamp(0, total);
+        (done * 100 / total) as u8
+    }
 }
 
 /// How the last call for one meter went.
@@ -99,8 +127,11 @@ pub trait Sink: Send + Sync {
     /// start. The bridge re-reads a look-back window before it, for late corrections.
     async fn needs_from(&mut self, meter: &Meter) -> Option<DateTime<Utc>>;
 
-    /// Takes what is new or corrected in `batch`; returns how many intervals it sent on.
-    async fn deliver(&mut self, meter: &Meter, batch: Batch<'_>) -> Result<usize, SinkError>;
+    /// Takes what is new or corrected in one window's batches (one per meter).
+    async fn deliver(&mut self, batches: &[Batch<'_>]) -> Delivery;
+
+    /// How far the current read of `meter` has come (a history import shows it).
+    async fn progress(&mut self, _meter: &Meter, _progress: Progress) {}
 
     /// The poll is over.
     async fn poll_finished(&mut self, _report: &PollReport<'_>) {}

@@ -34,14 +34,28 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Opens (creating if needed) the directory and proves it is writable.
+    /// Opens (creating if needed) the directory and proves it is writable. The directory holds
+    /// access tokens: it is created private (0700, files 0600), and looser permissions left by an
+    /// older version or a copy are tightened here.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StateError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|source| StateError::Io {
+        private::create_dir_all(&dir).map_err(|source| StateError::Io {
             path: dir.clone(),
             action: "creating the directory",
             source,
         })?;
+        match private::tighten(&dir) {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(
+                dir = %dir.display(),
+                count,
+                "state directory: made {count} files and directories private to this user (they hold access tokens)"
+            ),
+            Err(e) => tracing::warn!(
+                dir = %dir.display(),
+                "state directory: could not make it private to this user: {e}"
+            ),
+        }
         let store = StateStore { dir };
         store.write_atomic(Path::new(".write-test"), b"ok")?;
         let _ = fs::remove_file(store.dir.join(".write-test"));
@@ -112,7 +126,7 @@ impl StateStore {
     fn write_atomic(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
         let path = self.dir.join(name);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|source| StateError::Io {
+            private::create_dir_all(parent).map_err(|source| StateError::Io {
                 path: parent.to_owned(),
                 action: "creating a directory",
                 source,
@@ -123,7 +137,7 @@ impl StateStore {
             let path = path.clone();
             move |source| StateError::Io { path, action, source }
         };
-        let mut file = fs::File::create(&tmp).map_err(io("creating a temporary file"))?;
+        let mut file = private::create_file(&tmp).map_err(io("creating a temporary file"))?;
         file.write_all(bytes).map_err(io("writing"))?;
         file.sync_all().map_err(io("syncing to disk"))?;
         drop(file);
@@ -139,6 +153,67 @@ impl StateStore {
 }
 
 /// File-name-safe: `[a-z0-9_-]`, everything else `_`.
+/// Owner-only permissions for everything in the state directory.
+mod private {
+    use std::fs;
+    use std::io;
+    use std::path::Path;
+
+    #[cfg(unix)]
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+
+    pub const DIR_MODE: u32 = 0o700;
+    pub const FILE_MODE: u32 = 0o600;
+
+    pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        builder.mode(DIR_MODE);
+        builder.create(dir)
+    }
+
+    /// Truncates an existing file: only temporary files, named per process, are created here.
+    pub fn create_file(path: &Path) -> io::Result<fs::File> {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(FILE_MODE);
+        options.open(path)
+    }
+
+    /// Removes group and other permissions from `dir` and everything below it; the number of
+    /// entries changed.
+    #[cfg(unix)]
+    pub fn tighten(dir: &Path) -> io::Result<usize> {
+        let mut changed = 0;
+        let mut pending = vec![dir.to_owned()];
+        while let Some(path) = pending.pop() {
+            let meta = fs::symlink_metadata(&path)?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let wanted = if meta.is_dir() { DIR_MODE } else { FILE_MODE };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode & !0o077 | wanted & 0o700))?;
+                changed += 1;
+            }
+            if meta.is_dir() {
+                for entry in fs::read_dir(&path)? {
+                    pending.push(entry?.path());
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    #[cfg(not(unix))]
+    pub fn tighten(_dir: &Path) -> io::Result<usize> {
+        Ok(0)
+    }
+}
+
 pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -226,6 +301,50 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("corrupt") && msg.contains("moved to"), "{msg}");
         assert!(!dir.path().join("sample-1.json").exists());
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_directories_and_files_are_private() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("state");
+        let store = StateStore::open(&dir).unwrap();
+        store.save_json(Path::new("tokens/eloverblik-1.json"), &state()).unwrap();
+        store.save_json(Path::new("tokens/eloverblik-1.json"), &state()).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("tokens")), 0o700);
+        assert_eq!(mode(&dir.join("tokens/eloverblik-1.json")), 0o600);
+        assert_eq!(mode(&dir.join("tokens/eloverblik-1.json.prev")), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn looser_permissions_are_tightened_at_open() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("statistics")).unwrap();
+        fs::write(dir.path().join("statistics/p_1.json"), b"{}").unwrap();
+        fs::write(dir.path().join("sample-1.json"), b"{}").unwrap();
+        for (path, mode) in [("", 0o755), ("statistics", 0o775), ("statistics/p_1.json", 0o644), ("sample-1.json", 0o666)] {
+            fs::set_permissions(dir.path().join(path), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let logs = crate::test_logs::capture();
+        StateStore::open(dir.path()).unwrap();
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.path().join("statistics")), 0o700);
+        assert_eq!(mode(&dir.path().join("statistics/p_1.json")), 0o600);
+        assert_eq!(mode(&dir.path().join("sample-1.json")), 0o600);
+        assert!(logs.contains("made 4 files and directories private"), "{}", logs.text());
+        // Already private: nothing to say the second time.
+        let logs = crate::test_logs::capture();
+        StateStore::open(dir.path()).unwrap();
+        assert!(!logs.contains("private"), "{}", logs.text());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! and reports how the poll went. What reaches a sink, and what it remembers, is the sink's
 //! business (see [`crate::sink`]).
 
+mod progress;
 mod ranges;
+mod rechunk;
 mod worker;
 
 use std::sync::Arc;

@@ -1,21 +1,33 @@
 //! One provider account's polling loop. It only orchestrates: list meters → the range each sink
-//! needs → fetch → hand each result to every sink → report how the poll went.
+//! needs → read, one API window at a time → hand each window to every sink → report how the
+//! poll went. A poll whose API calls ran out of retries is tried again sooner than the next
+//! regular poll.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::progress::ProgressLog;
 use super::ranges::{self, Wanted};
+use super::rechunk::Rechunk;
 use super::{BridgeEvent, Shared};
-use crate::model::{local_midnight, ApiStatus, Meter, MeterValue, TimeRange};
-use crate::providers::{ProviderError, SharedProvider};
-use crate::sink::{AccountId, Batch, Outcome, PollReport, Sink};
+use crate::http::HttpError;
+use crate::model::{local_midnight, ApiStatus, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
+use crate::providers::{ProviderError, Receive, SharedProvider, Window};
+use crate::sink::{AccountId, Batch, Outcome, PollReport, Progress, Sink, StatusBoard};
 
 /// How long the first poll waits for the sinks to be ready (the broker to connect), so a normal
 /// start does not fetch twice; a sink that stays away does not hold up the others.
 const READY_WAIT: Duration = Duration::from_secs(10);
+
+/// After a poll whose API calls ran out of retries, the next try comes this soon, doubling with
+/// each further failed poll up to the poll interval.
+const RETRY_FIRST: Duration = Duration::from_secs(5 * 60);
 
 pub(crate) struct AccountWorker {
     shared: Shared,
@@ -24,6 +36,8 @@ pub(crate) struct AccountWorker {
     sinks: Vec<Box<dyn Sink>>,
     meters: Vec<Meter>,
     values: HashMap<String, Vec<MeterValue>>,
+    /// Polls in a row that ran out of retries.
+    failed_polls: u32,
 }
 
 struct Cancelled;
@@ -32,6 +46,9 @@ struct Cancelled;
 struct Tally {
     delivered: Vec<(&'static str, usize)>,
     errors: usize,
+    /// An API call gave up after its retries (DataHub down, rate limited): worth trying again soon.
+    retries_spent: bool,
+    outcomes: HashMap<String, Outcome>,
 }
 
 impl AccountWorker {
@@ -47,6 +64,7 @@ impl AccountWorker {
             sinks: Vec::new(),
             meters: Vec::new(),
             values: HashMap::new(),
+            failed_polls: 0,
         }
     }
 
@@ -66,30 +84,16 @@ impl AccountWorker {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::timeout(READY_WAIT, ready) => {}
         }
-        let poll_interval = self.shared.settings.poll_interval;
-        let jitter = self.shared.settings.jitter;
         loop {
-            let started = tokio::time::Instant::now();
-            let wait = poll_interval + random_up_to(jitter);
-            let next_poll = (Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()).trunc_subsecs(0);
-            let tally = match self.poll(&shutdown, next_poll).await {
+            let polled_at = Utc::now().trunc_subsecs(0);
+            let tally = match self.poll(&shutdown, polled_at).await {
                 Ok(tally) => tally,
                 Err(Cancelled) => break,
             };
-            let counts: Vec<String> = self
-                .sinks
-                .iter()
-                .zip(&tally.delivered)
-                .map(|(sink, (_, n))| format!("{}={n}", sink.verb()))
-                .collect();
-            tracing::info!(
-                account = %self.account,
-                meters = self.meters.len(),
-                errors = tally.errors,
-                next_poll = %next_poll.format("%Y-%m-%d %H:%M:%S UTC"),
-                "poll finished {}",
-                counts.join(" ")
-            );
+            let wait = self.next_wait(&tally);
+            let next_poll = (Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()).trunc_subsecs(0);
+            self.report(polled_at, next_poll, &tally.outcomes).await;
+            self.log_poll(&tally, next_poll);
             let _ = self.shared.events.send(BridgeEvent::PollFinished {
                 provider: self.account.kind,
                 account: self.account.label.clone(),
@@ -100,20 +104,51 @@ impl AccountWorker {
             let wake = futures_util::future::select_all(self.sinks.iter_mut().map(|s| s.wake()));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep_until(started + wait) => {}
+                _ = tokio::time::sleep_until(Instant::now() + wait) => {}
                 _ = wake => {}
             }
         }
         tracing::debug!(account = %self.account, "stopped");
     }
 
-    async fn poll(&mut self, shutdown: &CancellationToken, next_poll: DateTime<Utc>) -> Result<Tally, Cancelled> {
+    /// The regular interval with its random spread; after polls whose calls ran out of retries,
+    /// 5 minutes, doubling up to the interval. A good poll resets it.
+    fn next_wait(&mut self, tally: &Tally) -> Duration {
+        let settings = &self.shared.settings;
+        let regular = settings.poll_interval + random_up_to(settings.jitter);
+        if !tally.retries_spent {
+            self.failed_polls = 0;
+            return regular;
+        }
+        self.failed_polls += 1;
+        let soon = RETRY_FIRST.saturating_mul(1 << (self.failed_polls - 1).min(16));
+        let wait = soon.min(settings.poll_interval);
+        tracing::info!(account = %self.account, retry_in = %humantime::format_duration(wait), "the API gave up after its retries; trying again sooner than the next regular poll");
+        wait
+    }
+
+    fn log_poll(&self, tally: &Tally, next_poll: DateTime<Utc>) {
+        let counts: Vec<String> = self
+            .sinks
+            .iter()
+            .zip(&tally.delivered)
+            .map(|(sink, (_, n))| format!("{}={n}", sink.verb()))
+            .collect();
+        tracing::info!(
+            account = %self.account,
+            meters = self.meters.len(),
+            errors = tally.errors,
+            next_poll = %next_poll.format("%Y-%m-%d %H:%M:%S UTC"),
+            "poll finished {}",
+            counts.join(" ")
+        );
+    }
+
+    async fn poll(&mut self, shutdown: &CancellationToken, now: DateTime<Utc>) -> Result<Tally, Cancelled> {
         let mut tally = Tally {
             delivered: self.sinks.iter().map(|s| (s.name(), 0)).collect(),
-            errors: 0,
+            ..Tally::default()
         };
-        let mut outcomes: HashMap<String, Outcome> = HashMap::new();
-        let now = Utc::now().trunc_subsecs(0);
         let listed = tokio::select! {
             _ = shutdown.cancelled() => return Err(Cancelled),
             listed = self.provider.meters() => listed,
@@ -122,9 +157,9 @@ impl AccountWorker {
             Ok(meters) => self.meters = meters,
             Err(e) => {
                 tally.errors += 1;
-                let outcome = self.failed(None, &e);
-                outcomes.extend(self.meters.iter().map(|m| (m.id.clone(), outcome.clone())));
-                self.report(now, next_poll, &outcomes).await;
+                tally.retries_spent |= retries_spent(&e);
+                let outcome = failed(&self.account, &self.shared.board, None, &e);
+                tally.outcomes = self.meters.iter().map(|m| (m.id.clone(), outcome.clone())).collect();
                 return Ok(tally);
             }
         }
@@ -134,37 +169,31 @@ impl AccountWorker {
             sink.meters_listed(&self.meters, &self.values).await;
         }
 
+        let mut log = ProgressLog::new(self.account.clone());
         for (from, group) in self.groups(now).await {
             let range = TimeRange::new(from, now);
             tracing::debug!(account = %self.account, meters = group.len(), %range, "fetching readings");
-            let results = tokio::select! {
-                _ = shutdown.cancelled() => return Err(Cancelled),
-                results = self.provider.readings_many(&group, range) => results,
+            let wants_prices = self.sinks.iter().any(|s| s.active() && s.wants_prices());
+            let mut delivering = Delivering {
+                account: &self.account,
+                board: &self.shared.board,
+                provider: &self.provider,
+                sinks: &mut self.sinks,
+                meters: &group,
+                range,
+                wants_prices,
+                shutdown,
+                tally: &mut tally,
+                rechunk: Rechunk::default(),
+                failed: HashSet::new(),
+                log: &mut log,
             };
-            for (id, result) in results {
-                let Some(meter) = group.iter().find(|m| m.id == id) else {
-                    continue;
-                };
-                match result {
-                    Ok(mut readings) => {
-                        outcomes.insert(id, Outcome::ok());
-                        readings.sort_by_key(|r| r.start);
-                        let prices = self.prices(meter, range).await;
-                        let batch = Batch {
-                            range,
-                            readings: &readings,
-                            prices: prices.as_ref(),
-                        };
-                        self.deliver(meter, batch, &mut tally, shutdown).await?;
-                    }
-                    Err(e) => {
-                        tally.errors += 1;
-                        outcomes.insert(id, self.failed(Some(meter), &e));
-                    }
-                }
+            self.provider.read(&group, range, &mut delivering).await;
+            if shutdown.is_cancelled() {
+                return Err(Cancelled);
             }
+            delivering.finish().await;
         }
-        self.report(now, next_poll, &outcomes).await;
         Ok(tally)
     }
 
@@ -180,47 +209,6 @@ impl AccountWorker {
                 }
                 Err(e) => {
                     tracing::warn!(account = %self.account, meter = %meter.id, "could not read extra values: {e}")
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The prices of `range`, when a sink wants them and the provider knows them.
-    async fn prices(&self, meter: &Meter, range: TimeRange) -> Option<crate::model::PriceSeries> {
-        let wanted = self.sinks.iter().any(|s| s.active() && s.wants_prices());
-        if !wanted {
-            return None;
-        }
-        let provider = self.provider.clone();
-        match provider.prices(meter, range).await {
-            Ok(prices) => prices,
-            Err(e) => {
-                tracing::warn!(account = %self.account, meter = %meter.id, "prices not available: {e}");
-                None
-            }
-        }
-    }
-
-    /// Hands one meter's readings to every sink; a sink's failure is its own.
-    async fn deliver(
-        &mut self,
-        meter: &Meter,
-        batch: Batch<'_>,
-        tally: &mut Tally,
-        shutdown: &CancellationToken,
-    ) -> Result<(), Cancelled> {
-        for (index, sink) in self.sinks.iter_mut().enumerate() {
-            let delivered = tokio::select! {
-                _ = shutdown.cancelled() => return Err(Cancelled),
-                delivered = sink.deliver(meter, batch) => delivered,
-            };
-            match delivered {
-                Ok(count) => tally.delivered[index].1 += count,
-                Err(e) => {
-                    let message = format!("{} for {}: {e}", sink.name(), meter.id);
-                    tracing::warn!(account = %self.account, "{message}");
-                    self.shared.board.note_error(&message);
                 }
             }
         }
@@ -264,27 +252,143 @@ impl AccountWorker {
             })
             .collect();
         let provider = &self.provider;
-        ranges::groups(wanted, lookback, now, |data_until| {
-            provider.next_data_possible(data_until, now)
-        })
+        ranges::groups(wanted, lookback, now, |data_until| provider.next_data_possible(data_until, now))
+    }
+}
+
+/// Hands each window of a read to every sink, as the provider produces them.
+struct Delivering<'a> {
+    account: &'a AccountId,
+    board: &'a StatusBoard,
+    provider: &'a SharedProvider,
+    sinks: &'a mut Vec<Box<dyn Sink>>,
+    meters: &'a [Meter],
+    range: TimeRange,
+    wants_prices: bool,
+    shutdown: &'a CancellationToken,
+    tally: &'a mut Tally,
+    rechunk: Rechunk,
+    /// Meters whose read failed in this pass: later windows of theirs are not delivered.
+    failed: HashSet<String>,
+    log: &'a mut ProgressLog,
+}
+
+#[async_trait]
+impl Receive for Delivering<'_> {
+    async fn window(&mut self, window: Window) -> ControlFlow<()> {
+        let mut ready: Vec<(&Meter, Vec<IntervalReading>)> = Vec::new();
+        for (id, result) in window.results {
+            let Some(meter) = self.meters.iter().find(|m| m.id == id) else {
+                continue;
+            };
+            match result {
+                Err(e) => {
+                    self.tally.errors += 1;
+                    self.tally.retries_spent |= retries_spent(&e);
+                    self.tally
+                        .outcomes
+                        .insert(id.clone(), failed(self.account, self.board, Some(meter), &e));
+                    self.rechunk.forget(&id);
+                    self.failed.insert(id);
+                }
+                Ok(_) if self.failed.contains(&id) => {}
+                Ok(readings) => {
+                    self.tally.outcomes.entry(id.clone()).or_insert_with(Outcome::ok);
+                    self.log.advanced(meter, readings.len(), window.covered.end, self.range);
+                    let progress = Progress {
+                        from: self.range.start,
+                        to: self.range.end,
+                        reached: window.covered.end,
+                    };
+                    for sink in self.sinks.iter_mut() {
+                        sink.progress(meter, progress).await;
+                    }
+                    ready.push((meter, self.rechunk.release(&id, readings)));
+                }
+            }
+        }
+        self.deliver(ready, window.covered).await
+    }
+}
+
+impl Delivering<'_> {
+    /// What the rechunker still holds goes out at the end of the read.
+    async fn finish(mut self) {
+        let held: Vec<(String, Vec<IntervalReading>)> = self.rechunk.drain();
+        let ready: Vec<(&Meter, Vec<IntervalReading>)> = held
+            .into_iter()
+            .filter_map(|(id, readings)| self.meters.iter().find(|m| m.id == id).map(|m| (m, readings)))
+            .collect();
+        let _ = self.deliver(ready, self.range).await;
+        self.log.finished(self.range);
     }
 
-    /// Logs and notes a failure; the outcome the sinks show for it.
-    fn failed(&self, meter: Option<&Meter>, error: &ProviderError) -> Outcome {
-        let message = error.to_string();
-        let status = error.api_status();
-        match (meter, status) {
-            (Some(meter), _) => {
-                tracing::warn!(account = %self.account, meter = %meter.id, status = status.as_str(), "{message}")
+    async fn deliver(&mut self, ready: Vec<(&Meter, Vec<IntervalReading>)>, covered: TimeRange) -> ControlFlow<()> {
+        let ready: Vec<_> = ready.into_iter().filter(|(_, r)| !r.is_empty()).collect();
+        if ready.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let mut prices: Vec<Option<PriceSeries>> = Vec::with_capacity(ready.len());
+        for (meter, _) in &ready {
+            prices.push(self.prices(meter, covered).await);
+        }
+        let batches: Vec<Batch> = ready
+            .iter()
+            .zip(&prices)
+            .map(|((meter, readings), prices)| Batch {
+                meter,
+                readings,
+                prices: prices.as_ref(),
+            })
+            .collect();
+        for (index, sink) in self.sinks.iter_mut().enumerate() {
+            let delivery = tokio::select! {
+                _ = self.shutdown.cancelled() => return ControlFlow::Break(()),
+                delivery = sink.deliver(&batches) => delivery,
+            };
+            self.tally.delivered[index].1 += delivery.sent;
+            for (meter, e) in delivery.failed {
+                let message = format!("{} for {meter}: {e}", sink.name());
+                tracing::warn!(account = %self.account, "{message}");
+                self.board.note_error(&message);
             }
-            (None, ApiStatus::AuthError) => tracing::error!(account = %self.account, "{message}"),
-            (None, _) => tracing::warn!(account = %self.account, "listing meters failed: {message}"),
         }
-        self.shared.board.note_error(&message);
-        Outcome {
-            status,
-            error: Some(message),
+        ControlFlow::Continue(())
+    }
+
+    /// The prices of `covered`, when a sink wants them and the provider knows them.
+    async fn prices(&self, meter: &Meter, covered: TimeRange) -> Option<PriceSeries> {
+        if !self.wants_prices {
+            return None;
         }
+        match self.provider.prices(meter, covered).await {
+            Ok(prices) => prices,
+            Err(e) => {
+                tracing::warn!(account = %self.account, meter = %meter.id, "prices not available: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Whether `error` means the API gave up after the retry policy's attempts.
+fn retries_spent(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::Http(HttpError::Exhausted { .. }))
+}
+
+/// Logs and notes a failure; the outcome the sinks show for it.
+fn failed(account: &AccountId, board: &StatusBoard, meter: Option<&Meter>, error: &ProviderError) -> Outcome {
+    let message = error.to_string();
+    let status = error.api_status();
+    match (meter, status) {
+        (Some(meter), _) => tracing::warn!(account = %account, meter = %meter.id, status = status.as_str(), "{message}"),
+        (None, ApiStatus::AuthError) => tracing::error!(account = %account, "{message}"),
+        (None, _) => tracing::warn!(account = %account, "listing meters failed: {message}"),
+    }
+    board.note_error(&message);
+    Outcome {
+        status,
+        error: Some(message),
     }
 }
 

@@ -1,9 +1,13 @@
 //! `meter2mqtt fetch`: a meter's readings for a range of local days, as CSV or JSON.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
+
+use chrono::{DateTime, Utc};
 
 use super::{logging, FetchArgs, OutputFormat, EXIT_CONFIG, EXIT_FAILURE};
 use crate::model::{local_midnight, IntervalReading, TimeRange};
+use crate::providers::{Receive, Window};
 
 pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
     if args.to <= args.from {
@@ -45,16 +49,12 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
             local_midnight(args.from, meter.timezone),
             local_midnight(args.to, meter.timezone),
         );
-        return match provider.readings(meter, range).await {
-            Ok(readings) => match print(&readings, meter.unit.as_str(), args.format) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("meter2mqtt: writing the output failed: {e}");
-                    EXIT_FAILURE
-                }
-            },
-            Err(e) => {
-                eprintln!("meter2mqtt: {e}");
+        let mut printer = Printer::new(&meter.id, meter.unit.as_str(), args.format, range);
+        provider.read(std::slice::from_ref(meter), range, &mut printer).await;
+        return match printer.finish() {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("meter2mqtt: {message}");
                 EXIT_FAILURE
             }
         };
@@ -71,29 +71,124 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
     EXIT_FAILURE
 }
 
-fn print(readings: &[IntervalReading], unit: &str, format: OutputFormat) -> std::io::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match format {
-        OutputFormat::Csv => {
-            writeln!(out, "start,end,value,unit,quality,reading")?;
-            for r in readings {
-                writeln!(
-                    out,
+/// Prints each window as it arrives, so a multi-year range needs no more memory than one API
+/// window; on a terminal, stderr shows how far the read has come.
+struct Printer<'a> {
+    meter: &'a str,
+    unit: &'a str,
+    format: OutputFormat,
+    range: TimeRange,
+    out: std::io::BufWriter<std::io::Stdout>,
+    printed: usize,
+    last_start: Option<DateTime<Utc>>,
+    progress: bool,
+    error: Option<String>,
+}
+
+impl<'a> Printer<'a> {
+    fn new(meter: &'a str, unit: &'a str, format: OutputFormat, range: TimeRange) -> Printer<'a> {
+        Printer {
+            meter,
+            unit,
+            format,
+            range,
+            out: std::io::BufWriter::new(std::io::stdout()),
+            printed: 0,
+            last_start: None,
+            progress: std::io::stderr().is_terminal(),
+            error: None,
+        }
+    }
+
+    fn write(&mut self, readings: &[IntervalReading]) -> std::io::Result<()> {
+        if self.printed == 0 {
+            match self.format {
+                OutputFormat::Csv => writeln!(self.out, "start,end,value,unit,quality,reading")?,
+                OutputFormat::Json => write!(self.out, "[")?,
+            }
+        }
+        for r in readings {
+            // Windows may overlap by an interval at their edges.
+            if self.last_start.is_some_and(|last| r.start <= last) {
+                continue;
+            }
+            self.last_start = Some(r.start);
+            match self.format {
+                OutputFormat::Csv => writeln!(
+                    self.out,
                     "{},{},{},{},{},{}",
                     r.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     r.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     r.value.map(|v| v.to_string()).unwrap_or_default(),
-                    unit,
+                    self.unit,
                     r.quality.as_str(),
                     r.reading.map(|v| v.to_string()).unwrap_or_default(),
-                )?;
+                )?,
+                OutputFormat::Json => {
+                    write!(self.out, "{}\n  ", if self.printed == 0 { "" } else { "," })?;
+                    serde_json::to_writer(&mut self.out, r)?;
+                }
+            }
+            self.printed += 1;
+        }
+        Ok(())
+    }
+
+    fn show_progress(&self, reached: DateTime<Utc>) {
+        if !self.progress {
+            return;
+        }
+        let total = (self.range.end - self.range.start).num_seconds().max(1) as f64;
+        let done = (reached.min(self.range.end) - self.range.start).num_seconds().max(0) as f64;
+        eprint!(
+            "\r\x1b[Kmeter2mqtt: {} read up to {} ({:.0} %), {} intervals",
+            self.meter,
+            reached.format("%Y-%m-%d"),
+            100.0 * done / total,
+            self.printed
+        );
+    }
+
+    fn finish(mut self) -> Result<(), String> {
+        if self.progress {
+            eprint!("\r\x1b[K");
+        }
+        if let Some(error) = self.error.take() {
+            let _ = self.out.flush();
+            return Err(error);
+        }
+        let result = (|| {
+            if self.printed == 0 {
+                self.write(&[])?;
+            }
+            if self.format == OutputFormat::Json {
+                writeln!(self.out, "\n]")?;
+            }
+            self.out.flush()
+        })();
+        result.map_err(|e| format!("writing the output failed: {e}"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Receive for Printer<'_> {
+    async fn window(&mut self, window: Window) -> ControlFlow<()> {
+        for (_, result) in window.results {
+            match result {
+                Ok(mut readings) => {
+                    readings.sort_by_key(|r| r.start);
+                    if let Err(e) = self.write(&readings) {
+                        self.error = Some(format!("writing the output failed: {e}"));
+                        return ControlFlow::Break(());
+                    }
+                }
+                Err(e) => {
+                    self.error = Some(e.to_string());
+                    return ControlFlow::Break(());
+                }
             }
         }
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, readings)?;
-            writeln!(out)?;
-        }
+        self.show_progress(window.covered.end);
+        ControlFlow::Continue(())
     }
-    Ok(())
 }

@@ -98,7 +98,7 @@ pub struct DemoArgs {
     pub port: u16,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum OutputFormat {
     #[default]
     Csv,

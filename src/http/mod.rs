@@ -2,9 +2,11 @@
 //! policy for 429, 5xx, timeouts and connection errors.
 
 mod backoff_policy;
+mod limiter;
 mod retry;
 
 pub use backoff_policy::{Delays, RetryPolicy};
+pub use limiter::{Budget, Pace, RateLimiter, TokioPace};
 pub use retry::{ApiClient, ErrorBody, HttpResponse, Sleeper, TokioSleeper};
 
 use std::sync::Once;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
-use super::{HttpError, RetryPolicy};
+use super::{HttpError, RateLimiter, RetryPolicy};
 
 /// Waiting between attempts goes through this, so tests can record the waits instead of
 /// sleeping (tokio's paused clock would also fire reqwest's own timeouts while awaiting I/O).
@@ -52,6 +52,8 @@ pub struct ApiClient {
     policy: RetryPolicy,
     sleeper: Arc<dyn Sleeper>,
     error_body: ErrorBody,
+    /// The API's call budget, shared with every other client of the same API.
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 enum Attempt {
@@ -72,7 +74,13 @@ impl ApiClient {
             policy,
             sleeper: Arc::new(TokioSleeper),
             error_body,
+            limiter: None,
         }
+    }
+
+    pub fn with_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 
     pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
@@ -95,6 +103,9 @@ impl ApiClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            if let Some(limiter) = &self.limiter {
+                limiter.acquire(endpoint).await;
+            }
             let (reason, status, retry_after) = match self.attempt(endpoint, make(&self.client)).await {
                 Attempt::Done(response) => return Ok(response),
                 Attempt::Fatal(error) => return Err(error),

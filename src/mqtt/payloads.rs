@@ -80,8 +80,20 @@ pub struct MeterState {
     pub api_status: String,
     /// The last error in words, or null when the last poll went well.
     pub api_error: Option<String>,
+    /// How far the last read came: a history import shows its progress here.
+    pub history_import: Option<HistoryImport>,
     /// Provider values beside interval data, by key.
     pub extras: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryImport {
+    /// Whole percent of the read done.
+    pub percent: u8,
+    /// The local day the read has reached.
+    pub reached: NaiveDate,
+    /// The local day the read started from.
+    pub from: NaiveDate,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -106,6 +118,7 @@ impl MeterState {
             next_poll: None,
             api_status: "pending".into(),
             api_error: None,
+            history_import: None,
             extras: serde_json::Map::new(),
         }
     }

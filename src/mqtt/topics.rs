@@ -30,6 +30,9 @@ pub fn object_id(raw: &str) -> String {
     out.trim_matches('_').to_owned()
 }
 
+/// The times a meter publishes on topics of their own (see [`Topics::meter_time`]).
+pub const TIME_TOPICS: [&str; 3] = ["data_until", "last_poll", "next_poll"];
+
 #[derive(Debug, Clone)]
 pub struct Topics {
     pub base: String,
@@ -67,6 +70,11 @@ impl Topics {
     /// The state topic of a meter known only by its ids (one that has vanished).
     pub fn meter_state_of(&self, provider: &str, meter_id: &str) -> String {
         format!("{}/state", self.meter_base_of(provider, meter_id))
+    }
+
+    /// `<meter>/data_until`, `<meter>/last_poll`, `<meter>/next_poll`: one timestamp each.
+    pub fn meter_time(&self, meter: &Meter, field: &str) -> String {
+        format!("{}/{field}", self.meter_base(meter))
     }
 
     pub fn meter_readings(&self, meter: &Meter) -> String {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::StatisticsSink;
 use crate::homeassistant::LinkState;
 use crate::model::Meter;
-use crate::sink::{AccountId, Batch, Sink, SinkError, SinkFactory, StatusBoard};
+use crate::sink::{AccountId, Batch, Delivery, Sink, SinkError, SinkFactory, StatusBoard};
 
 /// The sink's name in logs, errors and bridge events.
 pub const SINK: &str = "Home Assistant statistics";
@@ -45,15 +45,14 @@ impl Sink for StatisticsSink {
         StatisticsSink::needs_from(self, meter).await
     }
 
-    async fn deliver(&mut self, meter: &Meter, batch: Batch<'_>) -> Result<usize, SinkError> {
-        match self.import(meter, batch.readings, batch.prices).await {
-            Ok(report) => {
-                if report.rows_sent() > 0 {
-                    tracing::info!(meter = %meter.id, rows = report.rows_sent(), "statistics imported into Home Assistant");
-                }
-                Ok(report.rows_sent())
+    async fn deliver(&mut self, batches: &[Batch<'_>]) -> Delivery {
+        let mut delivery = Delivery::default();
+        for batch in batches {
+            match self.import(batch.meter, batch.readings, batch.prices).await {
+                Ok(report) => delivery.sent += report.rows_sent(),
+                Err(e) => delivery.failed.push((batch.meter.id.clone(), SinkError(e.to_string()))),
             }
-            Err(e) => Err(SinkError(e.to_string())),
         }
+        delivery
     }
 }

@@ -11,10 +11,10 @@ use super::recorder::StoredRow;
 use super::remote::Remote;
 use super::StatisticsError;
 
-/// Looking for the last row before a window, HA is asked in steps of this many hours...
-const LOOKBACK_STEP: i64 = 92 * 24 * HOUR;
+/// Looking for the last row before a window, HA is asked a month at a time (one bounded message)...
+const LOOKBACK_STEP: i64 = 31 * 24 * HOUR;
 /// ...this many times (about five years).
-const LOOKBACK_STEPS: i64 = 20;
+const LOOKBACK_STEPS: i64 = 59;
 
 /// Makes `slot` hold a ledger that mirrors HA from `window_start` on; returns it.
 pub async fn covered<'a>(

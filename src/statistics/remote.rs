@@ -9,6 +9,10 @@ use super::series::Series;
 use super::StatisticsError;
 use crate::homeassistant::{CallError, Client, Command, LinkStatus};
 
+const HOUR: i64 = 3600;
+/// The span of one `statistics_during_period` read: a month of hours.
+const READ_CHUNK: i64 = 31 * 24 * HOUR;
+
 #[derive(Clone)]
 pub struct Remote {
     client: Client,
@@ -37,21 +41,34 @@ impl Remote {
         .map(drop)
     }
 
-    /// HA's hourly rows of `statistic_id` in `[start, end)`, oldest first.
+    /// HA's hourly rows of `statistic_id` in `[start, end)` (`end` open: up to now), oldest
+    /// first. Read a month at a time: a multi-year history in one answer would be one message of
+    /// tens of megabytes for HA to build and for us to hold.
     pub async fn rows(
         &self,
         statistic_id: &str,
         start: i64,
         end: Option<i64>,
     ) -> Result<Vec<StoredRow>, StatisticsError> {
-        let command = Recorder::StatisticsDuringPeriod {
-            statistic_id: statistic_id.to_owned(),
-            start,
-            end,
-        };
-        let name = command.name();
-        let result = self.call(command).await?;
-        parse_period_rows(&result, statistic_id).map_err(|detail| protocol(name, statistic_id, detail))
+        let limit = end.unwrap_or_else(|| chrono::Utc::now().timestamp() + HOUR);
+        let mut rows = Vec::new();
+        let mut from = start;
+        loop {
+            let to = from.saturating_add(READ_CHUNK);
+            let last = to >= limit;
+            let command = Recorder::StatisticsDuringPeriod {
+                statistic_id: statistic_id.to_owned(),
+                start: from,
+                end: if last { end } else { Some(to) },
+            };
+            let name = command.name();
+            let result = self.call(command).await?;
+            rows.extend(parse_period_rows(&result, statistic_id).map_err(|detail| protocol(name, statistic_id, detail))?);
+            if last {
+                return Ok(rows);
+            }
+            from = to;
+        }
     }
 
     /// Whether HA knows the statistic at all.

@@ -15,7 +15,9 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use meter2mqtt::http::{HttpError, Sleeper};
 use meter2mqtt::model::ApiStatus;
 use meter2mqtt::model::{Direction, IntervalReading, Meter, Quality, TimeRange, ValueKind};
-use meter2mqtt::providers::eloverblik::{retry_policy, EloverblikProvider, Options};
+use meter2mqtt::providers::eloverblik::{rate_limiter, retry_policy, EloverblikProvider, Options};
+
+use crate::support::pace::VirtualPace;
 use meter2mqtt::providers::eloverblik::{EloverblikApi, Settings};
 use meter2mqtt::providers::{Provider, ProviderError};
 use meter2mqtt::secret::Secret;
@@ -109,6 +111,7 @@ impl Fake {
             retry: retry_policy(),
             sleeper: self.sleeper.clone(),
             clock: Arc::new(move || pinned),
+            limiter: Arc::new(rate_limiter(VirtualPace::new())),
         }
     }
 

@@ -47,12 +47,16 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
         sensor.common.entity_category = Some(EntityCategory::Diagnostic);
         sensor
     };
-    let timestamp = |key, name, field: &str| {
-        diagnostic(Sensor {
-            value_template: Some(format!("{{{{ value_json.{field} or None }}}}")),
+    // Each time has a topic of its own, published once known: a template over the state topic
+    // would have to render something before then, and Home Assistant before 2024.x warns
+    // about a timestamp sensor that renders `None`.
+    let timestamp = |key: &'static str, name| {
+        let mut s = diagnostic(Sensor {
             device_class: Some("timestamp"),
             ..sensor(key, Some(name))
-        })
+        });
+        s.state_topic = topics.meter_time(meter, key);
+        s
     };
 
     // The device's main value: the newest interval. Delayed data, so no state_class.
@@ -68,7 +72,7 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
         ..sensor("last_day", Some("Last day"))
     })
     .attributes("{{ (value_json.last_day or {}) | tojson }}".into());
-    let mut next_poll = timestamp("next_poll", "Next poll", "next_poll");
+    let mut next_poll = timestamp("next_poll", "Next poll");
     next_poll.common.enabled_by_default = Some(false);
     let mut api_status = diagnostic(Sensor {
         value_template: Some("{{ value_json.api_status }}".into()),
@@ -79,13 +83,25 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
     .attributes("{{ {'error': value_json.api_error} | tojson }}".into());
     api_status.common.icon = Some("mdi:api");
 
+    let mut history_import = diagnostic(Sensor {
+        value_template: Some(
+            "{{ value_json.history_import.percent if value_json.history_import else None }}".into(),
+        ),
+        unit_of_measurement: Some("%".into()),
+        suggested_display_precision: Some(0),
+        ..sensor("history_import", Some("History import"))
+    })
+    .attributes("{{ (value_json.history_import or {}) | tojson }}".into());
+    history_import.common.icon = Some("mdi:progress-download");
+
     let mut entities = vec![
         latest,
         last_day,
-        timestamp("data_until", "Data until", "data_until"),
-        timestamp("last_poll", "Last poll", "last_poll"),
+        timestamp("data_until", "Data until"),
+        timestamp("last_poll", "Last poll"),
         next_poll,
         api_status,
+        history_import,
     ];
     for value in values {
         entities.push(value_sensor(sensor(&value.key, Some(&value.name)), meter, value));
@@ -194,7 +210,7 @@ mod tests {
         ];
         let topics = Topics::new("meter2mqtt", "homeassistant");
         let configs = meter_configs(&topics, &meter(Medium::Water, Unit::CubicMeters), &values);
-        assert_eq!(configs.len(), 6 + values.len());
+        assert_eq!(configs.len(), 7 + values.len());
         for config in &configs {
             assert_eq!(
                 config.topic,

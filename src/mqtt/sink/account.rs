@@ -7,14 +7,19 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+/// How often a read's progress goes out on the state topic.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 use super::delivery::{self, AccountState, Pending};
-use super::{summary, MqttSinks, ACK_LIMIT, BATCH, SINK};
+use super::summary::Newest;
+use super::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use crate::model::{Meter, MeterValue};
-use crate::mqtt::payloads::{MeterState as StatePayload, ReadingItem, ReadingsBatch};
-use crate::mqtt::topics::object_id;
+use crate::mqtt::payloads::{HistoryImport, MeterState as StatePayload, ReadingItem, ReadingsBatch};
+use crate::mqtt::topics::{object_id, TIME_TOPICS};
 use crate::mqtt::{discovery, ConnectionState, MqttEvent};
-use crate::sink::{AccountId, Batch, PollReport, Sink, SinkError, StatusBoard};
+use crate::sink::{AccountId, Batch, Delivery, PollReport, Progress, Sink, SinkError, StatusBoard};
 use crate::state::sanitize;
 
 pub struct AccountSink {
@@ -25,6 +30,11 @@ pub struct AccountSink {
     state: AccountState,
     values: HashMap<String, Vec<MeterValue>>,
     payloads: HashMap<String, StatePayload>,
+    newest: HashMap<String, Newest>,
+    /// The state file differs from what is on disk.
+    dirty: bool,
+    /// When a read's progress last went out on the state topics.
+    progress_published: Option<Instant>,
     /// Readings are waiting for the broker: publish nothing more this poll, and ask for a poll
     /// as soon as it is back.
     behind: bool,
@@ -49,6 +59,9 @@ impl AccountSink {
             state,
             values: HashMap::new(),
             payloads: HashMap::new(),
+            newest: HashMap::new(),
+            dirty: false,
+            progress_published: None,
             behind: false,
             connects,
         })
@@ -60,10 +73,10 @@ impl AccountSink {
             .or_insert_with(|| StatePayload::new(meter))
     }
 
-    async fn save(&self) {
+    async fn save(&mut self) {
         let (store, file, state) = (self.sinks.store.clone(), self.file.clone(), self.state.clone());
         match tokio::task::spawn_blocking(move || store.save_json(&file, &state)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => self.dirty = false,
             Ok(Err(e)) => {
                 tracing::error!(account = %self.account, "{e}");
                 self.board.note_error(&e.to_string());
@@ -78,43 +91,84 @@ impl AccountSink {
         self.behind = true;
     }
 
-    /// Publishes `pending` batch by batch; each batch is recorded and saved the moment the
-    /// broker acknowledges it, so a crash re-sends at most one batch.
-    async fn publish(&mut self, meter: &Meter, pending: &[Pending]) -> usize {
-        let topic = self.sinks.settings.topics.meter_readings(meter);
+    /// Publishes every meter's pending intervals in rounds: one message per meter at a time,
+    /// all of a round in flight together, and the state saved once the broker acknowledged the
+    /// round, so a crash re-sends at most one message per meter and a history import writes the
+    /// state once per round, not once per message.
+    async fn publish(&mut self, queues: &[(&Meter, Vec<Pending>)], record_from: DateTime<Utc>) -> usize {
         let mut published = 0;
-        for chunk in pending.chunks(BATCH) {
-            let batch = ReadingsBatch {
-                meter: &meter.id,
-                provider: &meter.provider,
-                unit: meter.unit.as_str(),
-                readings: chunk
-                    .iter()
-                    .map(|p| ReadingItem::new(&p.reading, p.correction))
-                    .collect(),
-            };
-            let payload = serde_json::to_vec(&batch).unwrap_or_default();
-            match self
-                .sinks
-                .mqtt
-                .publish_within(ACK_LIMIT, topic.clone(), payload, false)
-                .await
-            {
-                Ok(()) => {
-                    delivery::record(self.state.meters.entry(meter.id.clone()).or_default(), chunk);
-                    published += chunk.len();
-                    self.save().await;
+        let mut round = 0;
+        loop {
+            let messages: Vec<(&Meter, &[Pending])> = queues
+                .iter()
+                .filter_map(|(meter, pending)| pending.chunks(BATCH).nth(round).map(|chunk| (*meter, chunk)))
+                .collect();
+            if messages.is_empty() {
+                break;
+            }
+            round += 1;
+            let sends = messages.iter().map(|(meter, chunk)| {
+                let topic = self.sinks.settings.topics.meter_readings(meter);
+                let batch = ReadingsBatch {
+                    meter: &meter.id,
+                    provider: &meter.provider,
+                    unit: meter.unit.as_str(),
+                    readings: chunk
+                        .iter()
+                        .map(|p| ReadingItem::new(&p.reading, p.correction))
+                        .collect(),
+                };
+                let payload = serde_json::to_vec(&batch).unwrap_or_default();
+                self.sinks.mqtt.publish_within(ACK_LIMIT, topic, payload, false)
+            });
+            let results = futures_util::future::join_all(sends).await;
+            let mut lost = None;
+            for ((meter, chunk), result) in messages.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        delivery::record(self.state.meters.entry(meter.id.clone()).or_default(), chunk, record_from);
+                        published += chunk.len();
+                        self.dirty = true;
+                    }
+                    Err(e) => lost = Some((meter.id.clone(), e)),
                 }
-                Err(e) => {
-                    self.hold_back(format!(
-                        "readings of {} not delivered: {e}; they are sent again after the reconnect",
-                        meter.id
-                    ));
-                    break;
-                }
+            }
+            if self.dirty {
+                self.save().await;
+            }
+            if let Some((meter, e)) = lost {
+                self.hold_back(format!(
+                    "readings of {meter} not delivered: {e}; they are sent again after the reconnect"
+                ));
+                break;
             }
         }
         published
+    }
+
+    /// The state topics of one meter: the JSON state, and each known time on its own topic
+    /// (a timestamp sensor shows unknown until its topic has a message, without a warning).
+    fn publish_state(&mut self, meter: &Meter) {
+        let sinks = self.sinks.clone();
+        let topics = &sinks.settings.topics;
+        let status = self.payload(meter);
+        let times = [
+            ("data_until", status.data_until),
+            ("last_poll", status.last_poll),
+            ("next_poll", status.next_poll),
+        ];
+        let payload = serde_json::to_vec(status).unwrap_or_default();
+        sinks
+            .retained
+            .publish_if_changed(&sinks.mqtt, topics.meter_state(meter), payload);
+        for (field, time) in times {
+            if let Some(time) = time {
+                let text = time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                sinks
+                    .retained
+                    .publish_if_changed(&sinks.mqtt, topics.meter_time(meter, field), text.into_bytes());
+            }
+        }
     }
 
     /// Publishes the configs of current meters and clears those of meters that disappeared.
@@ -146,8 +200,13 @@ impl AccountSink {
         for id in vanished {
             if let Some(payload) = self.payloads.remove(&id) {
                 let topic = sinks.settings.topics.meter_state_of(&payload.provider, &id);
-                sinks.retained.publish(&sinks.mqtt, topic, Vec::new());
+                sinks.retained.publish(&sinks.mqtt, topic.clone(), Vec::new());
+                for field in TIME_TOPICS {
+                    let time = format!("{}/{field}", topic.trim_end_matches("/state"));
+                    sinks.retained.publish(&sinks.mqtt, time, Vec::new());
+                }
             }
+            self.newest.remove(&id);
         }
         if self.state.discovery != now_published {
             self.state.discovery = now_published;
@@ -181,45 +240,62 @@ impl Sink for AccountSink {
         self.state.meters.get(&meter.id).and_then(|m| m.cursor)
     }
 
-    async fn deliver(&mut self, meter: &Meter, batch: Batch<'_>) -> Result<usize, SinkError> {
-        let lookback = self.sinks.settings.lookback;
-        let pending = delivery::pending(
-            self.state.meters.entry(meter.id.clone()).or_default(),
-            lookback,
-            batch.readings,
-        );
+    async fn deliver(&mut self, batches: &[Batch<'_>]) -> Delivery {
+        let record_from = Utc::now() - self.sinks.settings.lookback - chrono::Duration::days(1);
+        let queues: Vec<(&Meter, Vec<Pending>)> = batches
+            .iter()
+            .map(|b| {
+                let state = self.state.meters.entry(b.meter.id.clone()).or_default();
+                (b.meter, delivery::pending(state, record_from, b.readings))
+            })
+            .collect();
+        let waiting: usize = queues.iter().map(|(_, p)| p.len()).sum();
         let mut published = 0;
-        if !pending.is_empty() && self.sinks.mqtt.state() != ConnectionState::Connected {
+        if waiting > 0 && self.sinks.mqtt.state() != ConnectionState::Connected {
             // Waiting out the broker would hold up the other sinks; the readings stay pending
             // and the next ConnAck wakes this account to send them.
             self.hold_back(format!(
-                "{} readings of {} held back: the MQTT broker is not connected; they are sent when it is",
-                pending.len(),
-                meter.id
+                "{waiting} readings held back: the MQTT broker is not connected; they are sent when it is"
             ));
         } else if !self.behind {
-            published = self.publish(meter, &pending).await;
+            published = self.publish(&queues, record_from).await;
         }
-        if pending.len() > BATCH {
-            tracing::info!(account = %self.account, meter = %meter.id, published, "backfill delivered");
-        }
-        if let Some(ms) = self.state.meters.get_mut(&meter.id) {
-            if let Some(cursor) = ms.cursor {
-                ms.prune(cursor - lookback - chrono::Duration::days(1));
+        for b in batches {
+            if let Some(ms) = self.state.meters.get_mut(&b.meter.id) {
+                let before = ms.delivered.len();
+                ms.prune(record_from);
+                self.dirty |= ms.delivered.len() != before;
             }
+            let tz = b.meter.timezone;
+            let newest = self.newest.entry(b.meter.id.clone()).or_default();
+            newest.add(b.readings, tz);
+            let (latest, last_day) = (newest.latest(), newest.last_day(tz));
+            let data_until = self.state.meters.get(&b.meter.id).and_then(|m| m.cursor);
+            let status = self.payload(b.meter);
+            status.latest = latest.or(status.latest.take());
+            status.last_day = last_day.or(status.last_day.take());
+            status.data_until = data_until;
         }
+        Delivery {
+            sent: published,
+            failed: Vec::new(),
+        }
+    }
 
+    async fn progress(&mut self, meter: &Meter, progress: Progress) {
         let tz = meter.timezone;
-        let data_until = self.state.meters.get(&meter.id).and_then(|m| m.cursor);
-        let status = self.payload(meter);
-        if let Some(latest) = summary::latest(batch.readings) {
-            status.latest = Some(latest);
+        self.payload(meter).history_import = Some(HistoryImport {
+            percent: progress.percent(),
+            reached: progress.reached.with_timezone(&tz).date_naive(),
+            from: progress.from.with_timezone(&tz).date_naive(),
+        });
+        let due = self
+            .progress_published
+            .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
+        if due {
+            self.progress_published = Some(Instant::now());
+            self.publish_state(meter);
         }
-        if let Some(day) = summary::last_day(batch.readings, tz) {
-            status.last_day = Some(day);
-        }
-        status.data_until = data_until;
-        Ok(published)
     }
 
     async fn poll_finished(&mut self, report: &PollReport<'_>) {
@@ -243,11 +319,12 @@ impl Sink for AccountSink {
                     )
                 })
                 .collect();
-            let payload = serde_json::to_vec(status).unwrap_or_default();
-            let topic = self.sinks.settings.topics.meter_state(meter);
-            self.sinks.retained.publish_if_changed(&self.sinks.mqtt, topic, payload);
+            self.publish_state(meter);
         }
-        self.save().await;
+        self.progress_published = None;
+        if self.dirty {
+            self.save().await;
+        }
     }
 
     async fn wake(&mut self) {

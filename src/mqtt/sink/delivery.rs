@@ -69,11 +69,12 @@ pub struct Pending {
     pub correction: bool,
 }
 
-/// Compares a re-read window with what was delivered. Everything inside the remembered window is
-/// in `state.delivered`, so an interval absent from it was never sent (a filled gap, not a
-/// correction); an interval older than the window and before the cursor was sent long ago.
-pub fn pending(state: &MeterState, lookback: chrono::Duration, readings: &[IntervalReading]) -> Vec<Pending> {
-    let window_start: Option<DateTime<Utc>> = state.cursor.map(|c| c - lookback);
+/// Compares what was read with what was delivered. Every delivered interval that starts at or
+/// after `record_from` (the look-back window before now: what later polls re-read) is in
+/// `state.delivered`, so an interval from then on that is absent was never sent (a filled gap,
+/// not a correction); an earlier one that ends by the cursor was sent long ago. Keeping records
+/// for that window only is what keeps the state small during a history import.
+pub fn pending(state: &MeterState, record_from: DateTime<Utc>, readings: &[IntervalReading]) -> Vec<Pending> {
     let mut out = Vec::new();
     for reading in readings {
         match state.delivered.get(&reading.start.timestamp()) {
@@ -83,7 +84,9 @@ pub fn pending(state: &MeterState, lookback: chrono::Duration, readings: &[Inter
                 correction: true,
             }),
             None => {
-                let long_delivered = matches!((state.cursor, window_start), (Some(cursor), Some(window)) if reading.end <= cursor && reading.start < window);
+                let long_delivered = state
+                    .cursor
+                    .is_some_and(|cursor| reading.end <= cursor && reading.start < record_from);
                 if !long_delivered {
                     out.push(Pending {
                         reading: reading.clone(),
@@ -98,12 +101,15 @@ pub fn pending(state: &MeterState, lookback: chrono::Duration, readings: &[Inter
     out
 }
 
-/// Records a delivered batch: the cursor only moves forward.
-pub fn record(state: &mut MeterState, delivered: &[Pending]) {
+/// Records a delivered batch: the cursor only moves forward; intervals from `record_from` on are
+/// remembered for telling corrections from repeats.
+pub fn record(state: &mut MeterState, delivered: &[Pending], record_from: DateTime<Utc>) {
     for p in delivered {
-        state
-            .delivered
-            .insert(p.reading.start.timestamp(), Delivered::of(&p.reading));
+        if p.reading.start >= record_from {
+            state
+                .delivered
+                .insert(p.reading.start.timestamp(), Delivered::of(&p.reading));
+        }
         if state.cursor.is_none_or(|c| p.reading.end > c) {
             state.cursor = Some(p.reading.end);
         }
@@ -130,46 +136,55 @@ mod tests {
 
     #[test]
     fn first_delivery_then_nothing_then_corrections() {
-        let lookback = chrono::Duration::days(7);
+        let from = r(-24 * 7, None, Quality::Missing).start;
         let mut state = MeterState::default();
         let day1: Vec<_> = (0..24).map(|h| r(h, Some(1.0), Quality::Measured)).collect();
-        let p = pending(&state, lookback, &day1);
+        let p = pending(&state, from, &day1);
         assert_eq!(p.len(), 24);
         assert!(p.iter().all(|p| !p.correction));
-        record(&mut state, &p);
+        record(&mut state, &p, from);
         assert_eq!(state.cursor, Some(day1[23].end));
 
-        assert!(pending(&state, lookback, &day1).is_empty());
+        assert!(pending(&state, from, &day1).is_empty());
 
         let mut changed = day1.clone();
         changed[5].value = Some(2.0);
         changed[6].quality = Quality::Estimated;
         changed.push(r(24, Some(0.5), Quality::Measured));
-        let p = pending(&state, lookback, &changed);
+        let p = pending(&state, from, &changed);
         assert_eq!(p.len(), 3);
         assert!(p[0].correction && p[1].correction && !p[2].correction);
     }
 
     #[test]
     fn missing_then_filled_is_a_correction() {
-        let lookback = chrono::Duration::days(7);
+        let from = r(-24 * 7, None, Quality::Missing).start;
         let mut state = MeterState::default();
-        let p = pending(&state, lookback, &[r(0, None, Quality::Missing)]);
-        record(&mut state, &p);
-        let p = pending(&state, lookback, &[r(0, Some(1.0), Quality::Measured)]);
+        let p = pending(&state, from, &[r(0, None, Quality::Missing)]);
+        record(&mut state, &p, from);
+        let p = pending(&state, from, &[r(0, Some(1.0), Quality::Measured)]);
         assert_eq!(p.len(), 1);
         assert!(p[0].correction);
     }
 
     #[test]
-    fn old_intervals_before_the_window_are_not_resent() {
-        let lookback = chrono::Duration::hours(24);
+    fn only_the_window_is_remembered_and_nothing_before_it_is_resent() {
+        // A history import: everything before the last day is older than the window.
+        let from = r(76, None, Quality::Missing).start;
         let mut state = MeterState::default();
         let all: Vec<_> = (0..100).map(|h| r(h, Some(1.0), Quality::Measured)).collect();
-        let p = pending(&state, lookback, &all);
-        record(&mut state, &p);
-        state.prune(state.cursor.unwrap() - lookback);
-        assert!(pending(&state, lookback, &all).is_empty());
+        let p = pending(&state, from, &all);
+        assert_eq!(p.len(), 100);
+        record(&mut state, &p, from);
+        assert_eq!(state.delivered.len(), 24, "records for the window only");
+        assert_eq!(state.cursor, Some(all[99].end));
+        assert!(pending(&state, from, &all).is_empty(), "a re-read sends nothing");
+        // A correction inside the window is still seen.
+        let mut corrected = all.clone();
+        corrected[90].value = Some(2.0);
+        let p = pending(&state, from, &corrected);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].correction);
     }
 
     #[test]
@@ -191,12 +206,12 @@ mod tests {
 
     #[test]
     fn gap_inside_window_is_new_not_correction() {
-        let lookback = chrono::Duration::days(7);
+        let from = r(-24 * 7, None, Quality::Missing).start;
         let mut state = MeterState::default();
         let first: Vec<_> = [0, 1, 3].iter().map(|h| r(*h, Some(1.0), Quality::Measured)).collect();
-        let p = pending(&state, lookback, &first);
-        record(&mut state, &p);
-        let p = pending(&state, lookback, &[r(2, Some(1.0), Quality::Measured)]);
+        let p = pending(&state, from, &first);
+        record(&mut state, &p, from);
+        let p = pending(&state, from, &[r(2, Some(1.0), Quality::Measured)]);
         assert_eq!(p.len(), 1);
         assert!(!p[0].correction);
     }

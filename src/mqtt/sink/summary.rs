@@ -1,4 +1,5 @@
-//! The values a meter's state topic shows: newest interval and newest day's total.
+//! The values a meter's state topic shows: newest interval and newest day's total, kept as the
+//! windows of a read go by (a day may span two windows).
 
 use std::collections::BTreeMap;
 
@@ -8,12 +9,39 @@ use chrono_tz::Tz;
 use crate::model::{local_midnight, IntervalReading};
 use crate::mqtt::payloads::{round, DayTotal, Interval};
 
-pub fn latest(readings: &[IntervalReading]) -> Option<Interval> {
-    readings
-        .iter()
-        .filter(|r| r.value.is_some())
-        .max_by_key(|r| r.start)
-        .map(Interval::of)
+/// The newest interval with a value, and the intervals of the newest local day with a value.
+#[derive(Debug, Default)]
+pub struct Newest {
+    latest: Option<IntervalReading>,
+    day: Option<(NaiveDate, BTreeMap<i64, IntervalReading>)>,
+}
+
+impl Newest {
+    pub fn add(&mut self, readings: &[IntervalReading], tz: Tz) {
+        for r in readings.iter().filter(|r| r.value.is_some()) {
+            if self.latest.as_ref().is_none_or(|l| r.start >= l.start) {
+                self.latest = Some(r.clone());
+            }
+            let date = r.start.with_timezone(&tz).date_naive();
+            match &mut self.day {
+                Some((day, _)) if *day > date => {}
+                Some((day, intervals)) if *day == date => {
+                    intervals.insert(r.start.timestamp(), r.clone());
+                }
+                _ => self.day = Some((date, BTreeMap::from([(r.start.timestamp(), r.clone())]))),
+            }
+        }
+    }
+
+    pub fn latest(&self) -> Option<Interval> {
+        self.latest.as_ref().map(Interval::of)
+    }
+
+    pub fn last_day(&self, tz: Tz) -> Option<DayTotal> {
+        let (_, intervals) = self.day.as_ref()?;
+        let readings: Vec<IntervalReading> = intervals.values().cloned().collect();
+        last_day(&readings, tz)
+    }
 }
 
 /// The newest local day with data, its total, and whether every interval of it has a value.
@@ -72,6 +100,14 @@ mod tests {
         let d = last_day(&mk(25), tz).unwrap();
         assert!(d.complete);
         assert_eq!(d.value, 25.0);
-        assert_eq!(latest(&mk(25)).unwrap().start, start + chrono::Duration::hours(24));
+
+        // The same day in two windows, and an older window after it.
+        let day = mk(25);
+        let mut newest = Newest::default();
+        newest.add(&day[..10], tz);
+        newest.add(&day[10..], tz);
+        newest.add(&mk(3), tz);
+        assert_eq!(newest.last_day(tz).unwrap(), d);
+        assert_eq!(newest.latest().unwrap().start, start + chrono::Duration::hours(24));
     }
 }

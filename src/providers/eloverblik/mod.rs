@@ -22,7 +22,7 @@ pub mod timeseries;
 mod token;
 mod windows;
 
-pub use provider::{retry_policy, EloverblikProvider, Options};
+pub use provider::{rate_limiter, retry_policy, EloverblikProvider, Options};
 pub use settings::{default_base_url, Eloverblik, EloverblikApi, Settings};
 
 /// This provider in [`crate::providers::KINDS`].

@@ -15,7 +15,7 @@ use super::metering_points::{self, PointInfo};
 use super::timeseries::{self, PointOutcome};
 use super::windows::{self, local_day, Aggregation, Window};
 use super::{default_base_url, error_body, schedule, token, EloverblikApi, Settings, KIND};
-use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
+use crate::http::{build_client, ApiClient, Budget, Pace, RateLimiter, RetryPolicy, Sleeper, TokioPace, TokioSleeper};
 use crate::model::{IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::kit::{system_clock, SharedClock};
 use crate::providers::registry::BuildContext;
@@ -44,6 +44,35 @@ pub fn retry_policy() -> RetryPolicy {
     }
 }
 
+/// DataHub's documented limits per IP address: 2 token calls and 120 calls a minute. Accounts
+/// on the same host share one limiter (see [`EloverblikProvider::from_settings`]).
+pub fn rate_limiter(pace: Arc<dyn Pace>) -> RateLimiter {
+    fn token(endpoint: &str) -> bool {
+        endpoint.ends_with("/token")
+    }
+    fn any(_: &str) -> bool {
+        true
+    }
+    RateLimiter::with_pace(
+        KIND,
+        vec![
+            Budget {
+                name: "token calls per minute",
+                calls: 2,
+                per: Duration::from_secs(60),
+                applies: token,
+            },
+            Budget {
+                name: "calls per minute",
+                calls: 120,
+                per: Duration::from_secs(60),
+                applies: any,
+            },
+        ],
+        pace,
+    )
+}
+
 /// How the provider talks to the API; the defaults are for production, tests shorten them.
 #[derive(Clone)]
 pub struct Options {
@@ -53,6 +82,8 @@ pub struct Options {
     pub sleeper: Arc<dyn Sleeper>,
     /// Where the time is read; tests pin it.
     pub clock: SharedClock,
+    /// The API's call budget; share one between providers that call the same host.
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl Default for Options {
@@ -62,6 +93,7 @@ impl Default for Options {
             retry: retry_policy(),
             sleeper: Arc::new(TokioSleeper),
             clock: system_clock(),
+            limiter: Arc::new(rate_limiter(Arc::new(TokioPace))),
         }
     }
 }
@@ -82,14 +114,25 @@ pub struct EloverblikProvider {
 impl EloverblikProvider {
     /// The provider for one `[[eloverblik]]` account, labelled `label` in logs and state files.
     pub fn from_settings(settings: &Settings, label: String, context: &BuildContext) -> Result<Self, ProviderError> {
-        Self::new(settings, label, context.store.clone(), Options::default())
+        let base_url = base_url(settings);
+        let host = reqwest::Url::parse(&base_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or(base_url);
+        let options = Options {
+            limiter: context.shared(&format!("{KIND} rate limit {host}"), || rate_limiter(Arc::new(TokioPace))),
+            ..Options::default()
+        };
+        Self::new(settings, label, context.store.clone(), options)
     }
 
     pub fn new(settings: &Settings, label: String, store: StateStore, options: Options) -> Result<Self, ProviderError> {
         let base_url = base_url(settings);
         let client = build_client(KIND, options.timeout)?;
         let http =
-            ApiClient::new(KIND, client, options.retry, error_body::parse_error_body).with_sleeper(options.sleeper);
+            ApiClient::new(KIND, client, options.retry, error_body::parse_error_body)
+            .with_sleeper(options.sleeper)
+            .with_limiter(options.limiter);
         let tokens = token::cache(
             &label,
             http.clone(),

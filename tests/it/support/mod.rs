@@ -9,6 +9,7 @@ pub mod enectiva;
 pub mod fake_ha;
 mod harness;
 pub mod logs;
+pub mod pace;
 mod process;
 mod scripted;
 
