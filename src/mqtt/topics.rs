@@ -30,8 +30,9 @@ pub fn object_id(raw: &str) -> String {
     out.trim_matches('_').to_owned()
 }
 
-/// The times a meter publishes on topics of their own (see [`Topics::meter_time`]).
-pub const TIME_TOPICS: [&str; 3] = ["data_until", "last_poll", "next_poll"];
+/// The state fields a meter also publishes on topics of their own (see [`Topics::meter_field`]):
+/// sensors read them there, so nothing is published (and HA shows "unknown") until they are known.
+pub const FIELD_TOPICS: [&str; 4] = ["data_until", "last_poll", "next_poll", "history_import"];
 
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -73,7 +74,7 @@ impl Topics {
     }
 
     /// `<meter>/data_until`, `<meter>/last_poll`, `<meter>/next_poll`: one timestamp each.
-    pub fn meter_time(&self, meter: &Meter, field: &str) -> String {
+    pub fn meter_field(&self, meter: &Meter, field: &str) -> String {
         format!("{}/{field}", self.meter_base(meter))
     }
 

@@ -101,7 +101,7 @@ async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
             m.iter()
                 .filter(|m| m.topic.contains("scripted_m1") && m.topic.ends_with("/config") && m.payload.is_empty())
                 .count()
-                == 6
+                == 7
                 && m.iter()
                     .any(|m| m.topic == "meter2mqtt/scripted/m1/state" && m.payload.is_empty())
         })
@@ -184,23 +184,23 @@ impl meter2mqtt::providers::Provider for TwoMeters {
         }
         Ok(out)
     }
-    async fn readings_many(
+    async fn read(
         &self,
         meters: &[meter2mqtt::model::Meter],
         range: meter2mqtt::model::TimeRange,
-    ) -> Vec<(
-        String,
-        Result<Vec<meter2mqtt::model::IntervalReading>, meter2mqtt::providers::ProviderError>,
-    )> {
+        out: &mut dyn meter2mqtt::providers::Receive,
+    ) {
         self.batches
             .lock()
             .unwrap()
             .push(meters.iter().map(|m| m.id.clone()).collect());
-        let mut out = Vec::new();
+        let mut results = Vec::new();
         for meter in meters {
-            out.push((meter.id.clone(), self.readings(meter, range).await));
+            results.push((meter.id.clone(), self.readings(meter, range).await));
         }
-        out
+        let _ = out
+            .window(meter2mqtt::providers::Window { covered: range, results })
+            .await;
     }
 }
 

@@ -363,7 +363,7 @@ async fn demo_runs_the_whole_pipeline_and_exits_zero() {
     assert_eq!(proc.wait_exit(Duration::from_secs(60)).await, 0, "{}", proc.text());
     let text = proc.text();
     assert!(
-        text.contains("Home Assistant would show 3 devices with 16 entities"),
+        text.contains("Home Assistant would show 3 devices with 18 entities"),
         "{text}"
     );
     assert!(text.contains("169 intervals"), "{text}");

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use meter2mqtt::http::{HttpError, Sleeper};
+use meter2mqtt::http::{Budget, HttpError, RateLimiter, Sleeper};
 use meter2mqtt::model::ApiStatus;
 use meter2mqtt::model::{Direction, IntervalReading, Meter, Quality, TimeRange, ValueKind};
 use meter2mqtt::providers::eloverblik::{rate_limiter, retry_policy, EloverblikProvider, Options};
@@ -1068,4 +1068,95 @@ async fn no_secret_reaches_a_log_line_or_an_error() {
             assert!(!message.contains(secret), "a secret reached an error: {message}");
         }
     }
+}
+
+/// DataHub's token endpoint as documented (2 calls a minute per IP address, 429 beyond), with
+/// the minute shortened to two seconds so the test runs in real time: the limiter's wait must
+/// hold against a server that counts calls when they arrive.
+struct TwoTokensPer {
+    window: Duration,
+    calls: Mutex<Vec<std::time::Instant>>,
+    rejected: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl wiremock::Respond for TwoTokensPer {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let now = std::time::Instant::now();
+        let mut calls = self.calls.lock().unwrap();
+        calls.retain(|at| now - *at < self.window);
+        if calls.len() >= 2 {
+            self.rejected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return ResponseTemplate::new(429).set_body_string("Too many requests");
+        }
+        calls.push(now);
+        ResponseTemplate::new(200).set_body_json(json!({ "result": access_token("a") }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_starting_together_share_the_rate_limit_and_never_cause_a_429() {
+    let window = Duration::from_secs(2);
+    let fake = Fake::start().await;
+    let rejected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    Mock::given(method("GET"))
+        .and(path("/api/token"))
+        .respond_with(TwoTokensPer {
+            window,
+            calls: Mutex::default(),
+            rejected: rejected.clone(),
+        })
+        .expect(3)
+        .mount(&fake.server)
+        .await;
+    fake.points(json_fixture("meteringpoints.json")).await;
+    fake.series(THREE_DAYS, &[HOME], ok_fixture("timeseries_hour.json"), 3).await;
+
+    fn token(endpoint: &str) -> bool {
+        endpoint == "GET /api/token"
+    }
+    let limiter = Arc::new(RateLimiter::new(
+        "eloverblik",
+        vec![Budget {
+            name: "token calls",
+            calls: 2,
+            per: window,
+            applies: token,
+        }],
+    ));
+    let started = std::time::Instant::now();
+    // Three accounts of one household, as `providers::build` makes them: one limiter per host.
+    let providers: Vec<EloverblikProvider> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| {
+            let account = Settings {
+                name: Some(name.into()),
+                metering_points: vec![HOME.into()],
+                ..fake.account()
+            };
+            let options = Options {
+                limiter: limiter.clone(),
+                ..fake.options()
+            };
+            fake.provider_with(account, options)
+        })
+        .collect();
+    let listed = futures_util::future::join_all(providers.iter().map(|p| p.meters())).await;
+    for meters in &listed {
+        assert!(!meters.as_ref().unwrap().is_empty());
+    }
+    assert_eq!(rejected.load(std::sync::atomic::Ordering::SeqCst), 0, "no 429");
+    // The third token waited for the window to pass; nobody slept on a 429.
+    assert!(started.elapsed() >= window, "{:?}", started.elapsed());
+    assert!(fake.waits().is_empty(), "no retries: {:?}", fake.waits());
+
+    // And every account delivers.
+    for (provider, meters) in providers.iter().zip(&listed) {
+        let home = meters.as_ref().unwrap().iter().find(|m| m.id == HOME).unwrap().clone();
+        let readings = provider
+            .readings(&home, range("2024-03-27T23:00:00Z", "2024-03-30T23:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(readings.len(), 72);
+    }
+    assert_eq!(rejected.load(std::sync::atomic::Ordering::SeqCst), 0, "no 429");
 }

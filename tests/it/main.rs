@@ -15,6 +15,7 @@ mod config;
 mod eloverblik_api;
 mod eloverblik_e2e;
 mod enectiva_api;
+mod endurance;
 mod enectiva_e2e;
 mod layout;
 mod mqtt_broker;

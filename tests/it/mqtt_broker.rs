@@ -6,6 +6,8 @@ use std::sync::Arc;
 use meter2mqtt::mqtt::ConnectionState;
 use std::time::Duration;
 
+use chrono::{DurationRound, Utc};
+
 use crate::support::{utc, Broker, Collector, ScriptedProvider, TestBridge};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -43,7 +45,7 @@ async fn discovery_state_and_readings_reach_a_real_broker() {
     assert_eq!(first["correction"], false);
 
     collector
-        .wait_until(WAIT, "all discovery configs", |m| configs(m).len() == 10)
+        .wait_until(WAIT, "all discovery configs", |m| configs(m).len() == 11)
         .await;
     let mut found = configs(&collector.messages());
     found.sort_by(|a, b| a.0.cmp(&b.0));
@@ -103,7 +105,7 @@ async fn home_assistant_online_triggers_a_republish() {
         vec![],
     );
     bridge.next_poll().await;
-    collector.wait_until(WAIT, "configs", |m| configs(m).len() == 10).await;
+    collector.wait_until(WAIT, "configs", |m| configs(m).len() == 11).await;
     collector.clear();
     collector
         .client
@@ -111,7 +113,7 @@ async fn home_assistant_online_triggers_a_republish() {
         .await
         .unwrap();
     collector
-        .wait_until(WAIT, "configs again", |m| configs(m).len() == 10)
+        .wait_until(WAIT, "configs again", |m| configs(m).len() == 11)
         .await;
     assert!(
         collector.messages().iter().all(|m| !m.retain),
@@ -164,7 +166,10 @@ async fn cursor_survives_a_restart_and_corrections_are_flagged() {
     let state = tempfile::tempdir().unwrap();
     let config = crate::support::config(broker.port, state.path());
     let collector = Collector::connect(broker.port, "observer-4", &["meter2mqtt/+/+/readings"], false).await;
-    let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
+    // Corrections are judged per interval within the look-back window (a week): recent data.
+    let first_hour = Utc::now().duration_trunc(chrono::Duration::hours(1)).unwrap() - chrono::Duration::days(3);
+    let corrected_hour = first_hour + chrono::Duration::hours(3);
+    let provider = ScriptedProvider::new(first_hour, 24);
 
     let mut first = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
     assert_eq!(first.next_poll().await.0, 24);
@@ -173,7 +178,7 @@ async fn cursor_survives_a_restart_and_corrections_are_flagged() {
     let mut second = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
     assert_eq!(second.next_poll().await, (0, 0), "a restart re-delivers nothing");
     provider.advance(5);
-    provider.corrections.lock().unwrap().insert(utc(2024, 3, 1, 3), 1.0);
+    provider.corrections.lock().unwrap().insert(corrected_hour, 1.0);
     // A poll may fall between the two changes: count over polls until both are in.
     let mut published = 0;
     while published < 6 {
@@ -197,6 +202,9 @@ async fn cursor_survives_a_restart_and_corrections_are_flagged() {
         .filter(|r| r["correction"] == true)
         .collect();
     assert_eq!(corrected.len(), 1);
-    assert_eq!(corrected[0]["start"], "2024-03-01T03:00:00Z");
-    assert_eq!(corrected[0]["value"], provider.value(utc(2024, 3, 1, 3)));
+    assert_eq!(
+        corrected[0]["start"],
+        corrected_hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    assert_eq!(corrected[0]["value"], provider.value(corrected_hour));
 }

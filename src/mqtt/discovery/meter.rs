@@ -55,7 +55,7 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
             device_class: Some("timestamp"),
             ..sensor(key, Some(name))
         });
-        s.state_topic = topics.meter_time(meter, key);
+        s.state_topic = topics.meter_field(meter, key);
         s
     };
 
@@ -83,15 +83,15 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
     .attributes("{{ {'error': value_json.api_error} | tojson }}".into());
     api_status.common.icon = Some("mdi:api");
 
+    // Its own topic too: before the first read there is no progress to show.
     let mut history_import = diagnostic(Sensor {
-        value_template: Some(
-            "{{ value_json.history_import.percent if value_json.history_import else None }}".into(),
-        ),
+        value_template: Some("{{ value_json.percent }}".into()),
         unit_of_measurement: Some("%".into()),
         suggested_display_precision: Some(0),
         ..sensor("history_import", Some("History import"))
-    })
-    .attributes("{{ (value_json.history_import or {}) | tojson }}".into());
+    });
+    history_import.state_topic = topics.meter_field(meter, "history_import");
+    let mut history_import = history_import.attributes("{{ value_json | tojson }}".into());
     history_import.common.icon = Some("mdi:progress-download");
 
     let mut entities = vec![

@@ -17,7 +17,7 @@ use super::summary::Newest;
 use super::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use crate::model::{Meter, MeterValue};
 use crate::mqtt::payloads::{HistoryImport, MeterState as StatePayload, ReadingItem, ReadingsBatch};
-use crate::mqtt::topics::{object_id, TIME_TOPICS};
+use crate::mqtt::topics::{object_id, FIELD_TOPICS};
 use crate::mqtt::{discovery, ConnectionState, MqttEvent};
 use crate::sink::{AccountId, Batch, Delivery, PollReport, Progress, Sink, SinkError, StatusBoard};
 use crate::state::sanitize;
@@ -161,13 +161,17 @@ impl AccountSink {
         sinks
             .retained
             .publish_if_changed(&sinks.mqtt, topics.meter_state(meter), payload);
-        for (field, time) in times {
-            if let Some(time) = time {
-                let text = time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                sinks
-                    .retained
-                    .publish_if_changed(&sinks.mqtt, topics.meter_time(meter, field), text.into_bytes());
-            }
+        let import = status.history_import.as_ref().and_then(|h| serde_json::to_vec(h).ok());
+        let fields = times
+            .into_iter()
+            .filter_map(|(field, time)| {
+                time.map(|t| (field, t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into_bytes()))
+            })
+            .chain(import.map(|bytes| ("history_import", bytes)));
+        for (field, bytes) in fields {
+            sinks
+                .retained
+                .publish_if_changed(&sinks.mqtt, topics.meter_field(meter, field), bytes);
         }
     }
 
@@ -201,7 +205,7 @@ impl AccountSink {
             if let Some(payload) = self.payloads.remove(&id) {
                 let topic = sinks.settings.topics.meter_state_of(&payload.provider, &id);
                 sinks.retained.publish(&sinks.mqtt, topic.clone(), Vec::new());
-                for field in TIME_TOPICS {
+                for field in FIELD_TOPICS {
                     let time = format!("{}/{field}", topic.trim_end_matches("/state"));
                     sinks.retained.publish(&sinks.mqtt, time, Vec::new());
                 }

@@ -7,6 +7,7 @@ mod collector;
 pub mod eloverblik_fixture;
 pub mod enectiva;
 pub mod fake_ha;
+pub mod generated_datahub;
 mod harness;
 pub mod logs;
 pub mod pace;

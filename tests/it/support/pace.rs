@@ -11,7 +11,6 @@ use meter2mqtt::http::Pace;
 pub struct VirtualPace {
     start: Instant,
     elapsed: Mutex<Duration>,
-    waits: Mutex<Vec<Duration>>,
 }
 
 impl VirtualPace {
@@ -19,7 +18,6 @@ impl VirtualPace {
         Arc::new(VirtualPace {
             start: Instant::now(),
             elapsed: Mutex::new(Duration::ZERO),
-            waits: Mutex::new(Vec::new()),
         })
     }
 
@@ -27,9 +25,6 @@ impl VirtualPace {
         *self.elapsed.lock().unwrap()
     }
 
-    pub fn waits(&self) -> Vec<Duration> {
-        self.waits.lock().unwrap().clone()
-    }
 }
 
 impl Pace for VirtualPace {
@@ -39,7 +34,6 @@ impl Pace for VirtualPace {
 
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         *self.elapsed.lock().unwrap() += duration;
-        self.waits.lock().unwrap().push(duration);
         Box::pin(tokio::task::yield_now())
     }
 }
