@@ -7,6 +7,7 @@
 //! state file.
 
 mod account;
+mod clocked;
 mod delivery;
 mod retained;
 mod summary;
