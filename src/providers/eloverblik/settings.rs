@@ -168,3 +168,48 @@ impl Registration for Eloverblik {
         )?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vat: f64, url: &str) -> Settings {
+        Settings {
+            name: None,
+            refresh_token: Secret::new("x"),
+            base_url: default_base_url(),
+            api: EloverblikApi::Customer,
+            metering_points: Vec::new(),
+            charges: true,
+            prices: true,
+            price_area: None,
+            vat,
+            supplier_markup: 0.05,
+            supplier_fee: f64::NAN,
+            energidataservice_url: url.into(),
+        }
+    }
+
+    fn problems(s: &Settings) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        Eloverblik::check(s, &mut |field, message| out.push((field.to_owned(), message)));
+        out
+    }
+
+    #[test]
+    fn price_settings_are_checked_and_vat_is_in_percent() {
+        let found = problems(&settings(0.25, "api.energidataservice.dk"));
+        let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["energidataservice_url", "vat", "supplier_fee"]);
+        assert!(found[1].1.contains("write 25 for 25 %"), "{}", found[1].1);
+        assert!(problems(&settings(125.0, DEFAULT_BASE_URL))[0].1.contains("between 0 and 100"));
+        let mut ok = settings(25.0, DEFAULT_BASE_URL);
+        ok.supplier_fee = 0.02;
+        assert!(problems(&ok).is_empty());
+        assert_eq!(
+            ok.terms(Direction::Consumption),
+            Terms::Consumption { vat: 0.25, markup: 0.05 }
+        );
+        assert_eq!(ok.terms(Direction::Production), Terms::Production { fee: 0.02 });
+    }
+}

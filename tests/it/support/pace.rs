@@ -27,6 +27,7 @@ impl VirtualPace {
         *self.elapsed.lock().unwrap()
     }
 
+    #[allow(dead_code)] // no test asserts the recorded waits at the moment
     pub fn waits(&self) -> Vec<Duration> {
         self.waits.lock().unwrap().clone()
     }
