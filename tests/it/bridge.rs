@@ -101,7 +101,7 @@ async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
             m.iter()
                 .filter(|m| m.topic.contains("scripted_m1") && m.topic.ends_with("/config") && m.payload.is_empty())
                 .count()
-                == 6
+                == 7
                 && m.iter()
                     .any(|m| m.topic == "meter2mqtt/scripted/m1/state" && m.payload.is_empty())
         })
