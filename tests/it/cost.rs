@@ -545,3 +545,77 @@ async fn cost_and_compensation_match_the_hand_computed_prices() {
     let log = daemon.text();
     assert!(!log.contains(REFRESH_TOKEN) && !log.contains(HA_TOKEN));
 }
+
+/// The live price sensor as Home Assistant sees it, at a pinned 11:20 (CET) on 26 October 2025:
+/// its discovery config and the retained message on its state topic (the price of the quarter
+/// hour 11:15–11:30, with today's intervals as attributes). Tomorrow's prices are not published
+/// before 13:00, so none are asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_price_sensor_and_its_state_at_a_pinned_time() {
+    use std::sync::Arc;
+
+    use meter2mqtt::providers::eloverblik::{EloverblikProvider, Options, Settings};
+    use meter2mqtt::providers::kit::SharedClock;
+
+    let now = Utc.with_ymd_and_hms(2025, 10, 26, 10, 20, 0).unwrap();
+    let clock: SharedClock = Arc::new(move || now);
+    let broker = Broker::start().await;
+    let eloverblik = fake_eloverblik().await;
+    let eds = fake_eds().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::config(broker.port, &dir.path().join("state"));
+    let settings: Settings = serde_json::from_value(json!({
+        "refresh_token": REFRESH_TOKEN,
+        "base_url": eloverblik.uri(),
+        "energidataservice_url": eds.uri(),
+        "metering_points": [HOME],
+        "supplier_markup": MARKUP,
+    }))
+    .unwrap();
+    let options = Options {
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let store = meter2mqtt::state::StateStore::open(&config.state.dir).unwrap();
+    let provider = EloverblikProvider::new(&settings, "1".into(), store, options).unwrap();
+    let collector =
+        crate::support::Collector::connect(broker.port, "price-sensor", &["homeassistant/#", "meter2mqtt/#"], false)
+            .await;
+    let mut bridge = crate::support::TestBridge::start_at(&config, vec![Arc::new(provider)], vec![], clock);
+    bridge.next_poll().await;
+
+    let config_topic = format!("homeassistant/sensor/meter2mqtt_eloverblik_{HOME}_price/config");
+    collector
+        .wait_until(WAIT, "the price sensor's config", |m| {
+            m.iter().any(|m| m.topic == config_topic && !m.payload.is_empty())
+        })
+        .await;
+    let discovery: Value = serde_json::from_str(&collector.on(&config_topic).pop().unwrap().payload).unwrap();
+    let state_topic = discovery["state_topic"].as_str().expect("a state topic").to_owned();
+    collector
+        .wait_until(WAIT, "the price sensor's state", |m| {
+            m.iter().any(|m| m.topic == state_topic)
+        })
+        .await;
+    let state: Value = serde_json::from_str(&collector.on(&state_topic).pop().unwrap().payload).unwrap();
+    bridge.stop().await;
+
+    // By hand: 11:15 CET is local hour 11, the winter lists: B2D Price12 0.1536, system 0.072,
+    // transmission 0.049, tax 0.72; the fixture's DK1 quarter at 10:15 UTC.
+    let spot = eds
+        .records(DAY_AHEAD)
+        .into_iter()
+        .find(|r| r["PriceArea"] == "DK1" && r["TimeUTC"] == "2025-10-26T10:15:00")
+        .unwrap()["DayAheadPriceDKK"]
+        .as_f64()
+        .unwrap()
+        / 1000.0;
+    let price = (spot + 0.1536 + 0.072 + 0.049 + 0.72) * (1.0 + VAT) + MARKUP;
+    assert!((state["value"].as_f64().unwrap() - price).abs() < 1e-4, "{state}");
+
+    insta::assert_json_snapshot!("price_sensor_discovery", discovery, {
+        ".origin.sw_version" => "[version]",
+        ".device.sw_version" => "[version]",
+    });
+    insta::assert_json_snapshot!("price_sensor_state", state);
+}

@@ -54,7 +54,7 @@ impl AccountSink {
             Err(e) => return Err(SinkError(format!("loading the MQTT state of {account} failed: {e}"))),
         };
         let connects = sinks.mqtt.events();
-        let clocked = ClockedValues::new(sinks.mqtt.clone(), sinks.retained.clone());
+        let clocked = ClockedValues::new(sinks.mqtt.clone(), sinks.retained.clone(), sinks.settings.clock.clone());
         Ok(AccountSink {
             clocked,
             sinks,
@@ -338,7 +338,7 @@ impl Sink for AccountSink {
                 .collect();
             self.publish_state(meter);
         }
-        self.clocked.set(clocked, report.at);
+        self.clocked.set(clocked, self.sinks.settings.clock.now());
         self.progress_published = None;
         if self.dirty {
             self.save().await;

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::retained::Retained;
 use crate::model::MeterValue;
 use crate::mqtt::MqttHandle;
+use crate::providers::kit::SharedClock;
 
 /// One value and the topic it goes to.
 pub type Clocked = (String, MeterValue);
@@ -22,16 +23,18 @@ pub struct ClockedValues {
     task: Option<JoinHandle<()>>,
     mqtt: MqttHandle,
     retained: Retained,
+    clock: SharedClock,
 }
 
 impl ClockedValues {
-    pub fn new(mqtt: MqttHandle, retained: Retained) -> ClockedValues {
+    pub fn new(mqtt: MqttHandle, retained: Retained, clock: SharedClock) -> ClockedValues {
         ClockedValues {
             values: Arc::default(),
             changed: Arc::new(Notify::new()),
             task: None,
             mqtt,
             retained,
+            clock,
         }
     }
 
@@ -47,14 +50,14 @@ impl ClockedValues {
         }
         if self.task.is_none() {
             let (values, changed) = (self.values.clone(), self.changed.clone());
-            let (mqtt, retained) = (self.mqtt.clone(), self.retained.clone());
+            let (mqtt, retained, clock) = (self.mqtt.clone(), self.retained.clone(), self.clock.clone());
             self.task = Some(tokio::spawn(async move {
                 loop {
                     let next = {
                         let values = values.lock().unwrap_or_else(PoisonError::into_inner);
-                        values.iter().filter_map(|(_, v)| v.next_change(Utc::now())).min()
+                        values.iter().filter_map(|(_, v)| v.next_change(clock.now())).min()
                     };
-                    let wait = next.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
+                    let wait = next.map(|at| (at - clock.now()).to_std().unwrap_or_default());
                     tokio::select! {
                         _ = changed.notified() => continue,
                         _ = async {
@@ -64,7 +67,7 @@ impl ClockedValues {
                             }
                         } => {}
                     }
-                    let now = Utc::now();
+                    let now = clock.now();
                     let values = values.lock().unwrap_or_else(PoisonError::into_inner).clone();
                     for (topic, value) in &values {
                         publish(&mqtt, &retained, topic, value, now);
