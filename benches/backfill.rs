@@ -291,6 +291,8 @@ level = "warn"
 refresh_token = "bench"
 base_url = "{api_url}"
 charges = false
+# Prices come from Energi Data Service on the internet; the benchmark needs no network.
+prices = false
 "#,
         state_dir = state_dir.display().to_string()
     )

@@ -229,6 +229,41 @@ pub struct MeterValue {
     pub kind: ValueKind,
     /// Extra detail shown as entity attributes (e.g. the 24 hourly prices of a tariff).
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// When the value changes by the clock (a price per quarter hour): the value of each
+    /// interval, sorted. Sinks show the interval's value that holds now, kept current between
+    /// polls; empty for values that change only when a poll reads them.
+    pub timetable: Vec<TimedValue>,
+}
+
+/// One value of a [`MeterValue::timetable`], valid over `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimedValue {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub value: f64,
+}
+
+impl MeterValue {
+    /// The value at `now`: the timetable's entry when there is a timetable (`None` outside it),
+    /// else [`MeterValue::value`].
+    pub fn value_at(&self, now: DateTime<Utc>) -> Option<f64> {
+        if self.timetable.is_empty() {
+            return self.value;
+        }
+        self.timetable
+            .iter()
+            .find(|t| t.start <= now && now < t.end)
+            .map(|t| t.value)
+    }
+
+    /// When the value shown next changes by the clock: the next timetable boundary after `now`.
+    pub fn next_change(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.timetable
+            .iter()
+            .flat_map(|t| [t.start, t.end])
+            .filter(|t| *t > now)
+            .min()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

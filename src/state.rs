@@ -315,8 +315,12 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("state");
         let store = StateStore::open(&dir).unwrap();
-        store.save_json(Path::new("tokens/eloverblik-1.json"), &state()).unwrap();
-        store.save_json(Path::new("tokens/eloverblik-1.json"), &state()).unwrap();
+        store
+            .save_json(Path::new("tokens/eloverblik-1.json"), &state())
+            .unwrap();
+        store
+            .save_json(Path::new("tokens/eloverblik-1.json"), &state())
+            .unwrap();
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("tokens")), 0o700);
         assert_eq!(mode(&dir.join("tokens/eloverblik-1.json")), 0o600);
@@ -331,7 +335,12 @@ mod tests {
         fs::create_dir(dir.path().join("statistics")).unwrap();
         fs::write(dir.path().join("statistics/p_1.json"), b"{}").unwrap();
         fs::write(dir.path().join("sample-1.json"), b"{}").unwrap();
-        for (path, mode) in [("", 0o755), ("statistics", 0o775), ("statistics/p_1.json", 0o644), ("sample-1.json", 0o666)] {
+        for (path, mode) in [
+            ("", 0o755),
+            ("statistics", 0o775),
+            ("statistics/p_1.json", 0o644),
+            ("sample-1.json", 0o666),
+        ] {
             fs::set_permissions(dir.path().join(path), fs::Permissions::from_mode(mode)).unwrap();
         }
         let logs = crate::test_logs::capture();

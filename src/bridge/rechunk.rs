@@ -63,11 +63,22 @@ mod tests {
     #[test]
     fn an_unfinished_hour_waits_for_the_next_window() {
         let mut r = Rechunk::default();
-        let first = r.release("m", vec![quarter(10, 0), quarter(10, 1), quarter(10, 2), quarter(10, 3), quarter(11, 0)]);
+        let first = r.release(
+            "m",
+            vec![
+                quarter(10, 0),
+                quarter(10, 1),
+                quarter(10, 2),
+                quarter(10, 3),
+                quarter(11, 0),
+            ],
+        );
         assert_eq!(first.len(), 4, "10:00 is whole; 11:00 has one quarter so far");
         let second = r.release("m", vec![quarter(11, 1), quarter(11, 2), quarter(11, 3)]);
         assert_eq!(second.len(), 4);
-        assert!(second.iter().all(|q| q.start >= Utc.with_ymd_and_hms(2024, 3, 1, 11, 0, 0).unwrap()));
+        assert!(second
+            .iter()
+            .all(|q| q.start >= Utc.with_ymd_and_hms(2024, 3, 1, 11, 0, 0).unwrap()));
         assert!(r.drain().is_empty());
         r.release("m", vec![quarter(12, 0)]);
         let rest = r.drain();

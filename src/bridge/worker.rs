@@ -252,7 +252,9 @@ impl AccountWorker {
             })
             .collect();
         let provider = &self.provider;
-        ranges::groups(wanted, lookback, now, |data_until| provider.next_data_possible(data_until, now))
+        ranges::groups(wanted, lookback, now, |data_until| {
+            provider.next_data_possible(data_until, now)
+        })
     }
 }
 
@@ -381,7 +383,9 @@ fn failed(account: &AccountId, board: &StatusBoard, meter: Option<&Meter>, error
     let message = error.to_string();
     let status = error.api_status();
     match (meter, status) {
-        (Some(meter), _) => tracing::warn!(account = %account, meter = %meter.id, status = status.as_str(), "{message}"),
+        (Some(meter), _) => {
+            tracing::warn!(account = %account, meter = %meter.id, status = status.as_str(), "{message}")
+        }
         (None, ApiStatus::AuthError) => tracing::error!(account = %account, "{message}"),
         (None, _) => tracing::warn!(account = %account, "listing meters failed: {message}"),
     }

@@ -78,6 +78,12 @@ impl Topics {
         format!("{}/{field}", self.meter_base(meter))
     }
 
+    /// `<meter>/value/<key>`: a value that changes by the clock (a price per quarter hour), kept
+    /// current between polls, as `{"value": ..., "attributes": {...}}`.
+    pub fn meter_value(&self, meter: &Meter, key: &str) -> String {
+        format!("{}/value/{}", self.meter_base(meter), object_id(key))
+    }
+
     pub fn meter_readings(&self, meter: &Meter) -> String {
         format!("{}/readings", self.meter_base(meter))
     }

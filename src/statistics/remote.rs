@@ -63,7 +63,9 @@ impl Remote {
             };
             let name = command.name();
             let result = self.call(command).await?;
-            rows.extend(parse_period_rows(&result, statistic_id).map_err(|detail| protocol(name, statistic_id, detail))?);
+            rows.extend(
+                parse_period_rows(&result, statistic_id).map_err(|detail| protocol(name, statistic_id, detail))?,
+            );
             if last {
                 return Ok(rows);
             }

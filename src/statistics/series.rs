@@ -1,6 +1,6 @@
 //! The identity of one statistic in Home Assistant: id, name, unit and unit class.
 
-use crate::model::{Meter, Unit};
+use crate::model::{Meter, PricePurpose, Unit};
 
 /// The `source` of every statistic, and the domain part of every statistic id.
 pub const SOURCE: &str = "meter2mqtt";
@@ -18,27 +18,44 @@ pub struct Series {
 }
 
 impl Series {
-    /// The meter's own quantity: `<provider>_<meter>_consumption` or `_production`.
+    /// The meter's own quantity: `<provider>_<meter>_consumption` or `_production`. Named after
+    /// the meter, with its direction added only when the meter's name does not already say it.
     pub fn energy(meter: &Meter) -> Series {
         let direction = meter.direction.as_str();
+        let name = display_name(meter);
+        let name = if has_word(name, direction) {
+            name.to_owned()
+        } else {
+            format!("{name} {direction}")
+        };
         Series::new(
             meter,
             direction,
-            format!("{} {direction}", display_name(meter)),
+            name,
             meter.unit.as_str().to_owned(),
             unit_class(&meter.unit),
         )
     }
 
+    /// What the meter's quantity cost (`_cost`) or earned (`_compensation`), in `currency`.
+    /// The name replaces a direction word the meter's name ends with: `Testvej 1 consumption`
+    /// gives `Testvej 1 cost`.
+    pub fn money(meter: &Meter, purpose: PricePurpose, currency: &str) -> Series {
+        let word = match purpose {
+            PricePurpose::Cost => "cost",
+            PricePurpose::Compensation => "compensation",
+        };
+        let name = display_name(meter);
+        let base = name
+            .strip_suffix(meter.direction.as_str())
+            .filter(|rest| rest.ends_with(' '))
+            .map_or(name, str::trim_end);
+        Series::new(meter, word, format!("{base} {word}"), currency.to_owned(), None)
+    }
+
     /// What the meter's quantity cost, in `currency`.
     pub fn cost(meter: &Meter, currency: &str) -> Series {
-        Series::new(
-            meter,
-            "cost",
-            format!("{} cost", display_name(meter)),
-            currency.to_owned(),
-            None,
-        )
+        Series::money(meter, PricePurpose::Cost, currency)
     }
 
     fn new(meter: &Meter, suffix: &str, name: String, unit: String, unit_class: Option<&'static str>) -> Series {
@@ -59,6 +76,12 @@ fn display_name(meter: &Meter) -> &str {
     } else {
         meter.name.trim()
     }
+}
+
+/// Whether `word` is one of the words of `name`, in any case.
+fn has_word(name: &str, word: &str) -> bool {
+    name.split(|c: char| !c.is_alphanumeric())
+        .any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// Energy units convert within HA's `energy` class and volumes within `volume`; any other
@@ -168,6 +191,46 @@ mod tests {
             let s = Series::cost(&meter("p", id, "n", Direction::Consumption, Unit::KWh), "DKK");
             assert!(valid_statistic_id(&s.statistic_id), "{}", s.statistic_id);
         }
+    }
+
+    #[test]
+    fn each_word_once_in_the_names() {
+        let home = meter(
+            "eloverblik",
+            "1",
+            "Testvej 1 consumption",
+            Direction::Consumption,
+            Unit::KWh,
+        );
+        let child = meter(
+            "eloverblik",
+            "2",
+            "Testvej 1 consumption from grid",
+            Direction::Consumption,
+            Unit::KWh,
+        );
+        let solar = meter(
+            "eloverblik",
+            "3",
+            "Testvej 1 production",
+            Direction::Production,
+            Unit::KWh,
+        );
+        assert_eq!(Series::energy(&home).name, "Testvej 1 consumption");
+        assert_eq!(Series::energy(&child).name, "Testvej 1 consumption from grid");
+        assert_eq!(Series::energy(&solar).name, "Testvej 1 production");
+        assert_eq!(Series::cost(&home, "DKK").name, "Testvej 1 cost");
+        let paid = Series::money(&solar, PricePurpose::Compensation, "DKK");
+        assert_eq!(
+            (paid.name.as_str(), paid.statistic_id.as_str()),
+            ("Testvej 1 compensation", "meter2mqtt:eloverblik_3_compensation")
+        );
+        assert_eq!(
+            Series::energy(&home).statistic_id,
+            "meter2mqtt:eloverblik_1_consumption"
+        );
+        // A name that does not end in the direction keeps all its words.
+        assert_eq!(Series::cost(&child, "DKK").name, "Testvej 1 consumption from grid cost");
     }
 
     #[test]

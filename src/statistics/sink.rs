@@ -193,7 +193,7 @@ impl StatisticsSink {
             series: vec![self.import_series(&energy, &hours).await?],
         };
         if let Some(prices) = prices.filter(|_| self.inner.cost) {
-            let cost = Series::cost(meter, &prices.currency);
+            let cost = Series::money(meter, prices.purpose, &prices.currency);
             let cost_hours = cost::costs(prices, readings, &meter.unit).map_err(|reason| StatisticsError::Price {
                 statistic_id: cost.statistic_id.clone(),
                 reason,

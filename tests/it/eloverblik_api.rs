@@ -101,6 +101,12 @@ impl Fake {
             api: EloverblikApi::Customer,
             metering_points: Vec::new(),
             charges: true,
+            prices: false,
+            price_area: None,
+            vat: 25.0,
+            supplier_markup: 0.0,
+            supplier_fee: 0.0,
+            energidataservice_url: meter2mqtt::providers::eloverblik::default_energidataservice_url(),
         }
     }
 
@@ -962,6 +968,12 @@ async fn charges_can_be_switched_off() {
         .await;
     let account = Settings {
         charges: false,
+        prices: false,
+        price_area: None,
+        vat: 25.0,
+        supplier_markup: 0.0,
+        supplier_fee: 0.0,
+        energidataservice_url: meter2mqtt::providers::eloverblik::default_energidataservice_url(),
         ..fake.account()
     };
     let provider = fake.provider_with(account, fake.options());

@@ -145,7 +145,7 @@ async fn killed_at_any_point_of_a_long_backfill_nothing_is_lost_and_little_is_re
         &config,
         format!(
             "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n[bridge]\nhistory_start = \"{from}\"\njitter = \"0s\"\n\
-             [state]\ndir = \"{}\"\n[[eloverblik]]\nrefresh_token = \"refresh\"\nbase_url = \"{}\"\ncharges = false\n",
+             [state]\ndir = \"{}\"\n[[eloverblik]]\nrefresh_token = \"refresh\"\nbase_url = \"{}\"\ncharges = false\nprices = false\n",
             broker.port,
             state.display(),
             datahub.uri()

@@ -12,6 +12,7 @@ mod addon_run;
 mod bridge;
 mod cli;
 mod config;
+mod cost;
 mod eloverblik_api;
 mod eloverblik_e2e;
 mod enectiva_api;

@@ -104,7 +104,14 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
         history_import,
     ];
     for value in values {
-        entities.push(value_sensor(sensor(&value.key, Some(&value.name)), meter, value));
+        let mut entity = value_sensor(sensor(&value.key, Some(&value.name)), meter, value);
+        if !value.timetable.is_empty() {
+            // Kept current by the clock on a topic of its own: see `mqtt::sink::clocked`.
+            entity.state_topic = topics.meter_value(meter, &value.key);
+            entity.value_template = Some("{{ value_json.value }}".into());
+            entity = entity.attributes("{{ value_json.attributes | tojson }}".into());
+        }
+        entities.push(entity);
     }
     entities.into_iter().map(|s| ids.config(Entity::Sensor(s))).collect()
 }
@@ -196,6 +203,7 @@ mod tests {
             unit: unit.map(str::to_owned),
             kind,
             attributes: Default::default(),
+            timetable: Vec::new(),
         }
     }
 
@@ -219,6 +227,28 @@ mod tests {
             let name = config.entity.common().unique_id.clone();
             insta::assert_json_snapshot!(name, config.entity, { ".origin.sw_version" => "[version]" });
         }
+    }
+
+    #[test]
+    fn a_price_that_changes_by_the_clock_has_its_own_topic() {
+        let start = chrono::DateTime::parse_from_rfc3339("2025-10-26T00:00:00+02:00")
+            .unwrap()
+            .to_utc();
+        let mut price = value("price", ValueKind::Price, Some("DKK/kWh"));
+        price.name = "Price".into();
+        price.timetable = vec![crate::model::TimedValue {
+            start,
+            end: start + chrono::Duration::minutes(15),
+            value: 2.1,
+        }];
+        let topics = Topics::new("meter2mqtt", "homeassistant");
+        let mut m = meter(Medium::Electricity, Unit::KWh);
+        m.provider = "eloverblik".into();
+        m.id = "571313180100000001".into();
+        m.name = "Testvej 1 consumption".into();
+        let configs = meter_configs(&topics, &m, &[price]);
+        let config = configs.last().unwrap();
+        insta::assert_json_snapshot!("price_sensor", config.entity, { ".origin.sw_version" => "[version]" });
     }
 
     #[test]

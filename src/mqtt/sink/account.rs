@@ -12,6 +12,7 @@ use tokio::time::Instant;
 /// How often a read's progress goes out on the state topic.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
+use super::clocked::ClockedValues;
 use super::delivery::{self, AccountState, Pending};
 use super::summary::Newest;
 use super::{MqttSinks, ACK_LIMIT, BATCH, SINK};
@@ -39,6 +40,8 @@ pub struct AccountSink {
     /// as soon as it is back.
     behind: bool,
     connects: broadcast::Receiver<MqttEvent>,
+    /// Values that change by the clock, each on its own topic.
+    clocked: ClockedValues,
 }
 
 impl AccountSink {
@@ -51,7 +54,9 @@ impl AccountSink {
             Err(e) => return Err(SinkError(format!("loading the MQTT state of {account} failed: {e}"))),
         };
         let connects = sinks.mqtt.events();
+        let clocked = ClockedValues::new(sinks.mqtt.clone(), sinks.retained.clone(), sinks.settings.clock.clone());
         Ok(AccountSink {
+            clocked,
             sinks,
             account,
             board,
@@ -126,7 +131,11 @@ impl AccountSink {
             for ((meter, chunk), result) in messages.iter().zip(results) {
                 match result {
                     Ok(()) => {
-                        delivery::record(self.state.meters.entry(meter.id.clone()).or_default(), chunk, record_from);
+                        delivery::record(
+                            self.state.meters.entry(meter.id.clone()).or_default(),
+                            chunk,
+                            record_from,
+                        );
                         published += chunk.len();
                         self.dirty = true;
                     }
@@ -293,9 +302,7 @@ impl Sink for AccountSink {
             reached: progress.reached.with_timezone(&tz).date_naive(),
             from: progress.from.with_timezone(&tz).date_naive(),
         });
-        let due = self
-            .progress_published
-            .is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
+        let due = self.progress_published.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
         if due {
             self.progress_published = Some(Instant::now());
             self.publish_state(meter);
@@ -303,6 +310,7 @@ impl Sink for AccountSink {
     }
 
     async fn poll_finished(&mut self, report: &PollReport<'_>) {
+        let mut clocked = Vec::new();
         for meter in report.meters {
             let values = self.values.get(&meter.id).cloned().unwrap_or_default();
             let outcome = report.outcomes.get(&meter.id).cloned();
@@ -313,8 +321,17 @@ impl Sink for AccountSink {
             }
             status.last_poll = Some(report.at);
             status.next_poll = Some(report.next_poll);
+            let topics = &self.sinks.settings.topics;
+            clocked.extend(
+                values
+                    .iter()
+                    .filter(|v| !v.timetable.is_empty())
+                    .map(|v| (topics.meter_value(meter, &v.key), v.clone())),
+            );
+            let status = self.payload(meter);
             status.extras = values
                 .iter()
+                .filter(|v| v.timetable.is_empty())
                 .map(|v| {
                     let attributes = serde_json::Value::Object(v.attributes.clone());
                     (
@@ -325,6 +342,7 @@ impl Sink for AccountSink {
                 .collect();
             self.publish_state(meter);
         }
+        self.clocked.set(clocked, self.sinks.settings.clock.now());
         self.progress_published = None;
         if self.dirty {
             self.save().await;

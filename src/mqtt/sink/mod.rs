@@ -7,6 +7,7 @@
 //! state file.
 
 mod account;
+mod clocked;
 mod delivery;
 mod retained;
 mod summary;
@@ -36,13 +37,25 @@ const BATCH: usize = 200;
 const ACK_LIMIT: Duration = Duration::from_secs(60);
 
 /// What the MQTT sink needs of the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MqttSinkSettings {
     pub topics: Topics,
     /// Publish Home Assistant discovery configs.
     pub discovery: bool,
     /// How far before its cursor a meter is re-read; the delivery record covers this window.
     pub lookback: chrono::Duration,
+    /// Which interval of a value that changes by the clock (a price) is shown now; tests pin it.
+    pub clock: crate::providers::kit::SharedClock,
+}
+
+impl std::fmt::Debug for MqttSinkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSinkSettings")
+            .field("topics", &self.topics)
+            .field("discovery", &self.discovery)
+            .field("lookback", &self.lookback)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MqttSinkSettings {
@@ -51,6 +64,7 @@ impl MqttSinkSettings {
             topics: Topics::new(&config.mqtt.base_topic, &config.mqtt.discovery_prefix),
             discovery: config.mqtt.discovery,
             lookback: chrono::Duration::from_std(config.bridge.lookback).unwrap_or_default(),
+            clock: crate::providers::kit::system_clock(),
         }
     }
 }

@@ -8,13 +8,13 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, Duration, DurationRound, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use serde_json::{json, Map, Value};
 
 use super::client::Api;
 use super::dto::{ApiList, Charge, Charges, Item, MeteringPointsRequest, Tariff};
 use super::{KIND, TZ};
-use crate::model::{MeterValue, PricePoint, PricePurpose, PriceSeries, TimeRange, Unit, ValueKind};
+use crate::model::{MeterValue, ValueKind};
 use crate::providers::ProviderError;
 
 /// Charges change a few times a year; six hours keeps a change from lingering past the day.
@@ -180,34 +180,7 @@ fn tariff_value(tariffs: &[Tariff], now: DateTime<Utc>) -> Option<MeterValue> {
         unit: Some("DKK/kWh".into()),
         kind: ValueKind::Price,
         attributes,
-    })
-}
-
-/// Today's tariff sum (the `tariff` value's 24 prices by Danish local hour) applied to every hour
-/// of `range`, as a cost price series. Only what applies now is known here, so past hours are
-/// priced with today's tariffs.
-pub fn tariff_series(values: &[MeterValue], range: TimeRange) -> Option<PriceSeries> {
-    let tariff = values
-        .iter()
-        .find(|v| v.kind == ValueKind::Price && v.unit.as_deref() == Some("DKK/kWh"))?;
-    let prices: Vec<f64> = tariff.attributes.get("prices")?.as_array()?.iter().filter_map(Value::as_f64).collect();
-    let prices: [f64; 24] = prices.try_into().ok()?;
-    let mut points = Vec::new();
-    let mut start = range.start.duration_trunc(Duration::hours(1)).ok()?;
-    while start < range.end {
-        let end = start + Duration::hours(1);
-        points.push(PricePoint {
-            start,
-            end,
-            price: prices[start.with_timezone(&TZ).hour() as usize],
-        });
-        start = end;
-    }
-    Some(PriceSeries {
-        currency: "DKK".into(),
-        per_unit: Unit::KWh,
-        purpose: PricePurpose::Cost,
-        points,
+        timetable: Vec::new(),
     })
 }
 
@@ -243,6 +216,7 @@ fn subscription_value(subscriptions: &[Charge], now: DateTime<Utc>) -> Option<Me
         unit: Some("DKK/month".into()),
         kind: ValueKind::Monetary,
         attributes,
+        timetable: Vec::new(),
     })
 }
 

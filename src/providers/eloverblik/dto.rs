@@ -203,6 +203,9 @@ pub struct Charge {
 pub struct Tariff {
     pub name: Option<String>,
     pub owner: Option<String>,
+    /// The charge's code (`ChargeTypeCode` in Energi Data Service); the third-party API has none.
+    #[serde(default)]
+    pub price_id: Option<String>,
     pub valid_from_date: Option<String>,
     pub valid_to_date: Option<String>,
     pub period_type: Option<String>,

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::client::Api;
 use super::dto::{ApiList, Authorization, MeteringPoint};
+use super::prices::PriceArea;
 use super::windows::Aggregation;
 use super::{KIND, TZ};
 use super::EloverblikApi;
@@ -26,6 +27,8 @@ pub struct PointInfo {
     pub aggregation: Aggregation,
     /// Child points carry no charges of their own.
     pub child: bool,
+    /// The spot price zone, from the postcode (children share their parent's address).
+    pub area: Option<PriceArea>,
 }
 
 pub struct Listing {
@@ -84,6 +87,7 @@ pub fn to_meters(points: Vec<MeteringPoint>, wanted: &[String]) -> Listing {
             continue;
         }
         let address = address(&point);
+        let area = point.postcode.as_deref().and_then(PriceArea::from_postcode);
         let supplier = point.balance_supplier_name.clone().filter(|s| !s.trim().is_empty());
         let parent = (&point.id, &point.type_of_mp, &point.meter_reading_occurrence, false);
         let children = point
@@ -96,7 +100,14 @@ pub fn to_meters(points: Vec<MeteringPoint>, wanted: &[String]) -> Listing {
                 continue;
             }
             let aggregation = Aggregation::for_occurrence(occurrence.as_deref());
-            infos.insert(id.clone(), PointInfo { aggregation, child });
+            infos.insert(
+                id.clone(),
+                PointInfo {
+                    aggregation,
+                    child,
+                    area,
+                },
+            );
             meters.push(meter(id, type_of_mp.as_deref(), &address, supplier.clone()));
         }
     }
@@ -246,14 +257,16 @@ mod tests {
             listing.points["571313180100000025"],
             PointInfo {
                 aggregation: Aggregation::Quarter,
-                child: false
+                child: false,
+                area: Some(PriceArea::DK1)
             }
         );
         assert_eq!(
             listing.points["571313180100000018"],
             PointInfo {
                 aggregation: Aggregation::Hour,
-                child: true
+                child: true,
+                area: Some(PriceArea::DK1)
             }
         );
     }

@@ -5,7 +5,8 @@
 //! `settings` is the account's configuration section, `token` buys the data access token, `client` sends authorised calls, `dto` is the
 //! wire format, `metering_points` turns points into meters, `windows` plans request dates,
 //! `timeseries` normalises a market document into interval readings, `pass` tracks one read
-//! over many meters, `charges` prices them, and `schedule` decides when a data call is
+//! over many meters, `charges` prices them, `prices` reads Energi Data Service and `pricing` applies it to an
+//! account's points (cost, compensation, the live price sensor), and `schedule` decides when a data call is
 //! worth making.
 
 mod charges;
@@ -15,6 +16,7 @@ mod error_body;
 mod metering_points;
 mod pass;
 pub mod prices;
+mod pricing;
 mod provider;
 mod schedule;
 mod settings;
@@ -23,7 +25,7 @@ mod token;
 mod windows;
 
 pub use provider::{rate_limiter, retry_policy, EloverblikProvider, Options};
-pub use settings::{default_base_url, Eloverblik, EloverblikApi, Settings};
+pub use settings::{default_base_url, default_energidataservice_url, default_vat, Eloverblik, EloverblikApi, Settings};
 
 /// This provider in [`crate::providers::KINDS`].
 pub const REGISTRATION: crate::providers::registry::Registered<Eloverblik> = crate::providers::registry::Registered::new();

@@ -10,13 +10,15 @@ use chrono::{DateTime, Utc};
 use super::charges::{self, ChargesCache};
 use super::client::{Api, Paths};
 use super::dto::MeteringPointsRequest;
+use super::dto::Charges;
 use super::pass::{MeterResult, Pass};
+use super::pricing::Pricing;
 use super::metering_points::{self, PointInfo};
 use super::timeseries::{self, PointOutcome};
 use super::windows::{self, local_day, Aggregation, Window};
 use super::{default_base_url, error_body, schedule, token, EloverblikApi, Settings, KIND};
 use crate::http::{build_client, ApiClient, Budget, Pace, RateLimiter, RetryPolicy, Sleeper, TokioPace, TokioSleeper};
-use crate::model::{IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
+use crate::model::{Direction, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::kit::{system_clock, SharedClock};
 use crate::providers::registry::BuildContext;
 use crate::providers::{Provider, ProviderError, Receive, Window as ReadWindow};
@@ -103,6 +105,8 @@ pub struct EloverblikProvider {
     api: Api,
     wanted: Vec<String>,
     charges_enabled: bool,
+    /// Energi Data Service prices, unless the account turned them off.
+    pricing: Option<Pricing>,
     clock: SharedClock,
     /// From the last metering point listing: how to read each meter.
     points: RwLock<HashMap<String, PointInfo>>,
@@ -131,17 +135,23 @@ impl EloverblikProvider {
         let client = build_client(KIND, options.timeout)?;
         let http =
             ApiClient::new(KIND, client, options.retry, error_body::parse_error_body)
-            .with_sleeper(options.sleeper)
+            .with_sleeper(options.sleeper.clone())
             .with_limiter(options.limiter);
         let tokens = token::cache(
             &label,
             http.clone(),
             &base_url,
             settings.refresh_token.clone(),
-            store,
+            store.clone(),
             options.clock.clone(),
         );
+        let pricing = if settings.prices {
+            Some(Pricing::new(settings, store, options.clock.clone(), options.sleeper.clone())?)
+        } else {
+            None
+        };
         Ok(EloverblikProvider {
+            pricing,
             account: label,
             api: Api::new(http, tokens, base_url, Paths::of(settings.api)),
             wanted: settings.metering_points.clone(),
@@ -165,6 +175,46 @@ impl EloverblikProvider {
             .unwrap_or_else(PoisonError::into_inner)
             .get(id)
             .copied()
+    }
+
+    /// How to read `meter`, listing the points again if it is new.
+    async fn info(&self, meter: &Meter) -> Result<PointInfo, ProviderError> {
+        if let Some(info) = self.point(&meter.id) {
+            return Ok(info);
+        }
+        self.list().await?;
+        self.point(&meter.id).ok_or_else(|| ProviderError::UnknownMeter {
+            provider: KIND,
+            meter: meter.id.clone(),
+        })
+    }
+
+    /// The charges of a (parent) point, from a cache refreshed every few hours; one call asks
+    /// for every parent point of the account.
+    async fn charges_of(&self, meter: &Meter) -> Result<Charges, ProviderError> {
+        let mut cache = self.charges.lock().await;
+        let now = self.clock.now();
+        if let Some(answer) = cache.answer(&meter.id, now) {
+            return answer;
+        }
+        let mut parents: Vec<String> = {
+            let points = self.points.read().unwrap_or_else(PoisonError::into_inner);
+            points
+                .iter()
+                .filter(|(_, info)| !info.child)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        parents.sort();
+        let ids: Vec<&str> = parents.iter().map(String::as_str).collect();
+        let fetched = charges::fetch(&self.api, &ids).await;
+        cache.store(fetched, now);
+        cache.answer(&meter.id, now).unwrap_or_else(|| {
+            Err(ProviderError::UnknownMeter {
+                provider: KIND,
+                meter: meter.id.clone(),
+            })
+        })
     }
 
     /// The oldest last read among the current meters: a meter never read makes it `None`.
@@ -199,6 +249,11 @@ impl EloverblikProvider {
 
     /// Reads `ids` (one aggregation) ten at a time, window by window, handing each call's
     /// answer to `out` before the next call. `false` when `out` asked to stop.
+    ///
+    /// Calls go oldest window first across all groups of ten (not one group's whole history
+    /// after another): every meter then reaches the recent days, which sinks remember per
+    /// interval, in the last windows, so a history import does not carry one group's detailed
+    /// record through every later group's saves.
     async fn read_group(
         &self,
         aggregation: Aggregation,
@@ -208,42 +263,45 @@ impl EloverblikProvider {
         out: &mut dyn Receive,
     ) -> bool {
         let today = local_day(self.clock.now());
-        let calls: usize = ids
+        let mut planned: Vec<(&[&str], Window)> = ids
             .chunks(BATCH)
-            .map(|chunk| windows::plan(range, today, aggregation.max_days_for(chunk.len())).len())
-            .sum();
-        let mut call = 0;
-        for chunk in ids.chunks(BATCH) {
-            let plan = windows::plan(range, today, aggregation.max_days_for(chunk.len()));
-            for window in &plan {
-                let live = pass.live(chunk);
-                if live.is_empty() {
-                    break;
-                }
-                let covered = window.covering(range);
-                let results = match pass.outage().cloned() {
-                    Some(outage) => pass.fail(&live, outage),
-                    None => {
-                        call += 1;
-                        // The bridge logs the progress of long reads; this is the detail.
-                        tracing::debug!(
-                            account = %self.account,
-                            "reading history: call {call} of {calls}, {} to {} ({}), {} metering point(s)",
-                            window.from,
-                            window.to,
-                            aggregation.as_path(),
-                            live.len()
-                        );
-                        match self.fetch_window(aggregation, *window, &live).await {
-                            Ok(outcomes) => pass.answer(&live, outcomes, covered),
-                            Err(error) => pass.fail(&live, error),
-                        }
+            .flat_map(|chunk| {
+                windows::plan(range, today, aggregation.max_days_for(chunk.len()))
+                    .into_iter()
+                    .map(move |window| (chunk, window))
+            })
+            .collect();
+        // Stable: within one start date, the groups keep their order.
+        planned.sort_by_key(|(_, window)| window.from);
+        let calls = planned.len();
+        for (call, (chunk, window)) in planned.iter().enumerate() {
+            let live = pass.live(chunk);
+            if live.is_empty() {
+                continue;
+            }
+            let covered = window.covering(range);
+            let results = match pass.outage().cloned() {
+                Some(outage) => pass.fail(&live, outage),
+                None => {
+                    // The bridge logs the progress of long reads; this is the detail.
+                    tracing::debug!(
+                        account = %self.account,
+                        "reading history: call {} of {calls}, {} to {} ({}), {} metering point(s)",
+                        call + 1,
+                        window.from,
+                        window.to,
+                        aggregation.as_path(),
+                        live.len()
+                    );
+                    match self.fetch_window(aggregation, *window, &live).await {
+                        Ok(outcomes) => pass.answer(&live, outcomes, covered),
+                        Err(error) => pass.fail(&live, error),
                     }
-                };
-                self.record_reads(&results, pass.answered());
-                if out.window(ReadWindow { covered, results }).await.is_break() {
-                    return false;
                 }
+            };
+            self.record_reads(&results, pass.answered());
+            if out.window(ReadWindow { covered, results }).await.is_break() {
+                return false;
             }
         }
         true
@@ -331,52 +389,43 @@ impl Provider for EloverblikProvider {
     }
 
     async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
-        if !self.charges_enabled {
+        let info = self.info(meter).await?;
+        let wants_live = self.pricing.is_some() && meter.direction == Direction::Consumption;
+        if info.child || !(self.charges_enabled || wants_live) {
             return Ok(Vec::new());
         }
-        let info = match self.point(&meter.id) {
-            Some(info) => info,
-            None => {
-                self.list().await?;
-                self.point(&meter.id).ok_or_else(|| ProviderError::UnknownMeter {
-                    provider: KIND,
-                    meter: meter.id.clone(),
-                })?
-            }
+        let charges = self.charges_of(meter).await;
+        let mut values = match (&charges, self.charges_enabled) {
+            (Ok(charges), true) => charges::values(charges, self.clock.now()),
+            (Err(e), true) if !wants_live => return Err(e.clone()),
+            _ => Vec::new(),
         };
-        if info.child {
-            return Ok(Vec::new());
+        if let (Some(pricing), Ok(charges)) = (&self.pricing, &charges) {
+            values.extend(pricing.live_values(meter, info.area, Some(charges)).await);
         }
-        let mut cache = self.charges.lock().await;
-        let now = self.clock.now();
-        let answer = match cache.answer(&meter.id, now) {
-            Some(answer) => answer,
-            None => {
-                let mut parents: Vec<String> = {
-                    let points = self.points.read().unwrap_or_else(PoisonError::into_inner);
-                    points
-                        .iter()
-                        .filter(|(_, info)| !info.child)
-                        .map(|(id, _)| id.clone())
-                        .collect()
-                };
-                parents.sort();
-                let ids: Vec<&str> = parents.iter().map(String::as_str).collect();
-                let fetched = charges::fetch(&self.api, &ids).await;
-                cache.store(fetched, now);
-                cache.answer(&meter.id, now).unwrap_or_else(|| {
-                    Err(ProviderError::UnknownMeter {
-                        provider: KIND,
-                        meter: meter.id.clone(),
-                    })
-                })
-            }
-        };
-        answer.map(|charges| charges::values(&charges, now))
+        match charges {
+            Err(e) if values.is_empty() => Err(e),
+            _ => Ok(values),
+        }
     }
 
+    /// Prices from Energi Data Service: what a consumed kWh cost (spot, the tariffs valid at
+    /// the hour, VAT, the supplier's mark-up) or what a produced one earned.
     async fn prices(&self, meter: &Meter, range: TimeRange) -> Result<Option<PriceSeries>, ProviderError> {
-        Ok(charges::tariff_series(&self.values(meter).await?, range))
+        let Some(pricing) = &self.pricing else {
+            return Ok(None);
+        };
+        let info = self.info(meter).await?;
+        if info.child {
+            return Ok(None);
+        }
+        match meter.direction {
+            Direction::Consumption => {
+                let charges = self.charges_of(meter).await?;
+                pricing.series(meter, info.area, Some(&charges), range).await
+            }
+            Direction::Production => pricing.series(meter, info.area, None, range).await,
+        }
     }
 
     fn next_data_possible(&self, data_until: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -402,6 +451,12 @@ mod tests {
             api,
             metering_points: Vec::new(),
             charges: true,
+            prices: false,
+            price_area: None,
+            vat: 25.0,
+            supplier_markup: 0.0,
+            supplier_fee: 0.0,
+            energidataservice_url: crate::providers::eloverblik::default_energidataservice_url(),
         };
         assert_eq!(
             base_url(&account(EloverblikApi::Customer, &default_base_url())),

@@ -28,6 +28,7 @@ pub fn register_value(meter: &Meter, latest: Option<RegisterReading>) -> MeterVa
         unit: Some(meter.unit.as_str().to_owned()),
         kind: ValueKind::Register,
         attributes,
+        timetable: Vec::new(),
     }
 }
 
@@ -108,6 +109,7 @@ fn month_value(
         unit: Some(unit),
         kind: ValueKind::PeriodTotal,
         attributes,
+        timetable: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@ mod broker;
 mod collector;
 pub mod eloverblik_fixture;
 pub mod enectiva;
+pub mod fake_eds;
 pub mod fake_ha;
 pub mod generated_datahub;
 mod harness;
