@@ -68,6 +68,16 @@ pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
                     println!("  {id}  {name}: FAILED ({}): {e}", e.api_status().as_str());
                 }
             }
+            if let Some(meter) = meter {
+                for line in provider.check_lines(meter).await {
+                    if line.problem {
+                        problems += 1;
+                        println!("    {}: FAILED", line.text);
+                    } else {
+                        println!("    {}", line.text);
+                    }
+                }
+            }
         }
     }
     if problems == 0 {

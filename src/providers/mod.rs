@@ -118,6 +118,12 @@ pub trait Provider: Send + Sync {
         Ok(None)
     }
 
+    /// What `check` shows under a meter beyond its data (e.g. where its prices come from), in
+    /// the provider's own words.
+    async fn check_lines(&self, _meter: &Meter) -> Vec<CheckLine> {
+        Vec::new()
+    }
+
     /// Values beside the interval data (tariffs, monthly totals, register readings).
     async fn values(&self, _meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
         Ok(Vec::new())
@@ -136,6 +142,29 @@ pub trait Provider: Send + Sync {
 }
 
 pub type SharedProvider = Arc<dyn Provider>;
+
+/// One line of [`Provider::check_lines`]; a `problem` makes `check` exit non-zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckLine {
+    pub text: String,
+    pub problem: bool,
+}
+
+impl CheckLine {
+    pub fn info(text: impl Into<String>) -> CheckLine {
+        CheckLine {
+            text: text.into(),
+            problem: false,
+        }
+    }
+
+    pub fn problem(text: impl Into<String>) -> CheckLine {
+        CheckLine {
+            text: text.into(),
+            problem: true,
+        }
+    }
+}
 
 /// One meter's readings, or why there are none.
 pub type MeterReadings = (String, Result<Vec<IntervalReading>, ProviderError>);

@@ -363,10 +363,21 @@ async fn demo_runs_the_whole_pipeline_and_exits_zero() {
     assert_eq!(proc.wait_exit(Duration::from_secs(60)).await, 0, "{}", proc.text());
     let text = proc.text();
     assert!(
-        text.contains("Home Assistant would show 3 devices with 18 entities"),
+        text.contains("Home Assistant would show 3 devices with 19 entities"),
         "{text}"
     );
     assert!(text.contains("169 intervals"), "{text}");
+    // The price sensor shows the sample price of the current hour, and a day's cost is printed.
+    let price = text
+        .lines()
+        .find(|l| l.contains("sensor.sample_house_price"))
+        .unwrap_or_else(|| panic!("no price sensor:\n{text}"));
+    assert!(price.contains("DKK/kWh") && !price.contains("unknown"), "{price}");
+    let cost = text
+        .lines()
+        .find(|l| l.starts_with("cost of 2024-10-27 (Sample house electricity): "))
+        .unwrap_or_else(|| panic!("no cost line:\n{text}"));
+    assert!(cost.contains(" DKK for ") && cost.ends_with("over 25 hours"), "{cost}");
     assert!(text.contains("10-27:25"), "the autumn DST day has 25 hours:\n{text}");
     assert!(text.contains("bridge availability after shutdown: offline"), "{text}");
 }

@@ -619,3 +619,38 @@ async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     });
     insta::assert_json_snapshot!("price_sensor_state", state);
 }
+
+/// `check` lists each point's price area, its tariffs and whether their history was found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_shows_price_areas_and_tariff_histories() {
+    let broker = Broker::start().await;
+    let eloverblik = fake_eloverblik().await;
+    let eds = fake_eds().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n[state]\ndir = \"{}\"\n\
+             [[eloverblik]]\nrefresh_token = \"{REFRESH_TOKEN}\"\nbase_url = \"{}\"\nenergidataservice_url = \"{}\"\n",
+            broker.port,
+            dir.path().join("state").display(),
+            eloverblik.uri(),
+            eds.uri(),
+        ),
+    )
+    .unwrap();
+    let mut check = Proc::spawn(&["check", "--config", config.to_str().unwrap()], &[]);
+    let code = check.wait_exit(WAIT).await;
+    let text = check.text();
+    assert_eq!(code, 0, "{text}");
+    for line in [
+        "price area: DK1 (from the postcode)",
+        "tariff 5790001089030 B2D \"Nettarif B lav\": price history found in Energi Data Service (3 price lists)",
+        "tariff 5790000432752 EA-001 \"Elafgift\": price history found in Energi Data Service (1 price lists)",
+        "compensation: the spot price less a supplier fee of 0 DKK/kWh",
+        "all checks passed",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}

@@ -82,7 +82,7 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     let subscriptions = MqttSinks::subscriptions(&config.mqtt.discovery_prefix);
     let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, subscriptions));
     let sinks = MqttSinks::new(mqtt.clone(), MqttSinkSettings::from_config(&config), store);
-    let bridge = Bridge::new(config.bridge.clone(), providers).with_sink(Arc::new(sinks));
+    let bridge = Bridge::new(config.bridge.clone(), providers.clone()).with_sink(Arc::new(sinks));
     let mut events = bridge.events();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(bridge.run(shutdown.clone()));
@@ -105,6 +105,12 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
 
     let seen = observer.snapshot();
     print_summary(&seen, &config);
+    let cost_day = start + chrono::Days::new(5);
+    for provider in &providers {
+        if let Some(line) = day_cost(provider.as_ref(), cost_day).await {
+            println!("{line}");
+        }
+    }
     println!("first poll: {} intervals published, {} errors", finished.1, finished.0);
 
     if args.follow {
@@ -133,6 +139,41 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     );
     broker.stop();
     Ok(())
+}
+
+/// What a day's readings cost at the provider's prices, per meter that has prices:
+/// `cost of 2024-10-27 (Sample house electricity): 40.12 DKK for 25.300 kWh over 25 hours`.
+async fn day_cost(provider: &dyn crate::providers::Provider, day: NaiveDate) -> Option<String> {
+    let mut lines = Vec::new();
+    for meter in provider.meters().await.ok()? {
+        let range = crate::model::TimeRange::new(
+            crate::model::local_midnight(day, meter.timezone),
+            crate::model::local_midnight(day + chrono::Days::new(1), meter.timezone),
+        );
+        let Ok(Some(prices)) = provider.prices(&meter, range).await else {
+            continue;
+        };
+        let Ok(readings) = provider.readings(&meter, range).await else {
+            continue;
+        };
+        let (mut amount, mut quantity, mut hours) = (0.0, 0.0, 0);
+        for reading in &readings {
+            let price = prices
+                .points
+                .iter()
+                .find(|p| p.start <= reading.start && reading.end <= p.end);
+            if let (Some(value), Some(price)) = (reading.value, price) {
+                amount += value * price.price;
+                quantity += value;
+                hours += 1;
+            }
+        }
+        lines.push(format!(
+            "cost of {day} ({}): {amount:.2} {} for {quantity:.3} {} over {hours} hours",
+            meter.name, prices.currency, meter.unit
+        ));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 struct RemoveOnDrop(std::path::PathBuf);

@@ -21,7 +21,7 @@ use super::{Settings, KIND, TZ};
 use crate::http::{RetryPolicy, Sleeper};
 use crate::model::{local_midnight, Direction, Meter, MeterValue, PriceSeries, TimeRange, TimedValue, ValueKind};
 use crate::providers::kit::SharedClock;
-use crate::providers::ProviderError;
+use crate::providers::{CheckLine, ProviderError};
 use crate::state::StateStore;
 
 /// After a failed call, Energi Data Service is not asked again for this long.
@@ -161,6 +161,84 @@ impl Pricing {
             }
             None => live.get(&meter.id).cloned().unwrap_or_default(),
         }
+    }
+
+    /// What `check` shows: the price area and where it comes from; for consumption each tariff
+    /// (owner, code, name) and whether `DatahubPricelist` has its price history; for production
+    /// what a kWh earns.
+    pub async fn check_lines(
+        &self,
+        point_area: Option<PriceArea>,
+        charges: Option<Result<Charges, ProviderError>>,
+    ) -> Vec<CheckLine> {
+        let mut lines = Vec::new();
+        match (self.area, point_area) {
+            (Some(area), _) => lines.push(CheckLine::info(format!("price area: {area} (price_area in the config)"))),
+            (None, Some(area)) => lines.push(CheckLine::info(format!("price area: {area} (from the postcode)"))),
+            (None, None) => {
+                lines.push(CheckLine::problem(
+                    "price area: unknown (no Danish postcode); set price_area = \"DK1\" or \"DK2\"",
+                ));
+                return lines;
+            }
+        }
+        let charges = match charges {
+            None => {
+                lines.push(CheckLine::info(format!(
+                    "compensation: the spot price less a supplier fee of {} DKK/kWh",
+                    self.settings.supplier_fee
+                )));
+                return lines;
+            }
+            Some(Err(e)) => {
+                lines.push(CheckLine::problem(format!("charges: {e}")));
+                return lines;
+            }
+            Some(Ok(charges)) => charges,
+        };
+        let tariffs = charges.tariffs.as_deref().unwrap_or_default();
+        if tariffs.is_empty() {
+            lines.push(CheckLine::info("charges: no tariffs listed"));
+            return lines;
+        }
+        let keys: Vec<ChargeKey> = tariffs.iter().filter_map(charge_key).collect();
+        let found = match self.guarded(self.prices.tariffs(&keys)).await {
+            Ok(Some(set)) => Some(set),
+            Ok(None) => {
+                lines.push(CheckLine::problem(format!(
+                    "Energi Data Service: paused after a failure (asked again in {} minutes)",
+                    PAUSE.num_minutes()
+                )));
+                None
+            }
+            Err(e) => {
+                lines.push(CheckLine::problem(format!("Energi Data Service: {e}")));
+                None
+            }
+        };
+        for tariff in tariffs {
+            let what = format!(
+                "tariff {} {} {:?}",
+                tariff.owner.as_deref().unwrap_or("?"),
+                tariff.price_id.as_deref().unwrap_or("(no priceId)"),
+                tariff.name.as_deref().unwrap_or("?")
+            );
+            let line = match (charge_key(tariff), &found) {
+                (None, _) => CheckLine::problem(format!(
+                    "{what}: no priceId, so its price history cannot be looked up"
+                )),
+                (Some(_), None) => CheckLine::info(format!("{what}: price history not checked")),
+                (Some(key), Some(set)) => match set.histories().iter().find(|h| h.charge == key) {
+                    Some(history) => CheckLine::info(format!(
+                        "{what}: price history found in Energi Data Service ({} price lists)",
+                        history.rows().len()
+                    )),
+                    None => CheckLine::problem(format!("{what}: no price history in Energi Data Service")),
+                },
+            };
+            lines.push(line);
+        }
+        lines
     }
 
     /// The point's charges as price list keys; `None` (logged once) when a tariff cannot be

@@ -21,7 +21,7 @@ use crate::http::{build_client, ApiClient, Budget, Pace, RateLimiter, RetryPolic
 use crate::model::{Direction, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::kit::{system_clock, SharedClock};
 use crate::providers::registry::BuildContext;
-use crate::providers::{Provider, ProviderError, Receive, Window as ReadWindow};
+use crate::providers::{CheckLine, Provider, ProviderError, Receive, Window as ReadWindow};
 use crate::state::StateStore;
 
 const THIRDPARTY_BASE_URL: &str = "https://api.eloverblik.dk/thirdpartyapi";
@@ -407,6 +407,26 @@ impl Provider for EloverblikProvider {
             Err(e) if values.is_empty() => Err(e),
             _ => Ok(values),
         }
+    }
+
+    /// The point's price area, its tariffs (owner, code, name) and whether Energi Data Service
+    /// has their price history.
+    async fn check_lines(&self, meter: &Meter) -> Vec<CheckLine> {
+        let Some(pricing) = &self.pricing else {
+            return vec![CheckLine::info("prices: off (prices = false)")];
+        };
+        let info = match self.info(meter).await {
+            Ok(info) => info,
+            Err(e) => return vec![CheckLine::problem(format!("prices: {e}"))],
+        };
+        if info.child {
+            return vec![CheckLine::info("prices: none (a child point; its parent carries the cost)")];
+        }
+        let charges = match meter.direction {
+            Direction::Consumption => Some(self.charges_of(meter).await),
+            Direction::Production => None,
+        };
+        pricing.check_lines(info.area, charges).await
     }
 
     /// Prices from Energi Data Service: what a consumed kWh cost (spot, the tariffs valid at

@@ -4,7 +4,7 @@
 
 mod provider;
 
-pub use provider::{sample_value, SampleProvider};
+pub use provider::{price_value, sample_price, sample_value, SampleProvider};
 
 use std::time::Duration;
 

@@ -8,7 +8,10 @@ use chrono_tz::Tz;
 
 use super::{Settings, KIND};
 use crate::providers::{Provider, ProviderError};
-use crate::model::{local_midnight, DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit};
+use crate::model::{
+    local_midnight, DeviceInfo, Direction, IntervalReading, Medium, Meter, MeterValue, PricePoint, PricePurpose,
+    PriceSeries, Quality, TimeRange, TimedValue, Unit, ValueKind,
+};
 
 const TZ: Tz = chrono_tz::Europe::Copenhagen;
 
@@ -73,6 +76,57 @@ pub fn sample_value(meter: &str, start: DateTime<Utc>) -> f64 {
     ((shape + noise * 0.5) * scale * 1000.0).round() / 1000.0
 }
 
+/// A sample electricity price in DKK per kWh, everything included: cheap at night, dear at the
+/// evening peak, with stable hash noise per hour. Deterministic, so the demo needs no network.
+pub fn sample_price(start: DateTime<Utc>) -> f64 {
+    sample_value("price", start)
+}
+
+/// The hourly sample prices over `range`, hour-aligned.
+fn price_points(range: TimeRange) -> Vec<PricePoint> {
+    let hour = chrono::Duration::hours(1);
+    let mut at = range.start.duration_trunc(hour).unwrap_or(range.start);
+    let mut out = Vec::new();
+    while at < range.end {
+        out.push(PricePoint {
+            start: at,
+            end: at + hour,
+            price: sample_price(at),
+        });
+        at += hour;
+    }
+    out
+}
+
+/// The price sensor of the electricity meter: today's and tomorrow's hourly sample prices, the
+/// one of the current hour shown.
+pub fn price_value(now: DateTime<Utc>) -> MeterValue {
+    let today = now.with_timezone(&TZ).date_naive();
+    let range = TimeRange::new(local_midnight(today, TZ), local_midnight(today + chrono::Days::new(2), TZ));
+    let timetable: Vec<TimedValue> = price_points(range)
+        .into_iter()
+        .map(|p| TimedValue {
+            start: p.start,
+            end: p.end,
+            value: p.price,
+        })
+        .collect();
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("currency".into(), "DKK".into());
+    attributes.insert("sample".into(), true.into());
+    let mut value = MeterValue {
+        key: "price".into(),
+        name: "Price".into(),
+        value: None,
+        unit: Some("DKK/kWh".into()),
+        kind: ValueKind::Price,
+        attributes,
+        timetable,
+    };
+    value.value = value.value_at(now);
+    value
+}
+
 #[async_trait]
 impl Provider for SampleProvider {
     fn kind(&self) -> &'static str {
@@ -132,6 +186,26 @@ impl Provider for SampleProvider {
         Ok(out)
     }
 
+    async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
+        Ok(match meter.medium {
+            Medium::Electricity => vec![price_value(Utc::now())],
+            _ => Vec::new(),
+        })
+    }
+
+    /// What the electricity cost, at the sample prices.
+    async fn prices(&self, meter: &Meter, range: TimeRange) -> Result<Option<PriceSeries>, ProviderError> {
+        if meter.medium != Medium::Electricity {
+            return Ok(None);
+        }
+        Ok(Some(PriceSeries {
+            currency: "DKK".into(),
+            per_unit: Unit::KWh,
+            purpose: PricePurpose::Cost,
+            points: price_points(range),
+        }))
+    }
+
     fn next_data_possible(&self, data_until: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
         if self.last.is_some_and(|last| data_until >= last) {
             // Fixed sample window fully delivered: nothing new can appear.
@@ -171,6 +245,29 @@ mod tests {
         assert_eq!(readings[0].start.to_rfc3339(), "2024-10-21T22:00:00+00:00");
         assert_eq!(readings.last().unwrap().end.to_rfc3339(), "2024-10-28T23:00:00+00:00");
         assert!(readings.windows(2).all(|w| w[0].end == w[1].start));
+    }
+
+    #[tokio::test]
+    async fn electricity_has_a_price_sensor_and_hourly_prices() {
+        let p = provider(7);
+        let meters = p.meters().await.unwrap();
+        let now = Utc::now();
+        let values = p.values(&meters[0]).await.unwrap();
+        assert_eq!(values.len(), 1);
+        assert_eq!(values[0].kind, ValueKind::Price);
+        assert!(values[0].timetable.len() >= 46, "today and tomorrow, hourly");
+        assert!(values[0].value_at(now).is_some());
+        assert!(p.values(&meters[1]).await.unwrap().is_empty());
+        // The 25-hour day: 25 hourly prices, the same each time.
+        let day = TimeRange::new(
+            local_midnight(NaiveDate::from_ymd_opt(2024, 10, 27).unwrap(), TZ),
+            local_midnight(NaiveDate::from_ymd_opt(2024, 10, 28).unwrap(), TZ),
+        );
+        let series = p.prices(&meters[0], day).await.unwrap().unwrap();
+        assert_eq!(series.points.len(), 25);
+        assert_eq!(series, p.prices(&meters[0], day).await.unwrap().unwrap());
+        assert!(series.points.iter().all(|pt| (0.3..=2.1).contains(&pt.price)));
+        assert_eq!(p.prices(&meters[1], day).await.unwrap(), None);
     }
 
     #[tokio::test]
