@@ -16,8 +16,7 @@
 //! "seconds" runs from spawning the bridge to the last interval received; "first interval at s"
 //! shows how much of that passes before anything is published (listing and fetching).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write as _;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::Path;
@@ -25,14 +24,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
-use chrono_tz::Europe::Copenhagen;
+use chrono::{DateTime, Days, NaiveDate};
 use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Deserialize;
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const DEFAULT_SCENARIOS: [Scenario; 2] = [Scenario { points: 2, days: 730 }, Scenario { points: 50, days: 730 }];
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -84,7 +79,7 @@ fn settings() -> Settings {
 #[path = "../tests/it/support/generated_datahub.rs"]
 mod generated_datahub;
 
-use generated_datahub::{api_calls, danish_today, local_midnight, point_id, quarters_between, start_fake_eloverblik};
+use generated_datahub::{api_calls, danish_today, quarters_between, start_fake_eloverblik};
 
 // ---------------------------------------------------------------------------------------------
 // The broker

@@ -111,7 +111,13 @@ async fn a_meter_that_disappears_has_its_configs_and_state_cleared() {
     // The removal is remembered: a restart does not clear again, the bridge device stays.
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.path().join("scripted-test.json")).unwrap()).unwrap();
-    assert!(saved["discovery"].as_array().unwrap().is_empty());
+    assert!(
+        saved.get("discovery").is_none(),
+        "discovery topics have a file of their own"
+    );
+    let discovery: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.path().join("scripted-test.discovery.json")).unwrap()).unwrap();
+    assert!(discovery.as_array().unwrap().is_empty());
     assert!(collector
         .messages()
         .iter()
@@ -199,7 +205,10 @@ impl meter2mqtt::providers::Provider for TwoMeters {
             results.push((meter.id.clone(), self.readings(meter, range).await));
         }
         let _ = out
-            .window(meter2mqtt::providers::Window { covered: range, results })
+            .window(meter2mqtt::providers::Window {
+                covered: range,
+                results,
+            })
             .await;
     }
 }

@@ -1121,7 +1121,8 @@ async fn accounts_starting_together_share_the_rate_limit_and_never_cause_a_429()
         .mount(&fake.server)
         .await;
     fake.points(json_fixture("meteringpoints.json")).await;
-    fake.series(THREE_DAYS, &[HOME], ok_fixture("timeseries_hour.json"), 3).await;
+    fake.series(THREE_DAYS, &[HOME], ok_fixture("timeseries_hour.json"), 3)
+        .await;
 
     fn token(endpoint: &str) -> bool {
         endpoint == "GET /api/token"

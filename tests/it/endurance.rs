@@ -18,11 +18,14 @@ use crate::support::{utc, Broker, Collector, Message, Proc, ScriptedProvider};
 
 const WAIT: Duration = Duration::from_secs(120);
 
+/// A poll's start and the next poll it announced.
+type Announced = (DateTime<Utc>, DateTime<Utc>);
+
 /// A sink that takes everything and remembers what it took and what each poll reported.
 #[derive(Clone, Default)]
 struct Recording {
     delivered: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
-    next_polls: Arc<Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>>,
+    next_polls: Arc<Mutex<Vec<Announced>>>,
 }
 
 #[async_trait]
@@ -43,7 +46,9 @@ impl Sink for Recording {
         let mut delivered = self.delivered.lock().unwrap();
         let mut sent = 0;
         for batch in batches {
-            let until = delivered.entry(batch.meter.id.clone()).or_insert(DateTime::<Utc>::MIN_UTC);
+            let until = delivered
+                .entry(batch.meter.id.clone())
+                .or_insert(DateTime::<Utc>::MIN_UTC);
             for reading in batch.readings {
                 if reading.end > *until {
                     *until = reading.end;
@@ -51,7 +56,10 @@ impl Sink for Recording {
                 }
             }
         }
-        Delivery { sent, failed: Vec::new() }
+        Delivery {
+            sent,
+            failed: Vec::new(),
+        }
     }
 
     async fn poll_finished(&mut self, report: &PollReport<'_>) {
@@ -152,7 +160,13 @@ async fn killed_at_any_point_of_a_long_backfill_nothing_is_lost_and_little_is_re
         ),
     )
     .unwrap();
-    let collector = Collector::connect(broker.port, "endurance-kill", &["meter2mqtt/eloverblik/+/readings"], true).await;
+    let collector = Collector::connect(
+        broker.port,
+        "endurance-kill",
+        &["meter2mqtt/eloverblik/+/readings"],
+        true,
+    )
+    .await;
     let expected = quarters_between(from, today) as usize * POINTS;
     let run = || Proc::spawn(&["run", "--config", config.to_str().unwrap()], &[]);
 
@@ -163,7 +177,11 @@ async fn killed_at_any_point_of_a_long_backfill_nothing_is_lost_and_little_is_re
         let target = (expected as f64 * share / PER_MESSAGE as f64) as usize;
         let deadline = tokio::time::Instant::now() + WAIT;
         while readings_messages(&collector) < target {
-            assert!(tokio::time::Instant::now() < deadline, "no progress:\n{}", daemon.text());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no progress:\n{}",
+                daemon.text()
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         daemon.child.kill().unwrap();
@@ -177,7 +195,9 @@ async fn killed_at_any_point_of_a_long_backfill_nothing_is_lost_and_little_is_re
 
     let mut daemon = run();
     collector
-        .wait_until(WAIT, "every interval", |messages| unique_intervals(messages) >= expected)
+        .wait_until(WAIT, "every interval", |messages| {
+            unique_intervals(messages) >= expected
+        })
         .await;
     daemon.wait_for_line("poll finished", 1).await;
     assert_eq!(daemon.terminate(WAIT).await, 0, "{}", daemon.text());

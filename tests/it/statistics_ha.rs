@@ -322,7 +322,10 @@ async fn a_correction_older_than_the_kept_state_is_judged_by_home_assistants_row
     assert!(reads.len() >= 2, "{reads:?}");
     let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
     for read in &reads {
-        let end = read.get("end_time").map(time).unwrap_or_else(|| (Utc::now() + chrono::Duration::hours(1)).into());
+        let end = read
+            .get("end_time")
+            .map(time)
+            .unwrap_or_else(|| (Utc::now() + chrono::Duration::hours(1)).into());
         assert!(end - time(&read["start_time"]) <= chrono::Duration::days(31), "{read}");
     }
     assert!(

@@ -28,6 +28,8 @@ pub struct AccountSink {
     account: AccountId,
     board: StatusBoard,
     file: PathBuf,
+    /// The discovery topics published, apart from `file`: written only when they change.
+    discovery_file: PathBuf,
     state: AccountState,
     values: HashMap<String, Vec<MeterValue>>,
     payloads: HashMap<String, StatePayload>,
@@ -46,10 +48,24 @@ pub struct AccountSink {
 
 impl AccountSink {
     pub async fn open(sinks: MqttSinks, account: AccountId, board: StatusBoard) -> Result<AccountSink, SinkError> {
-        let file = PathBuf::from(format!("{}-{}.json", sanitize(account.kind), sanitize(&account.label)));
-        let (store, path) = (sinks.store.clone(), file.clone());
-        let state = match tokio::task::spawn_blocking(move || store.load_json::<AccountState>(&path)).await {
-            Ok(Ok(state)) => state.unwrap_or_default(),
+        let stem = format!("{}-{}", sanitize(account.kind), sanitize(&account.label));
+        let file = PathBuf::from(format!("{stem}.json"));
+        let discovery_file = PathBuf::from(format!("{stem}.discovery.json"));
+        let (store, path, discovery_path) = (sinks.store.clone(), file.clone(), discovery_file.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            let state = store.load_json::<AccountState>(&path)?;
+            let discovery = store.load_json::<BTreeSet<String>>(&discovery_path)?;
+            Ok::<_, crate::state::StateError>((state, discovery))
+        })
+        .await;
+        let state = match loaded {
+            Ok(Ok((state, discovery))) => {
+                let mut state = state.unwrap_or_default();
+                if let Some(discovery) = discovery {
+                    state.discovery = discovery;
+                }
+                state
+            }
             Ok(Err(e)) => return Err(SinkError(e.to_string())),
             Err(e) => return Err(SinkError(format!("loading the MQTT state of {account} failed: {e}"))),
         };
@@ -61,6 +77,7 @@ impl AccountSink {
             account,
             board,
             file,
+            discovery_file,
             state,
             values: HashMap::new(),
             payloads: HashMap::new(),
@@ -82,6 +99,19 @@ impl AccountSink {
         let (store, file, state) = (self.sinks.store.clone(), self.file.clone(), self.state.clone());
         match tokio::task::spawn_blocking(move || store.save_json(&file, &state)).await {
             Ok(Ok(())) => self.dirty = false,
+            Ok(Err(e)) => {
+                tracing::error!(account = %self.account, "{e}");
+                self.board.note_error(&e.to_string());
+            }
+            Err(e) => tracing::error!(account = %self.account, "saving state failed: {e}"),
+        }
+    }
+
+    async fn save_discovery(&mut self) {
+        let (store, file) = (self.sinks.store.clone(), self.discovery_file.clone());
+        let topics = self.state.discovery.clone();
+        match tokio::task::spawn_blocking(move || store.save_json(&file, &topics)).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!(account = %self.account, "{e}");
                 self.board.note_error(&e.to_string());
@@ -223,7 +253,7 @@ impl AccountSink {
         }
         if self.state.discovery != now_published {
             self.state.discovery = now_published;
-            self.save().await;
+            self.save_discovery().await;
         }
     }
 }

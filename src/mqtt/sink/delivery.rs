@@ -14,7 +14,9 @@ pub struct AccountState {
     #[serde(default)]
     pub meters: BTreeMap<String, MeterState>,
     /// Discovery config topics published for this account, to clear those of vanished meters.
-    #[serde(default)]
+    /// Kept in a file of its own (see `AccountSink`): it changes rarely, while this file is
+    /// written after every round of a history import. Read here from files of older versions.
+    #[serde(default, skip_serializing)]
     pub discovery: BTreeSet<String>,
 }
 
@@ -132,6 +134,16 @@ mod tests {
             quality,
             reading: None,
         }
+    }
+
+    #[test]
+    fn discovery_topics_are_read_from_older_files_but_no_longer_written_here() {
+        let old = r#"{"meters": {"m1": {"cursor": null}}, "discovery": ["homeassistant/sensor/x/config"]}"#;
+        let state: AccountState = serde_json::from_str(old).unwrap();
+        assert!(state.discovery.contains("homeassistant/sensor/x/config"));
+        let written = serde_json::to_value(&state).unwrap();
+        assert!(written.get("discovery").is_none(), "{written}");
+        assert!(written["meters"]["m1"].is_object());
     }
 
     #[test]

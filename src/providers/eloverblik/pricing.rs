@@ -119,7 +119,7 @@ impl Pricing {
         };
         let terms = self.settings.terms(meter.direction);
         let answer = self
-            .guarded(move |prices| async move { prices.series(area, &keys, range, terms).await })
+            .guarded(POLL_WAIT, move |prices| async move { prices.series(area, &keys, range, terms).await })
             .await?;
         Ok(answer.map(|(series, missing)| {
             self.report_missing(meter, charges, &missing);
@@ -144,7 +144,7 @@ impl Pricing {
         );
         let terms = self.settings.terms(Direction::Consumption);
         let fresh = match self
-            .guarded(move |prices| async move { prices.breakdown(area, &keys, range, terms).await })
+            .guarded(POLL_WAIT, move |prices| async move { prices.breakdown(area, &keys, range, terms).await })
             .await
         {
             Ok(Some((rows, missing))) => {
@@ -202,7 +202,10 @@ impl Pricing {
             return lines;
         }
         let keys: Vec<ChargeKey> = tariffs.iter().filter_map(charge_key).collect();
-        let found = match self.guarded(self.prices.tariffs(&keys)).await {
+        let found = match self
+            .guarded(BUDGET, move |prices| async move { prices.tariffs(&keys).await })
+            .await
+        {
             Ok(Some(set)) => Some(set),
             Ok(None) => {
                 lines.push(CheckLine::problem(format!(
@@ -269,9 +272,9 @@ impl Pricing {
 
     /// Runs one price question within [`BUDGET`] unless the service is paused; a failure pauses
     /// it and is returned (the caller logs it once). The question runs as a task of its own: the
-    /// poll waits for it at most [`POLL_WAIT`] and then goes on without prices (`None`), while the
-    /// task finishes into the cache.
-    async fn guarded<T, F, Fut>(&self, question: F) -> Result<Option<T>, ProviderError>
+    /// caller waits for it at most `wait` (a poll: [`POLL_WAIT`]) and then goes on without prices
+    /// (`None`), while the task finishes into the cache.
+    async fn guarded<T, F, Fut>(&self, wait: Duration, question: F) -> Result<Option<T>, ProviderError>
     where
         T: Send + 'static,
         F: FnOnce(Arc<Prices>) -> Fut,
@@ -308,7 +311,7 @@ impl Pricing {
             );
             Err(error)
         });
-        match tokio::time::timeout(POLL_WAIT, task).await {
+        match tokio::time::timeout(wait, task).await {
             Ok(Ok(answer)) => answer.map(Some),
             Ok(Err(join)) => Err(ProviderError::Response {
                 provider: KIND,

@@ -249,4 +249,3 @@ pub async fn api_calls(server: &MockServer) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-

@@ -24,7 +24,6 @@ impl VirtualPace {
     pub fn elapsed(&self) -> Duration {
         *self.elapsed.lock().unwrap()
     }
-
 }
 
 impl Pace for VirtualPace {
