@@ -310,6 +310,35 @@ pub struct PriceSeries {
     pub points: Vec<PricePoint>,
 }
 
+impl PriceSeries {
+    /// The time-weighted mean price over `[start, end)`: a quantity used evenly over the interval
+    /// pays each price for its share. `None` when any part of the interval has no price.
+    pub fn mean_price(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<f64> {
+        let points = &self.points;
+        if end <= start {
+            return None;
+        }
+        let mut at = start;
+        let mut weighted = 0.0;
+        let first = points.partition_point(|p| p.end <= start);
+        for p in &points[first..] {
+            if p.start >= end {
+                break;
+            }
+            if p.start > at {
+                return None;
+            }
+            let until = p.end.min(end);
+            weighted += p.price * (until - at).num_milliseconds() as f64;
+            at = until;
+            if at >= end {
+                break;
+            }
+        }
+        (at >= end).then(|| weighted / (end - start).num_milliseconds() as f64)
+    }
+}
+
 /// The first instant of `day` in `tz`: local midnight, or (in zones whose DST change skips
 /// midnight) the first hour that exists.
 pub fn local_midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {

@@ -6,8 +6,8 @@ use std::ops::ControlFlow;
 use chrono::{DateTime, Utc};
 
 use super::{logging, FetchArgs, OutputFormat, EXIT_CONFIG, EXIT_FAILURE};
-use crate::model::{local_midnight, IntervalReading, TimeRange};
-use crate::providers::{Receive, Window};
+use crate::model::{local_midnight, IntervalReading, Meter, PriceSeries, TimeRange};
+use crate::providers::{Provider, Receive, Window};
 
 pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
     if args.to <= args.from {
@@ -50,6 +50,13 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
             local_midnight(args.to, meter.timezone),
         );
         let mut printer = Printer::new(&meter.id, meter.unit.as_str(), args.format, range);
+        if args.cost {
+            printer.prices = Some(Prices {
+                provider: provider.as_ref(),
+                meter,
+                currency: None,
+            });
+        }
         provider.read(std::slice::from_ref(meter), range, &mut printer).await;
         return match printer.finish() {
             Ok(()) => 0,
@@ -83,6 +90,15 @@ struct Printer<'a> {
     last_start: Option<DateTime<Utc>>,
     progress: bool,
     error: Option<String>,
+    /// With `--cost`: where each window's prices come from.
+    prices: Option<Prices<'a>>,
+}
+
+struct Prices<'a> {
+    provider: &'a dyn Provider,
+    meter: &'a Meter,
+    /// Of the first series seen, for the CSV header.
+    currency: Option<String>,
 }
 
 impl<'a> Printer<'a> {
@@ -97,36 +113,63 @@ impl<'a> Printer<'a> {
             last_start: None,
             progress: std::io::stderr().is_terminal(),
             error: None,
+            prices: None,
         }
     }
 
-    fn write(&mut self, readings: &[IntervalReading]) -> std::io::Result<()> {
+    fn write(&mut self, readings: &[IntervalReading], prices: Option<&PriceSeries>) -> std::io::Result<()> {
         if self.printed == 0 {
-            match self.format {
-                OutputFormat::Csv => writeln!(self.out, "start,end,value,unit,quality,reading")?,
-                OutputFormat::Json => write!(self.out, "[")?,
+            match (self.format, &self.prices) {
+                (OutputFormat::Csv, None) => writeln!(self.out, "start,end,value,unit,quality,reading")?,
+                (OutputFormat::Csv, Some(_)) => {
+                    writeln!(self.out, "start,end,value,unit,quality,reading,cost,currency")?
+                }
+                (OutputFormat::Json, _) => write!(self.out, "[")?,
             }
         }
+        let currency = prices
+            .map(|p| p.currency.clone())
+            .or_else(|| self.prices.as_ref().and_then(|p| p.currency.clone()))
+            .unwrap_or_default();
         for r in readings {
+            let cost = match (prices, r.value) {
+                (Some(series), Some(value)) => series.mean_price(r.start, r.end).map(|price| value * price),
+                _ => None,
+            };
             // Windows may overlap by an interval at their edges.
             if self.last_start.is_some_and(|last| r.start <= last) {
                 continue;
             }
             self.last_start = Some(r.start);
             match self.format {
-                OutputFormat::Csv => writeln!(
-                    self.out,
-                    "{},{},{},{},{},{}",
-                    r.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    r.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    r.value.map(|v| v.to_string()).unwrap_or_default(),
-                    self.unit,
-                    r.quality.as_str(),
-                    r.reading.map(|v| v.to_string()).unwrap_or_default(),
-                )?,
+                OutputFormat::Csv => {
+                    write!(
+                        self.out,
+                        "{},{},{},{},{},{}",
+                        r.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        r.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        r.value.map(|v| v.to_string()).unwrap_or_default(),
+                        self.unit,
+                        r.quality.as_str(),
+                        r.reading.map(|v| v.to_string()).unwrap_or_default(),
+                    )?;
+                    if self.prices.is_some() {
+                        let cost = cost.map(|c| format!("{c:.6}")).unwrap_or_default();
+                        write!(self.out, ",{cost},{currency}")?;
+                    }
+                    writeln!(self.out)?;
+                }
                 OutputFormat::Json => {
                     write!(self.out, "{}\n  ", if self.printed == 0 { "" } else { "," })?;
-                    serde_json::to_writer(&mut self.out, r)?;
+                    match (&self.prices, serde_json::to_value(r)?) {
+                        (Some(_), serde_json::Value::Object(mut fields)) => {
+                            let cost = cost.map(|c| (c * 1e6).round() / 1e6);
+                            fields.insert("cost".into(), cost.into());
+                            fields.insert("currency".into(), currency.clone().into());
+                            serde_json::to_writer(&mut self.out, &fields)?;
+                        }
+                        (_, value) => serde_json::to_writer(&mut self.out, &value)?,
+                    }
                 }
             }
             self.printed += 1;
@@ -159,7 +202,7 @@ impl<'a> Printer<'a> {
         }
         let result = (|| {
             if self.printed == 0 {
-                self.write(&[])?;
+                self.write(&[], None)?;
             }
             if self.format == OutputFormat::Json {
                 writeln!(self.out, "\n]")?;
@@ -173,11 +216,32 @@ impl<'a> Printer<'a> {
 #[async_trait::async_trait]
 impl Receive for Printer<'_> {
     async fn window(&mut self, window: Window) -> ControlFlow<()> {
+        let prices = match &mut self.prices {
+            Some(source) => match source.provider.prices(source.meter, window.covered).await {
+                Ok(series) => {
+                    if let Some(s) = &series {
+                        source.currency.get_or_insert_with(|| s.currency.clone());
+                    }
+                    series
+                }
+                Err(e) => {
+                    if self.progress {
+                        eprint!("\r\x1b[K");
+                    }
+                    eprintln!(
+                        "meter2mqtt: prices for {}: {e}; the cost column stays empty there",
+                        window.covered
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         for (_, result) in window.results {
             match result {
                 Ok(mut readings) => {
                     readings.sort_by_key(|r| r.start);
-                    if let Err(e) = self.write(&readings) {
+                    if let Err(e) = self.write(&readings, prices.as_ref()) {
                         self.error = Some(format!("writing the output failed: {e}"));
                         return ControlFlow::Break(());
                     }

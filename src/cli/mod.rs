@@ -120,6 +120,10 @@ pub struct FetchArgs {
     pub to: NaiveDate,
     #[arg(long, value_enum, default_value_t = OutputFormat::Csv)]
     pub format: OutputFormat,
+    /// Add what each interval cost (or earned), where the provider knows prices (ElOverblik:
+    /// spot price, the tariffs valid then, VAT); empty where a price is not known.
+    #[arg(long)]
+    pub cost: bool,
 }
 
 /// Entry point of the binary.

@@ -4,10 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
-
 use super::hourly::{hour_start, Hours};
-use crate::model::{IntervalReading, PricePoint, PriceSeries, Quality, Unit};
+use crate::model::{IntervalReading, PriceSeries, Quality, Unit};
 
 /// The cost of each hour of `readings` (quantities in `unit`) that `series` prices fully.
 /// Readings are booked at the hour they start, as the quantities are.
@@ -25,7 +23,7 @@ pub fn costs(series: &PriceSeries, readings: &[IntervalReading], unit: &Unit) ->
             continue;
         };
         let hour = hour_start(r.start);
-        match mean_price(&series.points, r.start, r.end) {
+        match series.mean_price(r.start, r.end) {
             Some(price) => *hours.entry(hour).or_insert(0.0) += value * factor * price,
             None => {
                 unpriced.insert(hour);
@@ -34,32 +32,6 @@ pub fn costs(series: &PriceSeries, readings: &[IntervalReading], unit: &Unit) ->
     }
     hours.retain(|hour, _| !unpriced.contains(hour));
     Ok(hours)
-}
-
-/// The time-weighted mean price over `[start, end)`: a quantity used evenly over the interval
-/// pays each price for its share. `None` when any part of the interval has no price.
-pub fn mean_price(points: &[PricePoint], start: DateTime<Utc>, end: DateTime<Utc>) -> Option<f64> {
-    if end <= start {
-        return None;
-    }
-    let mut at = start;
-    let mut weighted = 0.0;
-    let first = points.partition_point(|p| p.end <= start);
-    for p in &points[first..] {
-        if p.start >= end {
-            break;
-        }
-        if p.start > at {
-            return None;
-        }
-        let until = p.end.min(end);
-        weighted += p.price * (until - at).num_milliseconds() as f64;
-        at = until;
-        if at >= end {
-            break;
-        }
-    }
-    (at >= end).then(|| weighted / (end - start).num_milliseconds() as f64)
 }
 
 /// How many `to` one `from` is, within energy or within volume.
@@ -94,8 +66,8 @@ fn conversion_factor(from: &Unit, to: &Unit) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PricePurpose;
-    use chrono::TimeZone;
+    use crate::model::{PricePoint, PricePurpose};
+    use chrono::{DateTime, TimeZone, Utc};
 
     fn utc(h: u32, m: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 10, 26, h, m, 0).unwrap()
@@ -116,6 +88,10 @@ mod tests {
             purpose: PricePurpose::Cost,
             points,
         }
+    }
+
+    fn series_of(points: &[PricePoint]) -> PriceSeries {
+        series(points.to_vec(), Unit::KWh)
     }
 
     fn reading(from: (u32, u32), to: (u32, u32), value: f64, unit: Unit) -> IntervalReading {
@@ -141,15 +117,15 @@ mod tests {
             })
             .collect();
         // Mean of 1, 2, 3 and 4.
-        assert_eq!(mean_price(&quarters, utc(10, 0), utc(11, 0)), Some(2.5));
-        assert_eq!(mean_price(&quarters, utc(10, 15), utc(10, 30)), Some(2.0));
+        assert_eq!(series_of(&quarters).mean_price(utc(10, 0), utc(11, 0)), Some(2.5));
+        assert_eq!(series_of(&quarters).mean_price(utc(10, 15), utc(10, 30)), Some(2.0));
         assert_eq!(
-            mean_price(&quarters, utc(9, 45), utc(10, 15)),
+            series_of(&quarters).mean_price(utc(9, 45), utc(10, 15)),
             None,
             "before the prices"
         );
         let gap = vec![point((10, 0), (10, 15), 1.0), point((10, 30), (11, 0), 1.0)];
-        assert_eq!(mean_price(&gap, utc(10, 0), utc(11, 0)), None, "a gap inside");
+        assert_eq!(series_of(&gap).mean_price(utc(10, 0), utc(11, 0)), None, "a gap inside");
         let s = series(quarters, Unit::KWh);
         let hours = costs(&s, &[reading((10, 0), (11, 0), 2.0, Unit::KWh)], &Unit::KWh).unwrap();
         assert_eq!(hours[&utc(10, 0).timestamp()], 5.0);

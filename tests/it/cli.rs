@@ -275,6 +275,45 @@ async fn check_reports_broker_and_meters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_prints_each_intervals_cost_with_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_port(), "");
+    let args = [
+        "fetch",
+        "--config",
+        &config,
+        "--meter",
+        "house",
+        "--from",
+        "2024-10-22",
+        "--to",
+        "2024-10-23",
+        "--cost",
+    ];
+    let mut proc = Proc::spawn(&args, &[]);
+    assert_eq!(proc.wait_exit(WAIT).await, 0, "{}", proc.text());
+    let text = proc.text();
+    assert!(
+        text.contains("start,end,value,unit,quality,reading,cost,currency"),
+        "{text}"
+    );
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("20"))
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 24);
+    for row in rows {
+        let start: chrono::DateTime<chrono::Utc> = row[0].parse().unwrap();
+        let value: f64 = row[2].parse().unwrap();
+        let cost: f64 = row[6].parse().unwrap();
+        let expected = value * meter2mqtt::providers::sample::sample_price(start);
+        assert!((cost - expected).abs() < 1e-6, "{row:?}: expected {expected}");
+        assert_eq!(row[7], "DKK");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_prints_csv_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), free_port(), "");
