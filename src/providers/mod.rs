@@ -143,10 +143,12 @@ pub trait Provider: Send + Sync {
 
 pub type SharedProvider = Arc<dyn Provider>;
 
-/// One line of [`Provider::check_lines`]; a `problem` makes `check` exit non-zero.
+/// One line of [`Provider::check_lines`]; a `problem` is a warning in `check` (see the field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckLine {
     pub text: String,
+    /// Something is wrong with this extra: `check` warns, but does not fail, since the meter
+    /// data flows without it.
     pub problem: bool,
 }
 
