@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use crate::support::eloverblik_fixture::{access_token, asked_points, timeseries_result};
 use crate::support::fake_eds::{FakeEds, DAY_AHEAD, ELSPOT, PRICELIST};
 use crate::support::fake_ha::FakeHa;
 use crate::support::{Broker, Proc};
@@ -182,44 +183,22 @@ impl Respond for TimeSeries {
         let parts: Vec<&str> = request.url.path().rsplitn(4, '/').collect();
         let parse = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let (to, from) = (parse(parts[1]), parse(parts[2]));
-        let body: Value = serde_json::from_slice(&request.body).unwrap();
         let all = periods();
-        let result: Vec<Value> = body["meteringPoints"]["meteringPoint"]
-            .as_array()
-            .unwrap()
+        let result: Vec<Value> = asked_points(&request.body)
             .iter()
             .map(|id| {
-                let id = id.as_str().unwrap();
                 let chosen: Vec<Value> = all
-                    .get(id)
+                    .get(id.as_str())
                     .into_iter()
                     .flatten()
                     .filter(|(d, _)| *d >= from && *d < to)
                     .map(|(_, p)| p.clone())
                     .collect();
-                let series = if chosen.is_empty() {
-                    json!([])
-                } else {
-                    json!([{"mRID": id, "businessType": "A04", "curveType": "A01", "measurement_Unit.name": "KWH",
-                            "MarketEvaluationPoint": {"mRID": {"codingScheme": "A10", "name": id}}, "Period": chosen}])
-                };
-                json!({"MyEnergyData_MarketDocument": {"mRID": "cost", "TimeSeries": series},
-                       "success": true, "errorCode": 10000, "errorText": "NoError", "id": id, "stackTrace": null})
+                timeseries_result("cost", id, chosen)
             })
             .collect();
         ResponseTemplate::new(200).set_body_json(json!({ "result": result }))
     }
-}
-
-fn access_token() -> String {
-    use base64::Engine;
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    let claims = json!({"tokenType": "CustomerAPI_DataAccess", "exp": Utc::now().timestamp() + 86_400});
-    format!(
-        "{}.{}.c2lnbmF0dXJl",
-        b64(r#"{"alg":"HS256","typ":"JWT"}"#),
-        b64(&claims.to_string())
-    )
 }
 
 /// A tariff as `getcharges` lists it today; its prices here do not matter (the history comes

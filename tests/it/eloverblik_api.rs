@@ -968,12 +968,6 @@ async fn charges_can_be_switched_off() {
         .await;
     let account = Settings {
         charges: false,
-        prices: false,
-        price_area: None,
-        vat: 25.0,
-        supplier_markup: 0.0,
-        supplier_fee: 0.0,
-        energidataservice_url: meter2mqtt::providers::eloverblik::default_energidataservice_url(),
         ..fake.account()
     };
     let provider = fake.provider_with(account, fake.options());

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::eloverblik_fixture::{access_token, asked_points, timeseries_result};
 use crate::support::fake_ha::FakeHa;
 use crate::support::{Broker, Collector, Proc};
-use base64::Engine;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
@@ -82,14 +82,7 @@ impl Respond for TimeSeries {
                 .with_timezone(&Utc)
         };
         let (from, to) = (day(from), day(to));
-        let body: Value = serde_json::from_slice(&request.body).unwrap();
-        let ids: Vec<String> = body["meteringPoints"]["meteringPoint"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_owned())
-            .collect();
-        let result: Vec<Value> = ids
+        let result: Vec<Value> = asked_points(&request.body)
             .iter()
             .map(|id| {
                 let periods: Vec<Value> = self
@@ -103,28 +96,11 @@ impl Respond for TimeSeries {
                     })
                     .cloned()
                     .collect();
-                let series = if periods.is_empty() {
-                    json!([])
-                } else {
-                    json!([{"mRID": id, "businessType": "A04", "curveType": "A01", "measurement_Unit.name": "KWH",
-                            "MarketEvaluationPoint": {"mRID": {"codingScheme": "A10", "name": id}}, "Period": periods}])
-                };
-                json!({"MyEnergyData_MarketDocument": {"mRID": "e2e", "TimeSeries": series},
-                       "success": true, "errorCode": 10000, "errorText": "NoError", "id": id, "stackTrace": null})
+                timeseries_result("e2e", id, periods)
             })
             .collect();
         ResponseTemplate::new(200).set_body_json(json!({ "result": result }))
     }
-}
-
-fn access_token() -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    let claims = json!({"tokenType": "CustomerAPI_DataAccess", "exp": Utc::now().timestamp() + 86_400});
-    format!(
-        "{}.{}.c2lnbmF0dXJl",
-        b64(r#"{"alg":"HS256","typ":"JWT"}"#),
-        b64(&claims.to_string())
-    )
 }
 
 struct FakeDataHub {

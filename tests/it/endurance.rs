@@ -13,6 +13,7 @@ use meter2mqtt::sink::{AccountId, Batch, Delivery, PollReport, Sink, SinkError, 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::support::collector::reading_counts;
 use crate::support::generated_datahub::{danish_today, quarters_between, start_fake_eloverblik};
 use crate::support::{utc, Broker, Collector, Message, Proc, ScriptedProvider};
 
@@ -217,14 +218,7 @@ async fn killed_at_any_point_of_a_long_backfill_nothing_is_lost_and_little_is_re
 }
 
 fn unique_intervals(messages: &[Message]) -> usize {
-    let mut seen = HashSet::new();
-    for m in messages.iter().filter(|m| m.topic.ends_with("/readings")) {
-        let batch: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
-        for r in batch["readings"].as_array().unwrap() {
-            seen.insert((m.topic.clone(), r["start"].as_str().unwrap().to_owned()));
-        }
-    }
-    seen.len()
+    reading_counts(messages).len()
 }
 
 #[cfg(unix)]

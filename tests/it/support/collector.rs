@@ -109,19 +109,25 @@ impl Collector {
 
     /// Every interval start on readings topics, with how often each arrived.
     pub fn reading_counts(&self) -> BTreeMap<(String, String), usize> {
-        let mut counts = BTreeMap::new();
-        for m in self.on("/readings") {
-            let v: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
-            for r in v["readings"].as_array().unwrap() {
-                *counts
-                    .entry((m.topic.clone(), r["start"].as_str().unwrap().to_owned()))
-                    .or_insert(0) += 1;
-            }
-        }
-        counts
+        reading_counts(&self.messages())
     }
 
     pub fn clear(&self) {
         self.messages.lock().unwrap().clear();
     }
+}
+
+/// Every interval start on the readings topics among `messages`, with how often each arrived
+/// (also usable inside a [`Collector::wait_until`] condition, which holds the message list).
+pub fn reading_counts(messages: &[Message]) -> BTreeMap<(String, String), usize> {
+    let mut counts = BTreeMap::new();
+    for m in messages.iter().filter(|m| m.topic.ends_with("/readings")) {
+        let v: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+        for r in v["readings"].as_array().unwrap() {
+            *counts
+                .entry((m.topic.clone(), r["start"].as_str().unwrap().to_owned()))
+                .or_insert(0) += 1;
+        }
+    }
+    counts
 }

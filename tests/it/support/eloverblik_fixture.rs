@@ -1,9 +1,10 @@
-//! IntervalReadings straight from the ElOverblik fixture files, independent of the provider:
-//! positions are 1-based within each Period, quantities are strings, A02 means missing.
+//! The ElOverblik fixture files read independently of the provider (positions are 1-based within
+//! each Period, quantities are strings, A02 means missing), and the pieces of a fake DataHub
+//! answer the tests share.
 
 use chrono::{DateTime, Duration, Utc};
 use meter2mqtt::model::{IntervalReading, Quality, Unit};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub fn load(file: &str) -> Value {
     let path = format!("{}/tests/fixtures/eloverblik/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -55,4 +56,40 @@ pub fn readings(file: &str) -> Vec<IntervalReading> {
         }
     }
     out
+}
+
+/// A data access token shaped like ElOverblik's: a JWT whose only claim that matters, `exp`, is a
+/// day from now.
+pub fn access_token() -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let claims = json!({"tokenType": "CustomerAPI_DataAccess", "exp": Utc::now().timestamp() + 86_400});
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(&claims.to_string())
+    )
+}
+
+/// The metering point ids a `gettimeseries` request body asks for.
+pub fn asked_points(body: &[u8]) -> Vec<String> {
+    let body: Value = serde_json::from_slice(body).unwrap();
+    body["meteringPoints"]["meteringPoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// One point's entry in a `gettimeseries` answer: its periods (none: an empty series).
+pub fn timeseries_result(document: &str, id: &str, periods: Vec<Value>) -> Value {
+    let series = if periods.is_empty() {
+        json!([])
+    } else {
+        json!([{"mRID": id, "businessType": "A04", "curveType": "A01", "measurement_Unit.name": "KWH",
+                "MarketEvaluationPoint": {"mRID": {"codingScheme": "A10", "name": id}}, "Period": periods}])
+    };
+    json!({"MyEnergyData_MarketDocument": {"mRID": document, "TimeSeries": series},
+           "success": true, "errorCode": 10000, "errorText": "NoError", "id": id, "stackTrace": null})
 }

@@ -3,7 +3,7 @@
 
 pub mod addon;
 mod broker;
-mod collector;
+pub mod collector;
 pub mod eloverblik_fixture;
 pub mod enectiva;
 pub mod fake_eds;
