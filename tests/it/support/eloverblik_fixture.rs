@@ -6,6 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use meter2mqtt::model::{IntervalReading, Quality, Unit};
 use serde_json::{json, Value};
 
+/// A data access token shaped like ElOverblik's, valid for a day (the benchmark's fake has it).
+pub use super::generated_datahub::access_token;
+
 pub fn load(file: &str) -> Value {
     let path = format!("{}/tests/fixtures/eloverblik/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -56,19 +59,6 @@ pub fn readings(file: &str) -> Vec<IntervalReading> {
         }
     }
     out
-}
-
-/// A data access token shaped like ElOverblik's: a JWT whose only claim that matters, `exp`, is a
-/// day from now.
-pub fn access_token() -> String {
-    use base64::Engine;
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    let claims = json!({"tokenType": "CustomerAPI_DataAccess", "exp": Utc::now().timestamp() + 86_400});
-    format!(
-        "{}.{}.c2lnbmF0dXJl",
-        b64(r#"{"alg":"HS256","typ":"JWT"}"#),
-        b64(&claims.to_string())
-    )
 }
 
 /// The metering point ids a `gettimeseries` request body asks for.
