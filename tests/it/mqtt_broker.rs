@@ -63,6 +63,13 @@ async fn discovery_state_and_readings_reach_a_real_broker() {
         let name = topic.split('/').nth(2).unwrap().to_owned();
         insta::assert_json_snapshot!(name, v, { ".origin.sw_version" => "[version]", ".device.sw_version" => "[version]" });
     }
+    // The poll's end is reported before its state message has crossed the broker: wait for it.
+    collector
+        .wait_until(WAIT, "the state after the poll", |m| {
+            m.iter()
+                .any(|m| m.topic.ends_with("/m1/state") && m.payload.contains(r#""api_status":"ok""#))
+        })
+        .await;
     let state_msg = collector.on("/m1/state").pop().expect("retained state");
     assert!(state_msg.retain || !state_msg.payload.is_empty());
     let s: serde_json::Value = serde_json::from_str(&state_msg.payload).unwrap();
