@@ -13,8 +13,8 @@ use super::client::Api;
 use super::dto::{ApiList, Authorization, MeteringPoint};
 use super::prices::PriceArea;
 use super::windows::Aggregation;
-use super::{KIND, TZ};
 use super::EloverblikApi;
+use super::{KIND, TZ};
 use crate::model::{DeviceInfo, Direction, Medium, Meter, Unit};
 use crate::providers::ProviderError;
 

@@ -28,7 +28,8 @@ pub use provider::{rate_limiter, retry_policy, EloverblikProvider, Options};
 pub use settings::{default_base_url, default_energidataservice_url, default_vat, Eloverblik, EloverblikApi, Settings};
 
 /// This provider in [`crate::providers::KINDS`].
-pub const REGISTRATION: crate::providers::registry::Registered<Eloverblik> = crate::providers::registry::Registered::new();
+pub const REGISTRATION: crate::providers::registry::Registered<Eloverblik> =
+    crate::providers::registry::Registered::new();
 
 /// Machine name: topic segment, unique-id prefix, log field.
 pub const KIND: &str = "eloverblik";

@@ -191,7 +191,13 @@ mod tests {
             )],
             covered(0, 7200),
         );
-        let starts: Vec<i64> = results[0].1.as_ref().unwrap().iter().map(|r| r.start.timestamp()).collect();
+        let starts: Vec<i64> = results[0]
+            .1
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|r| r.start.timestamp())
+            .collect();
         assert_eq!(starts, [0, 3600]);
     }
 }

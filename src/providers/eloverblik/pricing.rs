@@ -119,7 +119,9 @@ impl Pricing {
         };
         let terms = self.settings.terms(meter.direction);
         let answer = self
-            .guarded(POLL_WAIT, move |prices| async move { prices.series(area, &keys, range, terms).await })
+            .guarded(POLL_WAIT, move |prices| async move {
+                prices.series(area, &keys, range, terms).await
+            })
             .await?;
         Ok(answer.map(|(series, missing)| {
             self.report_missing(meter, charges, &missing);
@@ -129,7 +131,12 @@ impl Pricing {
 
     /// The all-in price and the spot price of a consumption point, now, with today's and
     /// tomorrow's intervals. While the service is paused, the last values stand in.
-    pub async fn live_values(&self, meter: &Meter, area: Option<PriceArea>, charges: Option<&Charges>) -> Vec<MeterValue> {
+    pub async fn live_values(
+        &self,
+        meter: &Meter,
+        area: Option<PriceArea>,
+        charges: Option<&Charges>,
+    ) -> Vec<MeterValue> {
         if meter.direction != Direction::Consumption {
             return Vec::new();
         }
@@ -138,13 +145,12 @@ impl Pricing {
         };
         let now = self.clock.now();
         let today = now.with_timezone(&TZ).date_naive();
-        let range = TimeRange::new(
-            local_midnight(today, TZ),
-            local_midnight(today + Days::new(2), TZ),
-        );
+        let range = TimeRange::new(local_midnight(today, TZ), local_midnight(today + Days::new(2), TZ));
         let terms = self.settings.terms(Direction::Consumption);
         let fresh = match self
-            .guarded(POLL_WAIT, move |prices| async move { prices.breakdown(area, &keys, range, terms).await })
+            .guarded(POLL_WAIT, move |prices| async move {
+                prices.breakdown(area, &keys, range, terms).await
+            })
             .await
         {
             Ok(Some((rows, missing))) => {
@@ -173,7 +179,9 @@ impl Pricing {
     ) -> Vec<CheckLine> {
         let mut lines = Vec::new();
         match (self.area, point_area) {
-            (Some(area), _) => lines.push(CheckLine::info(format!("price area: {area} (price_area in the config)"))),
+            (Some(area), _) => lines.push(CheckLine::info(format!(
+                "price area: {area} (price_area in the config)"
+            ))),
             (None, Some(area)) => lines.push(CheckLine::info(format!("price area: {area} (from the postcode)"))),
             (None, None) => {
                 lines.push(CheckLine::problem(
@@ -227,9 +235,9 @@ impl Pricing {
                 tariff.name.as_deref().unwrap_or("?")
             );
             let line = match (charge_key(tariff), &found) {
-                (None, _) => CheckLine::problem(format!(
-                    "{what}: no priceId, so its price history cannot be looked up"
-                )),
+                (None, _) => {
+                    CheckLine::problem(format!("{what}: no priceId, so its price history cannot be looked up"))
+                }
                 (Some(_), None) => CheckLine::info(format!("{what}: price history not checked")),
                 (Some(key), Some(set)) => match set.histories().iter().find(|h| h.charge == key) {
                     Some(history) => CheckLine::info(format!(
@@ -490,10 +498,16 @@ mod tests {
         assert_eq!(price.attributes["today_min"], json!(0.625));
         assert_eq!(price.attributes["today_max"], json!(1.0));
         assert_eq!(price.attributes["tomorrow"][0]["spot"], json!(-0.2));
-        assert_eq!(price.attributes["today"][1]["start"], json!("2025-11-26T00:15:00+01:00"));
+        assert_eq!(
+            price.attributes["today"][1]["start"],
+            json!("2025-11-26T00:15:00+01:00")
+        );
         assert_eq!(values[1].value, Some(0.1));
         assert_eq!(price.next_change(now), Some(midnight + chrono::Duration::minutes(30)));
-        assert_eq!(price.value_at(midnight + chrono::Duration::minutes(50)), Some(round(0.8 * 1.25)));
+        assert_eq!(
+            price.value_at(midnight + chrono::Duration::minutes(50)),
+            Some(round(0.8 * 1.25))
+        );
     }
 
     #[test]

@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 
 use super::charges::{self, ChargesCache};
 use super::client::{Api, Paths};
-use super::dto::MeteringPointsRequest;
 use super::dto::Charges;
+use super::dto::MeteringPointsRequest;
+use super::metering_points::{self, PointInfo};
 use super::pass::{MeterResult, Pass};
 use super::pricing::Pricing;
-use super::metering_points::{self, PointInfo};
 use super::timeseries::{self, PointOutcome};
 use super::windows::{self, local_day, Aggregation, Window};
 use super::{default_base_url, error_body, schedule, token, EloverblikApi, Settings, KIND};
@@ -124,7 +124,9 @@ impl EloverblikProvider {
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or(base_url);
         let options = Options {
-            limiter: context.shared(&format!("{KIND} rate limit {host}"), || rate_limiter(Arc::new(TokioPace))),
+            limiter: context.shared(&format!("{KIND} rate limit {host}"), || {
+                rate_limiter(Arc::new(TokioPace))
+            }),
             ..Options::default()
         };
         Self::new(settings, label, context.store.clone(), options)
@@ -133,8 +135,7 @@ impl EloverblikProvider {
     pub fn new(settings: &Settings, label: String, store: StateStore, options: Options) -> Result<Self, ProviderError> {
         let base_url = base_url(settings);
         let client = build_client(KIND, options.timeout)?;
-        let http =
-            ApiClient::new(KIND, client, options.retry, error_body::parse_error_body)
+        let http = ApiClient::new(KIND, client, options.retry, error_body::parse_error_body)
             .with_sleeper(options.sleeper.clone())
             .with_limiter(options.limiter);
         let tokens = token::cache(
@@ -146,7 +147,12 @@ impl EloverblikProvider {
             options.clock.clone(),
         );
         let pricing = if settings.prices {
-            Some(Pricing::new(settings, store, options.clock.clone(), options.sleeper.clone())?)
+            Some(Pricing::new(
+                settings,
+                store,
+                options.clock.clone(),
+                options.sleeper.clone(),
+            )?)
         } else {
             None
         };
@@ -354,7 +360,12 @@ impl Provider for EloverblikProvider {
         if meters.iter().any(|m| self.point(&m.id).is_none()) {
             if let Err(error) = self.list().await {
                 let results = meters.iter().map(|m| (m.id.clone(), Err(error.clone()))).collect();
-                let _ = out.window(ReadWindow { covered: range, results }).await;
+                let _ = out
+                    .window(ReadWindow {
+                        covered: range,
+                        results,
+                    })
+                    .await;
                 return;
             }
         }
@@ -377,7 +388,15 @@ impl Provider for EloverblikProvider {
                 )),
             }
         }
-        if !unknown.is_empty() && out.window(ReadWindow { covered: range, results: unknown }).await.is_break() {
+        if !unknown.is_empty()
+            && out
+                .window(ReadWindow {
+                    covered: range,
+                    results: unknown,
+                })
+                .await
+                .is_break()
+        {
             return;
         }
         let mut pass = Pass::default();
@@ -420,7 +439,9 @@ impl Provider for EloverblikProvider {
             Err(e) => return vec![CheckLine::problem(format!("prices: {e}"))],
         };
         if info.child {
-            return vec![CheckLine::info("prices: none (a child point; its parent carries the cost)")];
+            return vec![CheckLine::info(
+                "prices: none (a child point; its parent carries the cost)",
+            )];
         }
         let charges = match meter.direction {
             Direction::Consumption => Some(self.charges_of(meter).await),

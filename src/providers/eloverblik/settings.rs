@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use super::prices::{PriceArea, Terms, DEFAULT_BASE_URL};
 use super::{EloverblikProvider, KIND};
-use crate::model::Direction;
 use crate::de::{lenient_opt_string, lenient_strings, yes};
+use crate::model::Direction;
 use crate::providers::kit::rules;
 use crate::providers::registry::{AddonAccounts, BuildContext, Registration};
 use crate::providers::{ProviderError, SharedProvider};
@@ -128,7 +128,10 @@ impl Registration for Eloverblik {
         if !(0.0..=100.0).contains(&settings.vat) {
             problem(
                 "vat",
-                format!("{} is not a percentage between 0 and 100 (Danish VAT is 25)", settings.vat),
+                format!(
+                    "{} is not a percentage between 0 and 100 (Danish VAT is 25)",
+                    settings.vat
+                ),
             );
         } else if settings.vat > 0.0 && settings.vat < 1.0 {
             problem(
@@ -162,9 +165,7 @@ impl Registration for Eloverblik {
 
     fn build(settings: &Settings, label: String, context: &BuildContext) -> Result<SharedProvider, ProviderError> {
         Ok(std::sync::Arc::new(EloverblikProvider::from_settings(
-            settings,
-            label,
-            context,
+            settings, label, context,
         )?))
     }
 }
@@ -202,13 +203,18 @@ mod tests {
         let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, ["energidataservice_url", "vat", "supplier_fee"]);
         assert!(found[1].1.contains("write 25 for 25 %"), "{}", found[1].1);
-        assert!(problems(&settings(125.0, DEFAULT_BASE_URL))[0].1.contains("between 0 and 100"));
+        assert!(problems(&settings(125.0, DEFAULT_BASE_URL))[0]
+            .1
+            .contains("between 0 and 100"));
         let mut ok = settings(25.0, DEFAULT_BASE_URL);
         ok.supplier_fee = 0.02;
         assert!(problems(&ok).is_empty());
         assert_eq!(
             ok.terms(Direction::Consumption),
-            Terms::Consumption { vat: 0.25, markup: 0.05 }
+            Terms::Consumption {
+                vat: 0.25,
+                markup: 0.05
+            }
         );
         assert_eq!(ok.terms(Direction::Production), Terms::Production { fee: 0.02 });
     }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::Duration;
 
 use super::dto::TokenResponse;
-use super::{NEW_TOKEN_HINT, KIND};
+use super::{KIND, NEW_TOKEN_HINT};
 use crate::http::{ApiClient, HttpError};
 use crate::providers::kit::{Issuer, Persistence, RefreshAhead, SharedClock, TokenCache, TokenPolicy};
 use crate::providers::ProviderError;

@@ -19,7 +19,8 @@ pub use provider::{EnectivaProvider, Options};
 pub use settings::{default_base_url, Enectiva, Settings};
 
 /// This provider in [`crate::providers::KINDS`].
-pub const REGISTRATION: crate::providers::registry::Registered<Enectiva> = crate::providers::registry::Registered::new();
+pub const REGISTRATION: crate::providers::registry::Registered<Enectiva> =
+    crate::providers::registry::Registered::new();
 
 /// The provider's machine name: part of every topic, unique id and error.
 pub const KIND: &str = "enectiva";

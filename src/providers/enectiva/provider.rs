@@ -16,11 +16,11 @@ use super::paging::{read_window, Pages, Window, PAGE_LIMIT};
 use super::readings::RegisterReading;
 use super::token::{self, Credentials};
 use super::values::{monthly_values, register_value, DeltaSource};
-use super::{intervals, jsonapi, KIND};
 use super::Settings;
-use crate::providers::kit::{system_clock, SharedClock};
+use super::{intervals, jsonapi, KIND};
 use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
 use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
+use crate::providers::kit::{system_clock, SharedClock};
 use crate::providers::{Provider, ProviderError, Receive, Window as ReadWindow};
 
 /// How far past a range's end to look for the reading that closes its last interval, in the same
@@ -216,7 +216,11 @@ impl EnectivaProvider {
                 Some(last) if !closed => last.time.max(covered_from),
                 _ => range.end,
             };
-            let window = send(covered_from, covered_to, Ok(intervals::intervals(meter, registers, range)));
+            let window = send(
+                covered_from,
+                covered_to,
+                Ok(intervals::intervals(meter, registers, range)),
+            );
             out.window(window).await?;
             covered_from = covered_to;
             if closed {

@@ -65,6 +65,10 @@ impl Registration for Enectiva {
     }
 
     fn build(settings: &Settings, label: String, _context: &BuildContext) -> Result<SharedProvider, ProviderError> {
-        Ok(std::sync::Arc::new(EnectivaProvider::new(settings, label, Default::default())?))
+        Ok(std::sync::Arc::new(EnectivaProvider::new(
+            settings,
+            label,
+            Default::default(),
+        )?))
     }
 }

@@ -85,7 +85,6 @@ impl Issuer for LoginToken {
         })?;
         Ok(Secret::new(encoded))
     }
-
 }
 
 impl LoginToken {

@@ -7,11 +7,11 @@ use chrono::{DateTime, DurationRound, Utc};
 use chrono_tz::Tz;
 
 use super::{Settings, KIND};
-use crate::providers::{Provider, ProviderError};
 use crate::model::{
     local_midnight, DeviceInfo, Direction, IntervalReading, Medium, Meter, MeterValue, PricePoint, PricePurpose,
     PriceSeries, Quality, TimeRange, TimedValue, Unit, ValueKind,
 };
+use crate::providers::{Provider, ProviderError};
 
 const TZ: Tz = chrono_tz::Europe::Copenhagen;
 
@@ -102,7 +102,10 @@ fn price_points(range: TimeRange) -> Vec<PricePoint> {
 /// one of the current hour shown.
 pub fn price_value(now: DateTime<Utc>) -> MeterValue {
     let today = now.with_timezone(&TZ).date_naive();
-    let range = TimeRange::new(local_midnight(today, TZ), local_midnight(today + chrono::Days::new(2), TZ));
+    let range = TimeRange::new(
+        local_midnight(today, TZ),
+        local_midnight(today + chrono::Days::new(2), TZ),
+    );
     let timetable: Vec<TimedValue> = price_points(range)
         .into_iter()
         .map(|p| TimedValue {

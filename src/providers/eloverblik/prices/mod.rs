@@ -48,8 +48,8 @@ pub use spot::{SpotPrice, DAY_AHEAD_FROM};
 pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
 
 use super::TZ;
-use crate::providers::kit::SharedClock;
 use crate::model::{PriceSeries, TimeRange};
+use crate::providers::kit::SharedClock;
 use crate::state::StateStore;
 use cache::{load_or_forget, pricelist_file, PricelistFile, SpotCache, SpotDay};
 use spot::{day_range, days_covering};
