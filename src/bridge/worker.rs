@@ -16,7 +16,6 @@ use super::progress::ProgressLog;
 use super::ranges::{self, Wanted};
 use super::rechunk::Rechunk;
 use super::{BridgeEvent, Shared};
-use crate::http::HttpError;
 use crate::model::{local_midnight, ApiStatus, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::{ProviderError, Receive, SharedProvider, Window};
 use crate::sink::{AccountId, Batch, Outcome, PollReport, Progress, Sink, StatusBoard};
@@ -157,7 +156,7 @@ impl AccountWorker {
             Ok(meters) => self.meters = meters,
             Err(e) => {
                 tally.errors += 1;
-                tally.retries_spent |= retries_spent(&e);
+                tally.retries_spent |= e.retries_spent();
                 let outcome = failed(&self.account, &self.shared.board, None, &e);
                 tally.outcomes = self.meters.iter().map(|m| (m.id.clone(), outcome.clone())).collect();
                 return Ok(tally);
@@ -286,7 +285,7 @@ impl Receive for Delivering<'_> {
             match result {
                 Err(e) => {
                     self.tally.errors += 1;
-                    self.tally.retries_spent |= retries_spent(&e);
+                    self.tally.retries_spent |= e.retries_spent();
                     self.tally
                         .outcomes
                         .insert(id.clone(), failed(self.account, self.board, Some(meter), &e));
@@ -371,11 +370,6 @@ impl Delivering<'_> {
             }
         }
     }
-}
-
-/// Whether `error` means the API gave up after the retry policy's attempts.
-fn retries_spent(error: &ProviderError) -> bool {
-    matches!(error, ProviderError::Http(HttpError::Exhausted { .. }))
 }
 
 /// Logs and notes a failure; the outcome the sinks show for it.

@@ -7,6 +7,7 @@ pub(crate) mod demo;
 mod fetch;
 mod logging;
 mod run;
+pub mod wiring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

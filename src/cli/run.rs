@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::wiring::start_mqtt;
 use super::{logging, RunArgs, EXIT_CONFIG};
 use crate::bridge::Bridge;
+use crate::clock::system_clock;
 use crate::config::Config;
-use crate::mqtt::{MqttHandle, MqttSettings, MqttSinkSettings, MqttSinks};
 use crate::secret::Secret;
 use crate::state::StateStore;
 use crate::statistics::{StatisticsSettings, StatisticsSink};
@@ -61,9 +62,7 @@ pub async fn run_config(config: Config) -> u8 {
         "meter2mqtt starting"
     );
     let statistics = start_statistics(&config, &store);
-    let subscriptions = MqttSinks::subscriptions(&config.mqtt.discovery_prefix);
-    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, subscriptions));
-    let sinks = MqttSinks::new(mqtt.clone(), MqttSinkSettings::from_config(&config), store.clone());
+    let (mqtt, sinks) = start_mqtt(&config, store.clone(), system_clock());
     let mut bridge = Bridge::new(config.bridge.clone(), providers).with_sink(Arc::new(sinks));
     if let Some(sink) = &statistics {
         bridge = bridge.with_sink(Arc::new(sink.clone()));

@@ -2,6 +2,7 @@
 //! policy for 429, 5xx, timeouts and connection errors.
 
 mod backoff_policy;
+pub mod error_body;
 mod limiter;
 mod retry;
 
@@ -11,8 +12,6 @@ pub use retry::{ApiClient, ErrorBody, HttpResponse, Sleeper, TokioSleeper};
 
 use std::sync::Once;
 use std::time::Duration;
-
-use crate::model::ApiStatus;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpError {
@@ -34,7 +33,7 @@ pub enum HttpError {
         message: String,
     },
     /// Retries ran out on a transient failure.
-    #[error("{api}: {endpoint} still failing after {attempts} attempts: {last}; will try again at the next poll")]
+    #[error("{api}: {endpoint} still failing after {attempts} attempts: {last}")]
     Exhausted {
         api: &'static str,
         endpoint: String,
@@ -54,17 +53,6 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    pub fn api_status(&self) -> ApiStatus {
-        match self {
-            HttpError::Unauthorized { .. } => ApiStatus::AuthError,
-            HttpError::Exhausted {
-                last_status: Some(429), ..
-            } => ApiStatus::RateLimited,
-            HttpError::Exhausted { .. } => ApiStatus::Unavailable,
-            _ => ApiStatus::Error,
-        }
-    }
-
     pub fn status(&self) -> Option<u16> {
         match self {
             HttpError::Rejected { status, .. } | HttpError::Unauthorized { status, .. } => Some(*status),

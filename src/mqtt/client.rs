@@ -38,23 +38,12 @@ pub struct MqttSettings {
 }
 
 impl MqttSettings {
-    pub fn from_config(config: &crate::config::MqttConfig, subscriptions: Vec<String>) -> Self {
-        MqttSettings {
-            host: config.host.clone(),
-            port: config.port,
-            username: config.username.clone(),
-            password: config.password.clone(),
-            client_id: config.client_id.clone(),
-            keep_alive: config.keep_alive,
-            availability_topic: format!("{}/bridge/availability", config.base_topic),
-            subscriptions,
-            tls: config.tls,
-            ca_file: config.ca_file.clone(),
-            reconnect: RetryPolicy {
-                initial_interval: Duration::from_secs(1),
-                max_interval: Duration::from_secs(60),
-                ..RetryPolicy::default()
-            },
+    /// Reconnect delays: 1 s doubling up to 60 s, with jitter; reset on ConnAck.
+    pub fn reconnect_policy() -> RetryPolicy {
+        RetryPolicy {
+            initial_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(60),
+            ..RetryPolicy::default()
         }
     }
 }

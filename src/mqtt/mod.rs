@@ -11,3 +11,4 @@ pub mod topics;
 
 pub use client::{ConnectionState, MqttEvent, MqttHandle, MqttSettings, PublishError};
 pub use sink::{MqttSinkSettings, MqttSinks, SINK};
+pub use topics::Topics;

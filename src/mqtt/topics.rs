@@ -75,7 +75,12 @@ impl Topics {
 
     /// `<meter>/data_until`, `<meter>/last_poll`, `<meter>/next_poll`: one timestamp each.
     pub fn meter_field(&self, meter: &Meter, field: &str) -> String {
-        format!("{}/{field}", self.meter_base(meter))
+        self.meter_field_of(&meter.provider, &meter.id, field)
+    }
+
+    /// A field topic of a meter known only by its ids (one that has vanished).
+    pub fn meter_field_of(&self, provider: &str, meter_id: &str, field: &str) -> String {
+        format!("{}/{field}", self.meter_base_of(provider, meter_id))
     }
 
     /// `<meter>/value/<key>`: a value that changes by the clock (a price per quarter hour), kept
@@ -97,6 +102,29 @@ impl Topics {
         format!("{}/{}/{}/config", self.discovery_prefix, component, unique_id)
     }
 
+    /// Whether `topic` is a discovery config (of any bridge under this prefix).
+    pub fn is_discovery(&self, topic: &str) -> bool {
+        topic
+            .strip_prefix(&self.discovery_prefix)
+            .is_some_and(|rest| rest.starts_with('/') && rest.ends_with("/config"))
+    }
+
+    /// A filter for everything under the discovery prefix.
+    pub fn discovery_filter(&self) -> String {
+        format!("{}/#", self.discovery_prefix)
+    }
+
+    /// Where the demo's observer round-trips a marker to know the broker passed on everything
+    /// before it; no bridge publishes there.
+    pub fn demo_marker(&self) -> String {
+        format!("{}/demo/marker", self.base)
+    }
+
+    /// A filter for everything under the base topic.
+    pub fn base_filter(&self) -> String {
+        format!("{}/#", self.base)
+    }
+
     /// Prefix of every unique id, so two bridges with different base topics never collide.
     pub fn node_id(&self) -> String {
         object_id(&self.base)
@@ -112,5 +140,15 @@ mod tests {
         assert_eq!(segment("a/b+c#d"), "a_b_c_d");
         assert_eq!(object_id("Meter2MQTT/Home"), "meter2mqtt_home");
         assert_eq!(object_id("__x--y__"), "x_y");
+    }
+
+    #[test]
+    fn discovery_topics_are_recognised() {
+        let topics = Topics::new("meter2mqtt", "homeassistant");
+        assert!(topics.is_discovery(&topics.discovery("sensor", "x")));
+        assert!(!topics.is_discovery("homeassistant/status"));
+        assert!(!topics.is_discovery("homeassistantx/sensor/x/config"));
+        assert!(!topics.is_discovery("meter2mqtt/eloverblik/1/state"));
+        assert_eq!(topics.discovery_filter(), "homeassistant/#");
     }
 }

@@ -45,7 +45,7 @@ pub enum ProviderError {
     /// The long-lived credential was rejected: nothing works until the user makes a new one.
     #[error("{provider}: authentication failed: {message}")]
     Auth { provider: &'static str, message: String },
-    #[error(transparent)]
+    #[error("{}{}", .0, retry_note(.0))]
     Http(#[from] HttpError),
     /// The API answered, but not in a shape we can use.
     #[error("{provider}: unexpected response from {endpoint}: {message}")]
@@ -63,15 +63,39 @@ pub enum ProviderError {
     },
     #[error("{provider}: meter {meter} is not known to this account")]
     UnknownMeter { provider: &'static str, meter: String },
+    /// The account's configuration cannot be used (found while building it, not in an answer).
+    #[error("{provider}: configuration: {message}")]
+    Config { provider: &'static str, message: String },
+    /// Prices beside the readings could not be had (the meter data flows without them).
+    #[error("{provider}: prices: {message}")]
+    Prices { provider: &'static str, message: String },
 }
 
 impl ProviderError {
+    /// What the meter's state message says about the API.
     pub fn api_status(&self) -> ApiStatus {
         match self {
-            ProviderError::Auth { .. } => ApiStatus::AuthError,
-            ProviderError::Http(e) => e.api_status(),
+            ProviderError::Auth { .. } | ProviderError::Http(HttpError::Unauthorized { .. }) => ApiStatus::AuthError,
+            ProviderError::Http(HttpError::Exhausted {
+                last_status: Some(429), ..
+            }) => ApiStatus::RateLimited,
+            ProviderError::Http(HttpError::Exhausted { .. }) => ApiStatus::Unavailable,
             _ => ApiStatus::Error,
         }
+    }
+
+    /// The API gave up after the retry policy's attempts (it is down or throttling), so the
+    /// bridge tries again sooner than the next poll.
+    pub fn retries_spent(&self) -> bool {
+        matches!(self, ProviderError::Http(HttpError::Exhausted { .. }))
+    }
+}
+
+/// The bridge's answer to a transient failure, said where the provider's error reaches the user.
+fn retry_note(error: &HttpError) -> &'static str {
+    match error {
+        HttpError::Exhausted { .. } => "; will try again at the next poll",
+        _ => "",
     }
 }
 
@@ -241,9 +265,8 @@ pub fn build(accounts: &[Account], store: &crate::state::StateStore) -> Result<V
     accounts
         .iter()
         .map(|account| {
-            let kind = kind(account.kind).ok_or_else(|| ProviderError::Response {
+            let kind = kind(account.kind).ok_or_else(|| ProviderError::Config {
                 provider: account.kind,
-                endpoint: "configuration".into(),
                 message: "no such provider in this build".into(),
             })?;
             kind.build(account, &context)

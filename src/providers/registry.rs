@@ -116,9 +116,8 @@ impl<R: Registration> ProviderKind for Registered<R> {
     }
 
     fn build(&self, account: &Account, context: &BuildContext) -> Result<SharedProvider, ProviderError> {
-        let settings = account.settings::<R::Settings>().ok_or(ProviderError::Response {
+        let settings = account.settings::<R::Settings>().ok_or(ProviderError::Config {
             provider: R::KIND,
-            endpoint: "configuration".into(),
             message: "the account's settings belong to another provider".into(),
         })?;
         R::build(settings, account.label(), context)

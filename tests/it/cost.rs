@@ -533,8 +533,8 @@ async fn cost_and_compensation_match_the_hand_computed_prices() {
 async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     use std::sync::Arc;
 
+    use meter2mqtt::clock::SharedClock;
     use meter2mqtt::providers::eloverblik::{EloverblikProvider, Options, Settings};
-    use meter2mqtt::providers::kit::SharedClock;
 
     let now = Utc.with_ymd_and_hms(2025, 10, 26, 10, 20, 0).unwrap();
     let clock: SharedClock = Arc::new(move || now);

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use crate::support::enectiva::*;
 use crate::support::logs::Logs;
+use meter2mqtt::clock::Clock;
 use meter2mqtt::http::{HttpError, RetryPolicy};
 use meter2mqtt::model::ApiStatus;
 use meter2mqtt::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit, ValueKind};
-use meter2mqtt::providers::kit::Clock;
 use meter2mqtt::providers::{Provider, ProviderError};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, query_param};

@@ -131,7 +131,9 @@ fn a_provider_is_its_folder_and_two_registry_lines() {
         // Its `mod` line and its entry in the `registry!` list, both in providers/mod.rs.
         assert_eq!(outside.len(), 2, "{kind} outside its folder: {outside:#?}");
         assert!(
-            outside.iter().all(|line| line.starts_with(&format!("{}:", registry.display()))),
+            outside
+                .iter()
+                .all(|line| line.starts_with(&format!("{}:", registry.display()))),
             "{outside:?}"
         );
         assert!(

@@ -13,10 +13,11 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
 
+use super::wiring::{start_mqtt, topics};
 use super::{logging, DemoArgs, EXIT_FAILURE};
 use crate::bridge::{Bridge, BridgeEvent};
+use crate::clock::system_clock;
 use crate::config::Config;
-use crate::mqtt::{MqttHandle, MqttSettings, MqttSinkSettings, MqttSinks};
 use crate::providers::{sample, Account};
 use crate::state::StateStore;
 use observer::Observer;
@@ -75,13 +76,11 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     );
     println!();
 
-    let observer = Observer::connect(broker.port(), &config.mqtt.discovery_prefix, &config.mqtt.base_topic).await?;
+    let observer = Observer::connect(broker.port(), &topics(&config)).await?;
 
     let store = StateStore::open(&state_dir).map_err(|e| e.to_string())?;
     let providers = crate::providers::build(&config.accounts, &store).map_err(|e| e.to_string())?;
-    let subscriptions = MqttSinks::subscriptions(&config.mqtt.discovery_prefix);
-    let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, subscriptions));
-    let sinks = MqttSinks::new(mqtt.clone(), MqttSinkSettings::from_config(&config), store);
+    let (mqtt, sinks) = start_mqtt(&config, store, system_clock());
     let bridge = Bridge::new(config.bridge.clone(), providers.clone()).with_sink(Arc::new(sinks));
     let mut events = bridge.events();
     let shutdown = CancellationToken::new();
@@ -131,7 +130,7 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     let availability = observer
         .snapshot()
         .retained
-        .get(&format!("{}/bridge/availability", config.mqtt.base_topic))
+        .get(&topics(&config).availability())
         .cloned();
     println!(
         "bridge availability after shutdown: {}",

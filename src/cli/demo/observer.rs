@@ -8,6 +8,8 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
+use crate::mqtt::Topics;
+
 #[derive(Default, Clone)]
 pub(crate) struct Seen {
     /// Latest retained-or-not payload per topic, as text.
@@ -21,26 +23,26 @@ pub(crate) struct Seen {
 pub(super) struct Observer {
     client: AsyncClient,
     seen: Arc<Mutex<Seen>>,
-    base: String,
+    marker_topic: String,
     next_marker: Mutex<u64>,
 }
 
 impl Observer {
-    pub(super) async fn connect(port: u16, discovery_prefix: &str, base: &str) -> Result<Self, String> {
+    pub(super) async fn connect(port: u16, topics: &Topics) -> Result<Self, String> {
         let mut options = MqttOptions::new("meter2mqtt-demo-observer", "127.0.0.1", port);
         options.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
         let (client, mut eventloop) = AsyncClient::new(options, 100);
         client
             .subscribe_many([
-                rumqttc::SubscribeFilter::new(format!("{discovery_prefix}/#"), QoS::AtLeastOnce),
-                rumqttc::SubscribeFilter::new(format!("{base}/#"), QoS::AtLeastOnce),
+                rumqttc::SubscribeFilter::new(topics.discovery_filter(), QoS::AtLeastOnce),
+                rumqttc::SubscribeFilter::new(topics.base_filter(), QoS::AtLeastOnce),
             ])
             .await
             .map_err(|e| e.to_string())?;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
         let sink = seen.clone();
-        let marker_topic = format!("{base}/demo/marker");
+        let marker_topic = topics.demo_marker();
         tokio::spawn(async move {
             let mut subscribed = Some(subscribed_tx);
             loop {
@@ -77,7 +79,7 @@ impl Observer {
         Ok(Observer {
             client,
             seen,
-            base: base.to_owned(),
+            marker_topic: topics.demo_marker(),
             next_marker: Mutex::new(0),
         })
     }
@@ -90,12 +92,7 @@ impl Observer {
             *m
         };
         self.client
-            .publish(
-                format!("{}/demo/marker", self.base),
-                QoS::AtLeastOnce,
-                false,
-                marker.to_string(),
-            )
+            .publish(self.marker_topic.clone(), QoS::AtLeastOnce, false, marker.to_string())
             .await
             .map_err(|e| e.to_string())?;
         for _ in 0..200 {

@@ -10,10 +10,10 @@ use super::observer::Seen;
 use crate::config::Config;
 
 pub(super) fn print_summary(seen: &Seen, config: &Config) {
-    let prefix = format!("{}/", config.mqtt.discovery_prefix);
+    let topics = super::super::wiring::topics(config);
     let mut devices: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
     for (topic, text) in &seen.retained {
-        if !(topic.starts_with(&prefix) && topic.ends_with("/config")) {
+        if !topics.is_discovery(topic) {
             continue;
         }
         let Ok(config) = serde_json::from_str::<Value>(text) else {

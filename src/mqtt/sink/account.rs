@@ -245,7 +245,7 @@ impl AccountSink {
                 let topic = sinks.settings.topics.meter_state_of(&payload.provider, &id);
                 sinks.retained.publish(&sinks.mqtt, topic.clone(), Vec::new());
                 for field in FIELD_TOPICS {
-                    let time = format!("{}/{field}", topic.trim_end_matches("/state"));
+                    let time = sinks.settings.topics.meter_field_of(&payload.provider, &id, field);
                     sinks.retained.publish(&sinks.mqtt, time, Vec::new());
                 }
             }

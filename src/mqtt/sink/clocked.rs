@@ -10,9 +10,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::retained::Retained;
+use crate::clock::SharedClock;
 use crate::model::MeterValue;
 use crate::mqtt::MqttHandle;
-use crate::providers::kit::SharedClock;
 
 /// One value and the topic it goes to.
 pub type Clocked = (String, MeterValue);

@@ -45,7 +45,7 @@ pub struct MqttSinkSettings {
     /// How far before its cursor a meter is re-read; the delivery record covers this window.
     pub lookback: chrono::Duration,
     /// Which interval of a value that changes by the clock (a price) is shown now; tests pin it.
-    pub clock: crate::providers::kit::SharedClock,
+    pub clock: crate::clock::SharedClock,
 }
 
 impl std::fmt::Debug for MqttSinkSettings {
@@ -55,17 +55,6 @@ impl std::fmt::Debug for MqttSinkSettings {
             .field("discovery", &self.discovery)
             .field("lookback", &self.lookback)
             .finish_non_exhaustive()
-    }
-}
-
-impl MqttSinkSettings {
-    pub fn from_config(config: &crate::config::Config) -> MqttSinkSettings {
-        MqttSinkSettings {
-            topics: Topics::new(&config.mqtt.base_topic, &config.mqtt.discovery_prefix),
-            discovery: config.mqtt.discovery,
-            lookback: chrono::Duration::from_std(config.bridge.lookback).unwrap_or_default(),
-            clock: crate::providers::kit::system_clock(),
-        }
     }
 }
 
@@ -89,8 +78,8 @@ impl MqttSinks {
     }
 
     /// Topics the connection must subscribe to for the sink to work.
-    pub fn subscriptions(discovery_prefix: &str) -> Vec<String> {
-        vec![format!("{discovery_prefix}/status")]
+    pub fn subscriptions(topics: &Topics) -> Vec<String> {
+        vec![topics.ha_status()]
     }
 
     fn publish_bridge_state(&self, board: &StatusBoard) {

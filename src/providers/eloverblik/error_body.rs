@@ -5,10 +5,8 @@
 
 use serde_json::Value;
 
+use crate::http::error_body::{field, plain_text, scalar_text, MAX_MESSAGE};
 use crate::providers::kit::excerpt;
-
-/// Longest message kept from a body: enough for any API message, short enough for a log line.
-const MAX_MESSAGE: usize = 300;
 
 /// Pulls the API's own error code and message out of an error body (an [`crate::http::ErrorBody`]).
 pub fn parse_error_body(body: &str) -> (Option<String>, String) {
@@ -17,11 +15,8 @@ pub fn parse_error_body(body: &str) -> (Option<String>, String) {
         return (None, "no details in the response".to_owned());
     }
     let (code, message) = match serde_json::from_str::<Value>(trimmed) {
-        Ok(Value::String(text)) => split_code(&text),
         Ok(Value::Object(map)) => from_object(&map).unwrap_or_else(|| (None, trimmed.to_owned())),
-        Ok(_) => (None, trimmed.to_owned()),
-        Err(_) if trimmed.starts_with('<') => (None, html_title(trimmed)),
-        Err(_) => split_code(trimmed),
+        _ => split_code(&plain_text(trimmed)),
     };
     (code, excerpt(&message, MAX_MESSAGE))
 }
@@ -49,12 +44,7 @@ fn from_object(map: &serde_json::Map<String, Value>) -> Option<(Option<String>, 
             return Some(found);
         }
     }
-    let text = |key: &str| {
-        map.get(key)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
+    let text = |key: &str| field(map, key);
     if let Some(error_text) = text("errorText") {
         let code = map.get("errorCode").and_then(scalar_text);
         return Some((code, error_text.to_owned()));
@@ -68,31 +58,6 @@ fn from_object(map: &serde_json::Map<String, Value>) -> Option<(Option<String>, 
         (Some(title), Some(detail)) => Some((None, format!("{title}: {detail}"))),
         (Some(one), None) | (None, Some(one)) => Some((None, one.to_owned())),
         (None, None) => None,
-    }
-}
-
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        _ => None,
-    }
-}
-
-fn html_title(html: &str) -> String {
-    let lower = html.to_ascii_lowercase();
-    let title = lower
-        .find("<title>")
-        .map(|at| at + "<title>".len())
-        .and_then(|start| {
-            lower[start..]
-                .find("</title>")
-                .map(|len| html[start..start + len].trim())
-        })
-        .filter(|t| !t.is_empty());
-    match title {
-        Some(title) => format!("an HTML error page: {title}"),
-        None => "an HTML error page without a title".to_owned(),
     }
 }
 

@@ -11,10 +11,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::client::Api;
 use super::dto::{ApiList, Authorization, MeteringPoint};
-use super::prices::PriceArea;
 use super::windows::Aggregation;
 use super::EloverblikApi;
 use super::{KIND, TZ};
+use crate::energidataservice::PriceArea;
 use crate::model::{DeviceInfo, Direction, Medium, Meter, Unit};
 use crate::providers::ProviderError;
 

@@ -2,12 +2,12 @@
 //! quarter-hourly time series, and the grid tariffs and subscriptions charged on them.
 //!
 //! One [`EloverblikProvider`] serves one `[[eloverblik]]` account. The files split the work:
-//! `settings` is the account's configuration section, `token` buys the data access token, `client` sends authorised calls, `dto` is the
-//! wire format, `metering_points` turns points into meters, `windows` plans request dates,
-//! `timeseries` normalises a market document into interval readings, `pass` tracks one read
-//! over many meters, `charges` prices them, `prices` reads Energi Data Service and `pricing` applies it to an
-//! account's points (cost, compensation, the live price sensor), and `schedule` decides when a data call is
-//! worth making.
+//! `settings` is the account's configuration section, `token` buys the data access token,
+//! `client` sends authorised calls, `dto` is the wire format, `metering_points` turns points into
+//! meters, `windows` plans request dates, `timeseries` normalises a market document into interval
+//! readings, `pass` tracks one read over many meters, `charges` prices them, `pricing` asks
+//! [Energi Data Service](crate::energidataservice) for an account's points (cost, compensation,
+//! the live price sensors), and `schedule` decides when a data call is worth making.
 
 mod charges;
 mod client;
@@ -15,7 +15,6 @@ pub mod dto;
 mod error_body;
 mod metering_points;
 mod pass;
-pub mod prices;
 mod pricing;
 mod provider;
 mod schedule;

@@ -1,8 +1,6 @@
-//! An account's side of [`prices`](super::prices): which price area and charges a metering point
-//! has, the supplier terms from the settings, and the guard that keeps Energi Data Service from
-//! delaying the meter data: every call has a time budget, and after a failure the service is left
-//! alone for [`PAUSE`] (the cost statistic and the price sensor catch up later; the readings and
-//! the consumption statistics never wait for it).
+//! An account's side of [Energi Data Service](crate::energidataservice): which price area and
+//! charges a metering point has, and the supplier terms from the settings. The service keeps
+//! itself from delaying the meter data (see [`PriceService`]).
 //!
 //! What it gives the bridge: the [`PriceSeries`] of a window (cost for consumption points,
 //! compensation for production points), and the live price sensors of a consumption point (the
@@ -10,51 +8,21 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
-use chrono::{DateTime, Days, Utc};
-use serde_json::{json, Map, Value};
 
 use super::dto::{Charges, Tariff};
-use super::prices::{ChargeKey, ClientOptions, EnergiDataService, PriceArea, PriceBreakdown, Prices, PricesError};
-use super::{Settings, KIND, TZ};
-use crate::http::{RetryPolicy, Sleeper};
-use crate::model::{local_midnight, Direction, Meter, MeterValue, PriceSeries, TimeRange, TimedValue, ValueKind};
-use crate::providers::kit::SharedClock;
+use super::{Settings, KIND};
+use crate::clock::SharedClock;
+use crate::energidataservice::{ChargeKey, PriceArea, PriceService, PricesError, PAUSE};
+use crate::http::Sleeper;
+use crate::model::{Direction, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::{CheckLine, ProviderError};
 use crate::state::StateStore;
 
-/// After a failed call, Energi Data Service is not asked again for this long.
-pub const PAUSE: chrono::Duration = chrono::Duration::minutes(10);
-/// The most one price question may take, retries included; a backfill month that did not make
-/// it is asked again next time (what arrived is cached already).
-pub const BUDGET: Duration = Duration::from_secs(60);
-/// Per request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a poll waits for a price question. A slower answer goes on in the background and
-/// fills the cache, so the meter data and the consumption statistics never wait for Energi Data
-/// Service longer than this; the cost and the price sensor catch up at a later poll.
-const POLL_WAIT: Duration = Duration::from_secs(5);
-
-/// Fewer retries than the service's own policy: prices are never urgent, and the next poll asks
-/// again.
-pub fn retry_policy() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 2,
-        max_interval: Duration::from_secs(20),
-        throttle_floor: Duration::from_secs(20),
-        max_retry_after: Duration::from_secs(40),
-        ..super::prices::retry_policy()
-    }
-}
-
 /// One account's prices.
 pub struct Pricing {
-    prices: Arc<Prices>,
+    service: PriceService,
     area: Option<PriceArea>,
     settings: Settings,
-    clock: SharedClock,
-    paused_until: Arc<Mutex<Option<DateTime<Utc>>>>,
     /// Charges already reported as missing, so that each is logged once, not every poll.
     reported: Mutex<HashSet<String>>,
     /// The last live values per meter, shown while the service is paused.
@@ -68,19 +36,12 @@ impl Pricing {
         clock: SharedClock,
         sleeper: Arc<dyn Sleeper>,
     ) -> Result<Pricing, ProviderError> {
-        let client = EnergiDataService::new(ClientOptions {
-            base_url: settings.energidataservice_url.trim().to_owned(),
-            timeout: REQUEST_TIMEOUT,
-            retry: retry_policy(),
-            sleeper,
-        })
-        .map_err(to_provider_error)?;
+        let service =
+            PriceService::new(&settings.energidataservice_url, store, clock, sleeper).map_err(to_provider_error)?;
         Ok(Pricing {
-            prices: Arc::new(Prices::new(client, store, clock.clone())),
+            service,
             area: settings.price_area,
             settings: settings.clone(),
-            clock,
-            paused_until: Arc::new(Mutex::new(None)),
             reported: Mutex::new(HashSet::new()),
             live: Mutex::new(HashMap::new()),
         })
@@ -119,10 +80,10 @@ impl Pricing {
         };
         let terms = self.settings.terms(meter.direction);
         let answer = self
-            .guarded(POLL_WAIT, move |prices| async move {
-                prices.series(area, &keys, range, terms).await
-            })
-            .await?;
+            .service
+            .series(area, keys, range, terms)
+            .await
+            .map_err(to_provider_error)?;
         Ok(answer.map(|(series, missing)| {
             self.report_missing(meter, charges, &missing);
             series
@@ -143,19 +104,11 @@ impl Pricing {
         let (Some(area), Some(keys)) = (self.area(area), self.keys(meter, charges)) else {
             return Vec::new();
         };
-        let now = self.clock.now();
-        let today = now.with_timezone(&TZ).date_naive();
-        let range = TimeRange::new(local_midnight(today, TZ), local_midnight(today + Days::new(2), TZ));
         let terms = self.settings.terms(Direction::Consumption);
-        let fresh = match self
-            .guarded(POLL_WAIT, move |prices| async move {
-                prices.breakdown(area, &keys, range, terms).await
-            })
-            .await
-        {
-            Ok(Some((rows, missing))) => {
+        let fresh = match self.service.live_values(area, keys, terms).await {
+            Ok(Some((values, missing))) => {
                 self.report_missing(meter, charges, &missing);
-                Some(live_values(&rows, now))
+                Some(values)
             }
             Ok(None) | Err(_) => None,
         };
@@ -210,10 +163,7 @@ impl Pricing {
             return lines;
         }
         let keys: Vec<ChargeKey> = tariffs.iter().filter_map(charge_key).collect();
-        let found = match self
-            .guarded(BUDGET, move |prices| async move { prices.tariffs(&keys).await })
-            .await
-        {
+        let found = match self.service.tariffs(keys).await {
             Ok(Some(set)) => Some(set),
             Ok(None) => {
                 lines.push(CheckLine::problem(format!(
@@ -223,7 +173,7 @@ impl Pricing {
                 None
             }
             Err(e) => {
-                lines.push(CheckLine::problem(format!("Energi Data Service: {e}")));
+                lines.push(CheckLine::problem(e.to_string()));
                 None
             }
         };
@@ -278,63 +228,6 @@ impl Pricing {
         Some(keys)
     }
 
-    /// Runs one price question within [`BUDGET`] unless the service is paused; a failure pauses
-    /// it and is returned (the caller logs it once). The question runs as a task of its own: the
-    /// caller waits for it at most `wait` (a poll: [`POLL_WAIT`]) and then goes on without prices
-    /// (`None`), while the task finishes into the cache.
-    async fn guarded<T, F, Fut>(&self, wait: Duration, question: F) -> Result<Option<T>, ProviderError>
-    where
-        T: Send + 'static,
-        F: FnOnce(Arc<Prices>) -> Fut,
-        Fut: std::future::Future<Output = Result<T, PricesError>> + Send + 'static,
-    {
-        let now = self.clock.now();
-        if self
-            .paused_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|until| now < until)
-        {
-            return Ok(None);
-        }
-        let call = question(self.prices.clone());
-        let paused_until = self.paused_until.clone();
-        let task = tokio::spawn(async move {
-            let error = match tokio::time::timeout(BUDGET, call).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(e)) => to_provider_error(e),
-                Err(_) => ProviderError::Response {
-                    provider: KIND,
-                    endpoint: "Energi Data Service".into(),
-                    message: format!(
-                        "no answer within {} s; the cost and the price sensor catch up later",
-                        BUDGET.as_secs()
-                    ),
-                },
-            };
-            *paused_until.lock().unwrap_or_else(PoisonError::into_inner) = Some(now + PAUSE);
-            tracing::warn!(
-                "prices: {error}; Energi Data Service is asked again in {} minutes, the meter data goes on without it",
-                PAUSE.num_minutes()
-            );
-            Err(error)
-        });
-        match tokio::time::timeout(wait, task).await {
-            Ok(Ok(answer)) => answer.map(Some),
-            Ok(Err(join)) => Err(ProviderError::Response {
-                provider: KIND,
-                endpoint: "Energi Data Service".into(),
-                message: format!("the price question stopped: {join}"),
-            }),
-            Err(_) => {
-                tracing::debug!(
-                    "prices: Energi Data Service is slow; going on without prices, they are cached for a later poll"
-                );
-                Ok(None)
-            }
-        }
-    }
-
     fn report_missing(&self, meter: &Meter, charges: Option<&Charges>, missing: &[ChargeKey]) {
         for key in missing {
             let name = charges
@@ -374,141 +267,15 @@ fn charge_key(tariff: &Tariff) -> Option<ChargeKey> {
 }
 
 fn to_provider_error(e: PricesError) -> ProviderError {
-    ProviderError::Response {
+    ProviderError::Prices {
         provider: KIND,
-        endpoint: "Energi Data Service".into(),
         message: e.to_string(),
     }
 }
 
-fn round(v: f64) -> f64 {
-    (v * 1e5).round() / 1e5
-}
-
-/// The price sensors from the priced intervals of today and tomorrow.
-pub fn live_values(rows: &[PriceBreakdown], now: DateTime<Utc>) -> Vec<MeterValue> {
-    if rows.is_empty() {
-        return Vec::new();
-    }
-    let today = now.with_timezone(&TZ).date_naive();
-    let is_today = |r: &&PriceBreakdown| r.start.with_timezone(&TZ).date_naive() == today;
-    let interval = |r: &PriceBreakdown| {
-        json!({
-            "start": r.start.with_timezone(&TZ).to_rfc3339(),
-            "end": r.end.with_timezone(&TZ).to_rfc3339(),
-            "price": round(r.total),
-            "spot": round(r.spot),
-            "tariffs": round(r.tariffs),
-        })
-    };
-    let today_rows: Vec<&PriceBreakdown> = rows.iter().filter(is_today).collect();
-    let tomorrow_rows: Vec<&PriceBreakdown> = rows.iter().filter(|r| !is_today(r)).collect();
-    let stats = |pick: fn(&PriceBreakdown) -> f64| -> Map<String, Value> {
-        let values: Vec<f64> = today_rows.iter().map(|r| pick(r)).collect();
-        let mut m = Map::new();
-        if !values.is_empty() {
-            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let mean = values.iter().sum::<f64>() / values.len() as f64;
-            m.insert("today_min".into(), json!(round(min)));
-            m.insert("today_max".into(), json!(round(max)));
-            m.insert("today_mean".into(), json!(round(mean)));
-        }
-        m
-    };
-    let timetable = |pick: fn(&PriceBreakdown) -> f64| -> Vec<TimedValue> {
-        rows.iter()
-            .map(|r| TimedValue {
-                start: r.start,
-                end: r.end,
-                value: round(pick(r)),
-            })
-            .collect()
-    };
-    let mut price_attributes = stats(|r| r.total);
-    price_attributes.insert("currency".into(), json!("DKK"));
-    price_attributes.insert("vat_included".into(), json!(true));
-    price_attributes.insert("today".into(), today_rows.iter().map(|r| interval(r)).collect());
-    price_attributes.insert("tomorrow".into(), tomorrow_rows.iter().map(|r| interval(r)).collect());
-    let mut spot_attributes = stats(|r| r.spot);
-    spot_attributes.insert("currency".into(), json!("DKK"));
-    spot_attributes.insert("vat_included".into(), json!(false));
-    let mut values = vec![
-        MeterValue {
-            key: "price".into(),
-            name: "Price".into(),
-            value: None,
-            unit: Some("DKK/kWh".into()),
-            kind: ValueKind::Price,
-            attributes: price_attributes,
-            timetable: timetable(|r| r.total),
-        },
-        MeterValue {
-            key: "spot_price".into(),
-            name: "Spot price".into(),
-            value: None,
-            unit: Some("DKK/kWh".into()),
-            kind: ValueKind::Price,
-            attributes: spot_attributes,
-            timetable: timetable(|r| r.spot),
-        },
-    ];
-    for v in &mut values {
-        v.value = v.value_at(now);
-    }
-    values
-}
-
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
-
-    fn row(start: DateTime<Utc>, minutes: i64, spot: f64, tariffs: f64) -> PriceBreakdown {
-        let vat = (spot + tariffs) * 0.25;
-        PriceBreakdown {
-            start,
-            end: start + chrono::Duration::minutes(minutes),
-            spot,
-            tariffs,
-            tax: 0.0,
-            vat,
-            markup: 0.0,
-            total: spot + tariffs + vat,
-        }
-    }
-
-    #[test]
-    fn the_live_price_is_the_current_interval_with_today_and_tomorrow_in_attributes() {
-        // 23:00 UTC on 25 November is 00:00 local on the 26th.
-        let midnight = Utc.with_ymd_and_hms(2025, 11, 25, 23, 0, 0).unwrap();
-        let rows: Vec<PriceBreakdown> = (0..4)
-            .map(|q| row(midnight + chrono::Duration::minutes(15 * q), 15, 0.1 * q as f64, 0.5))
-            .chain([row(midnight + chrono::Duration::hours(24), 15, -0.2, 0.5)])
-            .collect();
-        let now = midnight + chrono::Duration::minutes(20);
-        let values = live_values(&rows, now);
-        assert_eq!(values.len(), 2);
-        let price = &values[0];
-        assert_eq!(price.key, "price");
-        assert_eq!(price.value, Some(round((0.1 + 0.5) * 1.25)));
-        assert_eq!(price.attributes["today"].as_array().unwrap().len(), 4);
-        assert_eq!(price.attributes["tomorrow"].as_array().unwrap().len(), 1);
-        assert_eq!(price.attributes["today_min"], json!(0.625));
-        assert_eq!(price.attributes["today_max"], json!(1.0));
-        assert_eq!(price.attributes["tomorrow"][0]["spot"], json!(-0.2));
-        assert_eq!(
-            price.attributes["today"][1]["start"],
-            json!("2025-11-26T00:15:00+01:00")
-        );
-        assert_eq!(values[1].value, Some(0.1));
-        assert_eq!(price.next_change(now), Some(midnight + chrono::Duration::minutes(30)));
-        assert_eq!(
-            price.value_at(midnight + chrono::Duration::minutes(50)),
-            Some(round(0.8 * 1.25))
-        );
-    }
 
     #[test]
     fn a_tariff_without_a_price_id_has_no_key() {

@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use super::prices::{PriceArea, Terms, DEFAULT_BASE_URL};
 use super::{EloverblikProvider, KIND};
 use crate::de::{lenient_opt_string, lenient_strings, yes};
+use crate::energidataservice::{PriceArea, Terms, DEFAULT_BASE_URL};
 use crate::model::Direction;
 use crate::providers::kit::rules;
 use crate::providers::registry::{AddonAccounts, BuildContext, Registration};

@@ -7,8 +7,9 @@ use chrono::Duration;
 
 use super::dto::TokenResponse;
 use super::{KIND, NEW_TOKEN_HINT};
+use crate::clock::SharedClock;
 use crate::http::{ApiClient, HttpError};
-use crate::providers::kit::{Issuer, Persistence, RefreshAhead, SharedClock, TokenCache, TokenPolicy};
+use crate::providers::kit::{Issuer, Persistence, RefreshAhead, TokenCache, TokenPolicy};
 use crate::providers::ProviderError;
 use crate::secret::Secret;
 use crate::state::StateStore;

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::http::error_body::scalar_text;
 use crate::providers::kit::{excerpt, redact_tokens};
 
 /// An [`crate::http::ErrorBody`] for Enectiva: the API's own `detail` (and `title`) of every
@@ -42,14 +43,6 @@ fn from_json(json: &Value) -> Option<(Option<String>, String)> {
         .iter()
         .find_map(|key| json.get(*key).and_then(scalar_text))
         .map(|m| (None, m))
-}
-
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// The start of a body, for messages about it.

@@ -18,9 +18,9 @@ use super::token::{self, Credentials};
 use super::values::{monthly_values, register_value, DeltaSource};
 use super::Settings;
 use super::{intervals, jsonapi, KIND};
+use crate::clock::{system_clock, SharedClock};
 use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
 use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
-use crate::providers::kit::{system_clock, SharedClock};
 use crate::providers::{Provider, ProviderError, Receive, Window as ReadWindow};
 
 /// How far past a range's end to look for the reading that closes its last interval, in the same

@@ -8,10 +8,9 @@ use chrono::Duration;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use super::{jsonapi, JSON_API, KIND};
+use crate::clock::SharedClock;
 use crate::http::{ApiClient, HttpError};
-use crate::providers::kit::{
-    redact_http_error, redact_secrets, Issuer, RefreshAhead, SharedClock, TokenCache, TokenPolicy,
-};
+use crate::providers::kit::{redact_http_error, redact_secrets, Issuer, RefreshAhead, TokenCache, TokenPolicy};
 use crate::providers::ProviderError;
 use crate::secret::Secret;
 

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::clock::SharedClock;
 use super::jwt;
+use crate::clock::SharedClock;
 use crate::providers::ProviderError;
 use crate::secret::Secret;
 use crate::state::{fingerprint, StateStore};

@@ -40,7 +40,7 @@ impl TestBridge {
         providers: Vec<meter2mqtt::providers::SharedProvider>,
         sinks: Vec<Arc<dyn meter2mqtt::sink::SinkFactory>>,
     ) -> TestBridge {
-        TestBridge::start_at(config, providers, sinks, meter2mqtt::providers::kit::system_clock())
+        TestBridge::start_at(config, providers, sinks, meter2mqtt::clock::system_clock())
     }
 
     /// Like [`TestBridge::start`], with the MQTT sink's sense of "now" (which interval of a
@@ -49,18 +49,11 @@ impl TestBridge {
         config: &Config,
         providers: Vec<meter2mqtt::providers::SharedProvider>,
         sinks: Vec<Arc<dyn meter2mqtt::sink::SinkFactory>>,
-        clock: meter2mqtt::providers::kit::SharedClock,
+        clock: meter2mqtt::clock::SharedClock,
     ) -> TestBridge {
         use meter2mqtt::bridge::Bridge;
-        use meter2mqtt::mqtt::{MqttHandle, MqttSettings, MqttSinkSettings, MqttSinks};
         let store = meter2mqtt::state::StateStore::open(&config.state.dir).unwrap();
-        let subscriptions = MqttSinks::subscriptions(&config.mqtt.discovery_prefix);
-        let mqtt = MqttHandle::start(MqttSettings::from_config(&config.mqtt, subscriptions));
-        let settings = MqttSinkSettings {
-            clock,
-            ..MqttSinkSettings::from_config(config)
-        };
-        let mqtt_sinks = MqttSinks::new(mqtt.clone(), settings, store);
+        let (mqtt, mqtt_sinks) = meter2mqtt::cli::wiring::start_mqtt(config, store, clock);
         let mut bridge = Bridge::new(config.bridge.clone(), providers).with_sink(Arc::new(mqtt_sinks));
         for sink in sinks {
             bridge = bridge.with_sink(sink);

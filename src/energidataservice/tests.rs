@@ -27,9 +27,9 @@ const PRICELIST: &str = "/dataset/DatahubPricelist";
 
 fn fixture(name: &str) -> Vec<Value> {
     let text = match name {
-        "dayahead" => include_str!("../../../../tests/fixtures/energidataservice/dayaheadprices_2025-10-26.json"),
-        "elspot" => include_str!("../../../../tests/fixtures/energidataservice/elspotprices_2025-03-30.json"),
-        "pricelist" => include_str!("../../../../tests/fixtures/energidataservice/datahubpricelist.json"),
+        "dayahead" => include_str!("../../tests/fixtures/energidataservice/dayaheadprices_2025-10-26.json"),
+        "elspot" => include_str!("../../tests/fixtures/energidataservice/elspotprices_2025-03-30.json"),
+        "pricelist" => include_str!("../../tests/fixtures/energidataservice/datahubpricelist.json"),
         other => panic!("no fixture {other}"),
     };
     let v: Value = serde_json::from_str(text).unwrap();
@@ -250,7 +250,7 @@ impl Harness {
         })
         .unwrap();
         let clock_now = now.clone();
-        let clock: crate::providers::kit::SharedClock = Arc::new(move || *clock_now.lock().unwrap());
+        let clock: crate::clock::SharedClock = Arc::new(move || *clock_now.lock().unwrap());
         Prices::new(client, StateStore::open(dir.path()).unwrap(), clock)
     }
 

@@ -26,6 +26,10 @@ pub enum PricesError {
     State(#[from] StateError),
     #[error("price terms: {0}; check the supplier settings")]
     Terms(String),
+    #[error("Energi Data Service: no answer within {seconds} s; the cost and the price sensor catch up later")]
+    TimedOut { seconds: u64 },
+    #[error("Energi Data Service: the price question stopped: {0}")]
+    Stopped(String),
 }
 
 /// Energi Data Service is public and takes no credentials, so a refusal or an unreadable answer

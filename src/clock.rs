@@ -1,5 +1,6 @@
-//! The providers' sense of "now": token expiry, "this month" and which days may have data all
-//! depend on it, so tests move time forward without sleeping.
+//! The bridge's sense of "now": token expiry, "this month", which days may have data, price
+//! publication and a state message's `last_poll` all depend on it, so tests move time forward
+//! without sleeping.
 
 use std::sync::Arc;
 

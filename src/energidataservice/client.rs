@@ -13,7 +13,8 @@ use super::dto::{self, DayAheadRecord, ElspotRecord, Envelope};
 use super::error::PricesError;
 use super::spot::{days_covering, runs_by_dataset, SpotDataset, SpotPrice};
 use super::tariffs::{ChargeKey, TariffRow};
-use crate::http::{build_client, ApiClient, HttpError, RetryPolicy, Sleeper, TokioSleeper};
+use crate::http::error_body::{field, plain_text, scalar_text, MAX_MESSAGE};
+use crate::http::{build_client, excerpt, ApiClient, HttpError, RetryPolicy, Sleeper, TokioSleeper};
 use crate::model::TimeRange;
 
 /// The API's name in logs and errors.
@@ -191,32 +192,25 @@ pub fn describe(charges: &[ChargeKey]) -> String {
 }
 
 /// Energi Data Service's error bodies are not documented; take the message wherever a JSON
-/// object keeps one (`message`, `error`, `detail`, `title`), and otherwise read the body the way
-/// the ElOverblik parser does (bare strings, plain text, HTML pages).
+/// object keeps one (`message`, `error`, `detail`, `title`), and otherwise read the body as plain
+/// text (bare strings, plain text, HTML pages).
 fn parse_error_body(body: &str) -> (Option<String>, String) {
-    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(body.trim()) {
-        let text = |key: &str| {
-            map.get(key)
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let code = map.get("code").and_then(|c| match c {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-        let mut parts: Vec<String> = ["error", "title", "message", "detail"]
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        return (None, "no details in the response".to_owned());
+    }
+    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(trimmed) {
+        let code = map.get("code").and_then(scalar_text);
+        let mut parts: Vec<&str> = ["error", "title", "message", "detail"]
             .iter()
-            .filter_map(|k| text(k))
+            .filter_map(|k| field(&map, k))
             .collect();
         parts.dedup();
         if !parts.is_empty() {
             return (code, parts.join(": "));
         }
     }
-    super::super::error_body::parse_error_body(body)
+    (None, excerpt(&plain_text(trimmed), MAX_MESSAGE))
 }
 
 #[cfg(test)]

@@ -212,7 +212,7 @@ mod tests {
 
     fn fixture_rows() -> Vec<TariffRow> {
         let e: Envelope = serde_json::from_str(include_str!(
-            "../../../../tests/fixtures/energidataservice/datahubpricelist.json"
+            "../../tests/fixtures/energidataservice/datahubpricelist.json"
         ))
         .unwrap();
         tariff_rows(e.records)

@@ -1,6 +1,9 @@
-//! Electricity prices from Energi Data Service (Energinet's open data API), as a provider-neutral
+//! Energi Data Service (Energinet's open data API): public Danish grid data, for any provider
+//! whose meters are in Denmark. Today that is electricity prices, as a provider-neutral
 //! [`PriceSeries`] beside a metering point's readings: what a consumed kWh cost, or what a
-//! produced one earned, interval by interval.
+//! produced one earned, interval by interval, and the live price sensors. It needs no account
+//! and knows no provider: a provider names a point's price area and charges ([`ChargeKey`]) and
+//! asks [`PriceService`].
 //!
 //! The facts it builds on:
 //! - Spot prices are per bidding zone (DK1 west, DK2 east of the Great Belt), in DKK per MWh:
@@ -21,14 +24,17 @@
 //!
 //! Layout: `area` (the zones), `spot` (which dataset holds a day), `dto` (wire format), `client`
 //! (the calls), `tariffs` (which list applies when), `series` (prices and costs), `cache`
-//! (fetch each price about once), `error`; [`Prices`] ties them together.
+//! (fetch each price about once), `error`; [`Prices`] ties them together; `live` makes the price
+//! sensors and `service` is what a poll asks (time budget, pause after a failure).
 
 mod area;
 mod cache;
 mod client;
 mod dto;
 mod error;
+mod live;
 pub mod series;
+mod service;
 mod spot;
 mod tariffs;
 #[cfg(test)]
@@ -43,16 +49,20 @@ pub use area::{PriceArea, UnknownArea};
 pub use cache::{PRICELIST_REFRESH, PUBLICATION_HOUR};
 pub use client::{retry_policy, ClientOptions, EnergiDataService, DEFAULT_BASE_URL, PRICELIST_FROM};
 pub use error::PricesError;
+pub use live::live_values;
 pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
+pub use service::{PriceService, BUDGET, PAUSE};
 pub use spot::{SpotPrice, DAY_AHEAD_FROM};
 pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
 
-use super::TZ;
+use crate::clock::SharedClock;
 use crate::model::{PriceSeries, TimeRange};
-use crate::providers::kit::SharedClock;
 use crate::state::StateStore;
 use cache::{load_or_forget, pricelist_file, PricelistFile, SpotCache, SpotDay};
 use spot::{day_range, days_covering};
+
+/// The service's times (`TimeDK`, `ValidFrom`, a price list's hours) are Danish local time.
+pub const TZ: chrono_tz::Tz = chrono_tz::Europe::Copenhagen;
 
 /// Prices for metering points, fetched through a cache in the state store.
 pub struct Prices {

@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn day_ahead_fixture_keeps_the_asked_area_in_dkk_per_kwh() {
         let e = envelope(include_str!(
-            "../../../../tests/fixtures/energidataservice/dayaheadprices_2025-10-26.json"
+            "../../tests/fixtures/energidataservice/dayaheadprices_2025-10-26.json"
         ));
         assert_eq!(e.total, Some(200));
         let dk1 = spot_prices::<DayAheadRecord>(e.records, PriceArea::DK1);
@@ -342,14 +342,14 @@ mod tests {
     #[test]
     fn elspot_fixture_is_hourly() {
         let e = envelope(include_str!(
-            "../../../../tests/fixtures/energidataservice/elspotprices_2025-03-30.json"
+            "../../tests/fixtures/energidataservice/elspotprices_2025-03-30.json"
         ));
         let prices = spot_prices::<ElspotRecord>(e.records, PriceArea::DK1);
         assert_eq!(prices.len(), 23);
         assert!(prices.iter().all(|p| p.end - p.start == chrono::Duration::hours(1)));
         assert!(spot_prices::<ElspotRecord>(
             envelope(include_str!(
-                "../../../../tests/fixtures/energidataservice/elspotprices_2025-03-30.json"
+                "../../tests/fixtures/energidataservice/elspotprices_2025-03-30.json"
             ))
             .records,
             PriceArea::DK2
@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn pricelist_fixture_rows() {
         let e = envelope(include_str!(
-            "../../../../tests/fixtures/energidataservice/datahubpricelist.json"
+            "../../tests/fixtures/energidataservice/datahubpricelist.json"
         ));
         let rows = tariff_rows(e.records);
         assert_eq!(rows.len(), 6);
