@@ -35,6 +35,7 @@ mod error;
 mod live;
 pub mod series;
 mod service;
+mod shape;
 mod spot;
 mod tariffs;
 #[cfg(test)]
@@ -52,6 +53,7 @@ pub use error::PricesError;
 pub use live::live_values;
 pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
 pub use service::{PriceService, BUDGET, PAUSE};
+pub use shape::{PriceResolution, MAX_ATTRIBUTES};
 pub use spot::{SpotPrice, DAY_AHEAD_FROM};
 pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Days, Utc};
 
 use super::client::{ClientOptions, EnergiDataService};
 use super::live::live_values;
-use super::{ChargeKey, MissingCharge, PriceArea, Prices, PricesError, TariffSet, Terms, TZ};
+use super::{ChargeKey, MissingCharge, PriceArea, PriceResolution, Prices, PricesError, TariffSet, Terms, TZ};
 use crate::clock::SharedClock;
 use crate::http::{RetryPolicy, Sleeper};
 use crate::model::{local_midnight, MeterValue, PriceSeries, TimeRange};
@@ -90,6 +90,7 @@ impl PriceService {
         area: PriceArea,
         charges: Vec<ChargeKey>,
         terms: Terms,
+        resolution: PriceResolution,
     ) -> Result<Option<(Vec<MeterValue>, Vec<MissingCharge>)>, PricesError> {
         let now = self.clock.now();
         let today = now.with_timezone(&TZ).date_naive();
@@ -99,7 +100,7 @@ impl PriceService {
                 prices.breakdown(area, &charges, range, terms).await
             })
             .await?;
-        Ok(answer.map(|(rows, missing)| (live_values(&rows, now), missing)))
+        Ok(answer.map(|(rows, missing)| (live_values(&rows, now, area, resolution), missing)))
     }
 
     /// The tariff histories of `charges`, waiting up to [`BUDGET`] (for `check`).

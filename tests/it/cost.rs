@@ -526,9 +526,9 @@ async fn cost_and_compensation_match_the_hand_computed_prices() {
 }
 
 /// The live price sensor as Home Assistant sees it, at a pinned 11:20 (CET) on 26 October 2025:
-/// its discovery config and the retained message on its state topic (the price of the quarter
-/// hour 11:15–11:30, with today's intervals as attributes). Tomorrow's prices are not published
-/// before 13:00, so none are asked for.
+/// its discovery config and the retained message on its state topic (the point reads hourly, so
+/// the price of the hour 11:00–12:00, with today's 25 hours as attributes). Tomorrow's prices
+/// are not published before 13:00, so none are asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     use std::sync::Arc;
@@ -580,15 +580,15 @@ async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     bridge.stop().await;
 
     // By hand: 11:15 CET is local hour 11, the winter lists: B2D Price12 0.1536, system 0.072,
-    // transmission 0.049, tax 0.72; the fixture's DK1 quarter at 10:15 UTC.
+    // transmission 0.049, tax 0.72. The point reads hourly, so the sensor is hourly: the spot
+    // price is the mean of the fixture's four DK1 quarters of 10:00-11:00 UTC.
     let spot = eds
         .records(DAY_AHEAD)
         .into_iter()
-        .find(|r| r["PriceArea"] == "DK1" && r["TimeUTC"] == "2025-10-26T10:15:00")
-        .unwrap()["DayAheadPriceDKK"]
-        .as_f64()
-        .unwrap()
-        / 1000.0;
+        .filter(|r| r["PriceArea"] == "DK1" && r["TimeUTC"].as_str().unwrap().starts_with("2025-10-26T10:"))
+        .map(|r| r["DayAheadPriceDKK"].as_f64().unwrap() / 1000.0)
+        .sum::<f64>()
+        / 4.0;
     let price = (spot + 0.1536 + 0.072 + 0.049 + 0.72) * (1.0 + VAT) + MARKUP;
     assert!((state["value"].as_f64().unwrap() - price).abs() < 1e-4, "{state}");
 

@@ -14,6 +14,9 @@ use crate::clock::SharedClock;
 use crate::model::MeterValue;
 use crate::mqtt::MqttHandle;
 
+/// The attribute that price tools read as the value now (Nordpool's `current_price`).
+const CURRENT: &str = "current_price";
+
 /// One value and the topic it goes to.
 pub type Clocked = (String, MeterValue);
 
@@ -92,10 +95,16 @@ fn publish(mqtt: &MqttHandle, retained: &Retained, topic: &str, value: &MeterVal
     retained.publish_if_changed(mqtt, topic.to_owned(), payload(value, now));
 }
 
+/// An attribute named [`CURRENT`] repeats the value and follows it.
 pub fn payload(value: &MeterValue, now: DateTime<Utc>) -> Vec<u8> {
+    let current = value.value_at(now);
+    let mut attributes = value.attributes.clone();
+    if let Some(slot) = attributes.get_mut(CURRENT) {
+        *slot = json!(current);
+    }
     let body = json!({
-        "value": value.value_at(now),
-        "attributes": Value::Object(value.attributes.clone()),
+        "value": current,
+        "attributes": Value::Object(attributes),
     });
     serde_json::to_vec(&body).unwrap_or_default()
 }

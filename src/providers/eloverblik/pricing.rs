@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::dto::{Charges, Tariff};
 use super::{Settings, KIND};
 use crate::clock::SharedClock;
-use crate::energidataservice::{ChargeKey, PriceArea, PriceService, PricesError, PAUSE};
+use crate::energidataservice::{ChargeKey, PriceArea, PriceResolution, PriceService, PricesError, PAUSE};
 use crate::http::Sleeper;
 use crate::model::{Direction, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::{CheckLine, ProviderError};
@@ -91,12 +91,14 @@ impl Pricing {
     }
 
     /// The all-in price and the spot price of a consumption point, now, with today's and
-    /// tomorrow's intervals. While the service is paused, the last values stand in.
+    /// tomorrow's slots at the configured resolution, else at the point's own. While the
+    /// service is paused, the last values stand in.
     pub async fn live_values(
         &self,
         meter: &Meter,
         area: Option<PriceArea>,
         charges: Option<&Charges>,
+        point_resolution: PriceResolution,
     ) -> Vec<MeterValue> {
         if meter.direction != Direction::Consumption {
             return Vec::new();
@@ -105,7 +107,8 @@ impl Pricing {
             return Vec::new();
         };
         let terms = self.settings.terms(Direction::Consumption);
-        let fresh = match self.service.live_values(area, keys, terms).await {
+        let resolution = self.settings.price_resolution.unwrap_or(point_resolution);
+        let fresh = match self.service.live_values(area, keys, terms, resolution).await {
             Ok(Some((values, missing))) => {
                 self.report_missing(meter, charges, &missing);
                 Some(values)

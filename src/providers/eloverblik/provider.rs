@@ -420,7 +420,11 @@ impl Provider for EloverblikProvider {
             _ => Vec::new(),
         };
         if let (Some(pricing), Ok(charges)) = (&self.pricing, &charges) {
-            values.extend(pricing.live_values(meter, info.area, Some(charges)).await);
+            values.extend(
+                pricing
+                    .live_values(meter, info.area, Some(charges), info.aggregation.price_resolution())
+                    .await,
+            );
         }
         match charges {
             Err(e) if values.is_empty() => Err(e),
@@ -494,6 +498,8 @@ mod tests {
             charges: true,
             prices: false,
             price_area: None,
+            price_resolution: None,
+            co2: true,
             vat: 25.0,
             supplier_markup: 0.0,
             supplier_fee: 0.0,

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 
 use super::TZ;
+use crate::energidataservice::PriceResolution;
 use crate::model::TimeRange;
 
 /// The API's limit for one call.
@@ -29,6 +30,14 @@ impl Aggregation {
         match meter_reading_occurrence.map(str::trim) {
             Some("PT15M") => Aggregation::Quarter,
             _ => Aggregation::Hour,
+        }
+    }
+
+    /// The live price sensors' resolution that matches the point's readings.
+    pub fn price_resolution(self) -> PriceResolution {
+        match self {
+            Aggregation::Quarter => PriceResolution::Quarter,
+            Aggregation::Hour => PriceResolution::Hour,
         }
     }
 
