@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use super::area::PriceArea;
+use super::co2::Co2Row;
 use super::dto::{self, DayAheadRecord, ElspotRecord, Envelope};
 use super::error::PricesError;
 use super::spot::{days_covering, runs_by_dataset, SpotDataset, SpotPrice};
@@ -149,6 +150,29 @@ impl EnergiDataService {
         Ok(rows)
     }
 
+    /// The CO2 rows of `area` from `dataset` over the Danish days `[start, end)`, sorted; with
+    /// `newest_only`, just the newest row.
+    pub async fn co2(
+        &self,
+        dataset: &'static str,
+        area: PriceArea,
+        start: NaiveDate,
+        end: NaiveDate,
+        newest_only: bool,
+    ) -> Result<Vec<Co2Row>, PricesError> {
+        let filter = json!({ "PriceArea": [area.as_str()] });
+        let (sort, limit) = if newest_only {
+            ("Minutes5UTC desc", 1)
+        } else {
+            ("Minutes5UTC asc", 0)
+        };
+        let records = self
+            .query(dataset, start, end, filter, sort, limit)
+            .await
+            .map_err(|source| PricesError::Co2 { dataset, area, source })?;
+        Ok(dto::co2_rows(dataset, records, area))
+    }
+
     async fn dataset(
         &self,
         name: &str,
@@ -157,6 +181,19 @@ impl EnergiDataService {
         filter: Value,
         sort: &str,
     ) -> Result<Vec<Value>, HttpError> {
+        self.query(name, start, end, filter, sort, 0).await
+    }
+
+    /// One call; `limit` 0 asks for every row.
+    async fn query(
+        &self,
+        name: &str,
+        start: NaiveDate,
+        end: NaiveDate,
+        filter: Value,
+        sort: &str,
+        limit: usize,
+    ) -> Result<Vec<Value>, HttpError> {
         let endpoint = format!("GET /dataset/{name}");
         let url = format!("{}/dataset/{name}", self.base_url);
         let query = [
@@ -164,11 +201,11 @@ impl EnergiDataService {
             ("end", end.format("%Y-%m-%d").to_string()),
             ("filter", filter.to_string()),
             ("sort", sort.to_owned()),
-            ("limit", "0".to_owned()),
+            ("limit", limit.to_string()),
         ];
         let response = self.http.send(&endpoint, |c| c.get(&url).query(&query)).await?;
         let envelope: Envelope = response.json(API, &endpoint)?;
-        if let Some(total) = envelope.total {
+        if let Some(total) = envelope.total.filter(|_| limit == 0) {
             if usize::try_from(total).is_ok_and(|t| t > envelope.records.len()) {
                 tracing::warn!(
                     api = API,

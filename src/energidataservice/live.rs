@@ -68,6 +68,7 @@ pub fn live_values(
             kind: ValueKind::Price,
             attributes: serde_json::Map::new(),
             timetable: shape::timetable(&slots),
+            shared: None,
         };
         value.value = value.value_at(now);
         value.attributes = shape::attributes(&slots, now, value.value, &shape);

@@ -22,14 +22,19 @@
 //! area, one spot call a day (tomorrow's prices, after their 13:00 publication) and one
 //! `DatahubPricelist` call a day per set of charges; a past day is never asked twice.
 //!
+//! CO2: the grid's CO2 intensity per area (`CO2Emis`, `CO2EmisProg`), read every
+//! [`CO2_REFRESH`] while the bridge runs: one call per dataset, about 96 a day each per area.
+//!
 //! Layout: `area` (the zones), `spot` (which dataset holds a day), `dto` (wire format), `client`
 //! (the calls), `tariffs` (which list applies when), `series` (prices and costs), `cache`
-//! (fetch each price about once), `error`; [`Prices`] ties them together; `live` makes the price
+//! (fetch each price about once), `co2` (the CO2 intensity sensor), `shape` (the attributes
+//! price tools read), `error`; [`Prices`] ties them together; `live` makes the price
 //! sensors and `service` is what a poll asks (time budget, pause after a failure).
 
 mod area;
 mod cache;
 mod client;
+mod co2;
 mod dto;
 mod error;
 mod live;
@@ -41,7 +46,7 @@ mod tariffs;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Days, NaiveDate};
 use tokio::sync::Mutex;
@@ -49,6 +54,8 @@ use tokio::sync::Mutex;
 pub use area::{PriceArea, UnknownArea};
 pub use cache::{PRICELIST_REFRESH, PUBLICATION_HOUR};
 pub use client::{retry_policy, ClientOptions, EnergiDataService, DEFAULT_BASE_URL, PRICELIST_FROM};
+pub(crate) use co2::Co2Data;
+pub use co2::CO2_REFRESH;
 pub use error::PricesError;
 pub use live::live_values;
 pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
@@ -75,6 +82,8 @@ pub struct Prices {
     /// One fetch at a time per kind, so concurrent callers do not ask for the same day twice.
     spot_lock: Mutex<()>,
     pricelist_lock: Mutex<()>,
+    /// The last CO2 answer per area; the lock also keeps two callers from asking at once.
+    co2: Mutex<HashMap<PriceArea, Co2Data>>,
 }
 
 impl Prices {
@@ -86,6 +95,7 @@ impl Prices {
             clock,
             spot_lock: Mutex::new(()),
             pricelist_lock: Mutex::new(()),
+            co2: Mutex::new(HashMap::new()),
         }
     }
 
@@ -208,6 +218,35 @@ impl Prices {
             }
         }
         Ok(TariffSet::new(&wanted, file.rows(&wanted)))
+    }
+
+    /// The CO2 intensity of `area`: the newest realised row and the forecast of today and
+    /// tomorrow, asked again once the last answer is [`co2::FRESH_FOR`] old (one call per
+    /// dataset).
+    pub async fn co2(&self, area: PriceArea) -> Result<Co2Data, PricesError> {
+        let mut cache = self.co2.lock().await;
+        let now = self.clock.now();
+        if let Some(data) = cache.get(&area).filter(|d| d.fresh(now)) {
+            return Ok(data.clone());
+        }
+        let [(realised_from, realised_to), (forecast_from, forecast_to)] = co2::days(now);
+        let realised = self
+            .client
+            .co2(co2::REALISED, area, realised_from, realised_to, true)
+            .await?
+            .pop();
+        let forecast = self
+            .client
+            .co2(co2::FORECAST, area, forecast_from, forecast_to, false)
+            .await?;
+        tracing::debug!(%area, forecast = forecast.len(), "fetched the CO2 intensity");
+        let data = Co2Data {
+            fetched: now,
+            realised,
+            forecast,
+        };
+        cache.insert(area, data.clone());
+        Ok(data)
     }
 
     /// Forgets cached spot prices of months before `before`'s month; returns how many months.

@@ -23,7 +23,7 @@ pub const MAX_ATTRIBUTES: usize = 16 * 1024;
 
 /// How long a price sensor's slots are: `hour` (Danish grid tariffs are hourly and most
 /// households are billed by the hour) or `quarter` (the day-ahead market's own 15 minutes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PriceResolution {
     Hour,
@@ -31,6 +31,13 @@ pub enum PriceResolution {
 }
 
 impl PriceResolution {
+    pub fn length(self) -> Duration {
+        match self {
+            PriceResolution::Hour => Duration::hours(1),
+            PriceResolution::Quarter => Duration::minutes(15),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PriceResolution::Hour => "hour",
@@ -68,39 +75,38 @@ pub fn round(v: f64) -> f64 {
     (v * 1e4).round() / 1e4
 }
 
-/// Hourly slots from shorter ones: each hour's value and parts are the time-weighted mean of the
-/// slots within it. An hour the slots do not cover completely is left out (its mean would be
-/// the mean of a part). Slots of an hour or longer pass unchanged.
-pub fn hourly(slots: &[Slot]) -> Vec<Slot> {
-    let hour = Duration::hours(1);
+/// Slots of `span` (an hour, a quarter) from shorter ones: each one's value and parts are the
+/// time-weighted mean of the slots within it. One the slots do not cover completely is left out
+/// (its mean would be the mean of a part). Slots of `span` or longer pass unchanged.
+pub fn means(slots: &[Slot], span: Duration) -> Vec<Slot> {
     let mut out: Vec<Slot> = Vec::new();
     let mut covered: Vec<i64> = Vec::new();
     for slot in slots {
-        let length = slot.end - slot.start;
-        if length >= hour {
+        let slot_length = slot.end - slot.start;
+        if slot_length >= span {
             out.push(slot.clone());
-            covered.push(length.num_seconds());
+            covered.push(slot_length.num_seconds());
             continue;
         }
-        // Danish offsets are whole hours, so a UTC hour is a local hour.
-        let start = slot.start.duration_trunc(hour).unwrap_or(slot.start);
-        let weight = length.num_seconds() as f64 / 3600.0;
+        // Danish offsets are whole hours, so a UTC hour or quarter is a local one.
+        let start = slot.start.duration_trunc(span).unwrap_or(slot.start);
+        let weight = slot_length.num_seconds() as f64 / span.num_seconds() as f64;
         match out.last_mut() {
             Some(last) if last.start == start => {
                 last.value += slot.value * weight;
                 for (sum, part) in last.parts.iter_mut().zip(&slot.parts) {
                     *sum += part * weight;
                 }
-                *covered.last_mut().expect("one per slot") += length.num_seconds();
+                *covered.last_mut().expect("one per slot") += slot_length.num_seconds();
             }
             _ => {
                 out.push(Slot {
                     start,
-                    end: start + hour,
+                    end: start + span,
                     value: slot.value * weight,
                     parts: slot.parts.iter().map(|p| p * weight).collect(),
                 });
-                covered.push(length.num_seconds());
+                covered.push(slot_length.num_seconds());
             }
         }
     }
@@ -111,12 +117,10 @@ pub fn hourly(slots: &[Slot]) -> Vec<Slot> {
         .collect()
 }
 
-/// The slots at `resolution`: hourly means, or the slots as they are.
+/// The slots at `resolution`: means of an hour or of a quarter (shorter slots, such as 5-minute
+/// CO2 rows, are averaged; quarters stay as they are).
 pub fn at_resolution(slots: &[Slot], resolution: PriceResolution) -> Vec<Slot> {
-    match resolution {
-        PriceResolution::Hour => hourly(slots),
-        PriceResolution::Quarter => slots.to_vec(),
-    }
+    means(slots, resolution.length())
 }
 
 /// The sensor's timetable: each slot's rounded value, so the state follows the clock.
@@ -242,6 +246,10 @@ mod tests {
                 parts: vec![value(q) / 2.0, 0.5],
             })
             .collect()
+    }
+
+    fn hourly(slots: &[Slot]) -> Vec<Slot> {
+        means(slots, Duration::hours(1))
     }
 
     const SHAPE: Shape = Shape {

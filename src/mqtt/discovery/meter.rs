@@ -103,7 +103,8 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
         api_status,
         history_import,
     ];
-    for value in values {
+    // Shared values have a device of their own: see `shared`.
+    for value in values.iter().filter(|v| v.shared.is_none()) {
         let mut entity = value_sensor(sensor(&value.key, Some(&value.name)), meter, value);
         if !value.timetable.is_empty() {
             // Kept current by the clock on a topic of its own: see `mqtt::sink::clocked`.
@@ -166,6 +167,9 @@ fn value_sensor(sensor: Sensor, meter: &Meter, value: &MeterValue) -> Sensor {
             sensor.common.icon = Some("mdi:cash");
             sensor.suggested_display_precision = Some(2);
         }
+        ValueKind::Measurement => {
+            sensor.state_class = Some("measurement");
+        }
         ValueKind::Other => {}
     }
     sensor
@@ -204,6 +208,7 @@ mod tests {
             kind,
             attributes: Default::default(),
             timetable: Vec::new(),
+            shared: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! Home Assistant MQTT discovery: a bridge device and one device per meter (`via_device` the
-//! bridge), built from typed payloads (`entity`). Delayed interval values never get a
+//! Home Assistant MQTT discovery: a bridge device, one device per meter and one per source of
+//! shared values such as a price area's CO2 intensity (`via_device` the bridge), built from typed payloads (`entity`). Delayed interval values never get a
 //! `state_class`: it would make Home Assistant book yesterday's consumption at the hour it was
 //! fetched. Hourly history goes in as statistics.
 //!
@@ -9,12 +9,14 @@
 mod bridge;
 mod entity;
 mod meter;
+mod shared;
 
 pub use bridge::bridge_configs;
 pub use entity::{
     Availability, BinarySensor, Common, Device, Entity, EntityCategory, Origin, Sensor, ORIGIN_NAME, SUPPORT_URL,
 };
 pub use meter::{device_class, meter_configs};
+pub use shared::shared_configs;
 
 use super::topics::{object_id, Topics};
 

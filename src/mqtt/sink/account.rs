@@ -214,6 +214,36 @@ impl AccountSink {
         }
     }
 
+    /// The meters' states with their values, and the values that have topics of their own
+    /// (clocked or shared).
+    fn publish_values(&mut self, meters: &[Meter]) {
+        let mut clocked = Vec::new();
+        for meter in meters {
+            let values = self.values.get(&meter.id).cloned().unwrap_or_default();
+            let topics = &self.sinks.settings.topics;
+            // Shared values go to their source's topic, the same from every meter that has them.
+            clocked.extend(values.iter().filter_map(|v| match &v.shared {
+                Some(shared) => Some((topics.shared_value(shared, &v.key), v.clone())),
+                None if !v.timetable.is_empty() => Some((topics.meter_value(meter, &v.key), v.clone())),
+                None => None,
+            }));
+            let status = self.payload(meter);
+            status.extras = values
+                .iter()
+                .filter(|v| v.timetable.is_empty() && v.shared.is_none())
+                .map(|v| {
+                    let attributes = serde_json::Value::Object(v.attributes.clone());
+                    (
+                        object_id(&v.key),
+                        serde_json::json!({ "value": v.value, "attributes": attributes }),
+                    )
+                })
+                .collect();
+            self.publish_state(meter);
+        }
+        self.clocked.set(clocked, self.sinks.settings.clock.now());
+    }
+
     /// Publishes the configs of current meters and clears those of meters that disappeared.
     async fn sync_discovery(&mut self, meters: &[Meter]) {
         let sinks = self.sinks.clone();
@@ -221,7 +251,10 @@ impl AccountSink {
         if sinks.settings.discovery {
             for meter in meters {
                 let values = self.values.get(&meter.id).map(Vec::as_slice).unwrap_or_default();
-                for config in discovery::meter_configs(&sinks.settings.topics, meter, values) {
+                let configs = discovery::meter_configs(&sinks.settings.topics, meter, values)
+                    .into_iter()
+                    .chain(discovery::shared_configs(&sinks.settings.topics, values));
+                for config in configs {
                     now_published.insert(config.topic.clone());
                     sinks
                         .retained
@@ -339,10 +372,14 @@ impl Sink for AccountSink {
         }
     }
 
+    async fn values_refreshed(&mut self, meters: &[Meter], values: &HashMap<String, Vec<MeterValue>>) {
+        self.values = values.clone();
+        self.sync_discovery(meters).await;
+        self.publish_values(meters);
+    }
+
     async fn poll_finished(&mut self, report: &PollReport<'_>) {
-        let mut clocked = Vec::new();
         for meter in report.meters {
-            let values = self.values.get(&meter.id).cloned().unwrap_or_default();
             let outcome = report.outcomes.get(&meter.id).cloned();
             let status = self.payload(meter);
             if let Some(outcome) = outcome {
@@ -351,28 +388,8 @@ impl Sink for AccountSink {
             }
             status.last_poll = Some(report.at);
             status.next_poll = Some(report.next_poll);
-            let topics = &self.sinks.settings.topics;
-            clocked.extend(
-                values
-                    .iter()
-                    .filter(|v| !v.timetable.is_empty())
-                    .map(|v| (topics.meter_value(meter, &v.key), v.clone())),
-            );
-            let status = self.payload(meter);
-            status.extras = values
-                .iter()
-                .filter(|v| v.timetable.is_empty())
-                .map(|v| {
-                    let attributes = serde_json::Value::Object(v.attributes.clone());
-                    (
-                        object_id(&v.key),
-                        serde_json::json!({ "value": v.value, "attributes": attributes }),
-                    )
-                })
-                .collect();
-            self.publish_state(meter);
         }
-        self.clocked.set(clocked, self.sinks.settings.clock.now());
+        self.publish_values(report.meters);
         self.progress_published = None;
         if self.dirty {
             self.save().await;

@@ -125,6 +125,7 @@ pub fn price_value(now: DateTime<Utc>) -> MeterValue {
         kind: ValueKind::Price,
         attributes,
         timetable,
+        shared: None,
     };
     value.value = value.value_at(now);
     value
