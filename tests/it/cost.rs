@@ -35,9 +35,9 @@ use crate::support::fake_ha::FakeHa;
 use crate::support::{Broker, Proc};
 
 const WAIT: Duration = Duration::from_secs(90);
-const REFRESH_TOKEN: &str = "refresh-cost-SECRET-777";
+pub(crate) const REFRESH_TOKEN: &str = "refresh-cost-SECRET-777";
 const HA_TOKEN: &str = "ha-cost-SECRET-778";
-const HOME: &str = "571313180100000001";
+pub(crate) const HOME: &str = "571313180100000001";
 const SOLAR: &str = "571313180100000025";
 const N1: &str = "5790001089030";
 const ENERGINET: &str = "5790000432752";
@@ -48,7 +48,7 @@ const MARKUP: f64 = 0.05;
 const FEE: f64 = 0.02;
 const EUR_DKK: f64 = 7.46;
 
-fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+pub(crate) fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
@@ -65,7 +65,7 @@ fn days() -> Vec<NaiveDate> {
 }
 
 /// Local midnight of `d` in UTC.
-fn midnight(d: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn midnight(d: NaiveDate) -> DateTime<Utc> {
     TZ.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
         .earliest()
         .unwrap()
@@ -111,7 +111,7 @@ fn elspot_rows(d: NaiveDate) -> Vec<Value> {
 }
 
 /// Quarter-hourly `DayAheadPrices` rows of a day: both areas, negative 02:00–03:00.
-fn day_ahead_rows(d: NaiveDate) -> Vec<Value> {
+pub(crate) fn day_ahead_rows(d: NaiveDate) -> Vec<Value> {
     let mut rows = Vec::new();
     for (q, quarter) in steps(d, Span::minutes(15)).into_iter().enumerate() {
         let dk1 = if (8..12).contains(&q) {
@@ -224,7 +224,7 @@ fn charges() -> Value {
     json!({"result": [item(HOME, home), item(SOLAR, solar)]})
 }
 
-async fn fake_eloverblik() -> MockServer {
+pub(crate) async fn fake_eloverblik() -> MockServer {
     let server = MockServer::start().await;
     let bearer = format!("Bearer {REFRESH_TOKEN}");
     Mock::given(method("GET"))
