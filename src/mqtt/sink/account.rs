@@ -14,8 +14,8 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 use super::clocked::ClockedValues;
 use super::delivery::{self, AccountState, Pending};
+use super::shared::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use super::summary::Newest;
-use super::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use crate::model::{Meter, MeterValue};
 use crate::mqtt::payloads::{HistoryImport, MeterState as StatePayload, ReadingItem, ReadingsBatch};
 use crate::mqtt::topics::{object_id, FIELD_TOPICS};
