@@ -79,7 +79,7 @@ impl Prices {
         };
         let _one_at_a_time = self.spot_lock.lock().await;
         let now = self.clock.now();
-        let mut days = self.spot_cache.load(area, from, to)?;
+        let mut days = self.spot_cache.load(area, from, to).await?;
         let due: Vec<NaiveDate> = from
             .iter_days()
             .take_while(|d| *d < to)
@@ -115,7 +115,7 @@ impl Prices {
                     format!("; not (yet) complete: {}", short.join(", "))
                 }
             );
-            self.spot_cache.save(area, fresh.clone())?;
+            self.spot_cache.save(area, fresh.clone()).await?;
             days.extend(fresh);
         }
         let mut out: Vec<SpotPrice> = days
@@ -140,7 +140,7 @@ impl Prices {
         let _one_at_a_time = self.pricelist_lock.lock().await;
         let now = self.clock.now();
         let name = pricelist_file();
-        let mut file: PricelistFile = load_or_forget(&self.store, &name)?.unwrap_or_default();
+        let mut file: PricelistFile = load_or_forget(&self.store, name.clone()).await?.unwrap_or_default();
         if !file.fresh(&wanted, now) {
             // `end` selects by ValidFrom: a year ahead takes in lists already announced.
             let until = now.with_timezone(&TZ).date_naive() + Days::new(366);
@@ -148,7 +148,7 @@ impl Prices {
                 Ok(rows) => {
                     tracing::info!(charges = wanted.len(), rows = rows.len(), "fetched price lists");
                     file.record(&wanted, &rows, now);
-                    self.store.save_json(&name, &file)?;
+                    self.store.save(name.clone(), file.clone()).await?;
                 }
                 Err(e) if file.covers(&wanted) => {
                     tracing::warn!("{e}; using the price lists fetched earlier");

@@ -81,27 +81,20 @@ pub trait Provider: Send + Sync {
     /// The meters this account can read.
     async fn meters(&self) -> Result<Vec<Meter>, ProviderError>;
 
-    /// Interval readings of `meter` that start in `range`, oldest first. Hours the API has no data
-    /// for yet are simply absent; intervals the API reports as missing carry `Quality::Missing`.
-    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError>;
-
     /// Reads `meters` over `range` one API window at a time, handing each window to `out`
     /// before fetching the next, so memory does not grow with the range or the number of meters.
     /// A meter whose window failed gets no later windows in this read: its sinks must not move
-    /// past data that is missing. Windows of one meter come oldest first. Providers whose API
-    /// batches (ElOverblik: ten points a call) or pages (Enectiva) override this; the default
-    /// reads each meter's whole range with [`Provider::readings`].
-    async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {
-        for meter in meters {
-            let result = self.readings(meter, range).await;
-            let window = Window {
-                covered: range,
-                results: vec![(meter.id.clone(), result)],
-            };
-            if out.window(window).await.is_break() {
-                return;
-            }
-        }
+    /// past data that is missing. Windows of one meter come oldest first; within a window,
+    /// readings start in `range`, oldest first. Hours the API has no data for yet are simply
+    /// absent; intervals the API reports as missing carry `Quality::Missing`. ElOverblik batches
+    /// ten points a call, Enectiva pages; an API with neither hands each meter's whole range as
+    /// one window ([`Window::of_meter`]). The one read method a provider writes.
+    async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive);
+
+    /// One meter's readings in `range`, gathered from [`Provider::read`] (for the demo, tests).
+    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
+        let mut results = self.readings_many(std::slice::from_ref(meter), range).await;
+        results.pop().map_or_else(|| Ok(Vec::new()), |(_, result)| result)
     }
 
     /// Every meter's readings in `range`, gathered from [`Provider::read`] (for `check`, tests).
@@ -175,6 +168,16 @@ pub type MeterReadings = (String, Result<Vec<IntervalReading>, ProviderError>);
 pub struct Window {
     pub covered: TimeRange,
     pub results: Vec<MeterReadings>,
+}
+
+impl Window {
+    /// A window of one meter.
+    pub fn of_meter(meter: &Meter, covered: TimeRange, result: Result<Vec<IntervalReading>, ProviderError>) -> Window {
+        Window {
+            covered,
+            results: vec![(meter.id.clone(), result)],
+        }
+    }
 }
 
 /// Where [`Provider::read`] hands its windows.
