@@ -214,6 +214,65 @@ mod private {
     }
 }
 
+/// The store as the async runtime uses it: the atomic sync code above, run on the blocking pool
+/// (a read may repair a corrupt file, a write ends in two fsyncs).
+impl StateStore {
+    /// [`StateStore::load_json`] off the runtime.
+    pub async fn load<T: DeserializeOwned + Send + 'static>(
+        &self,
+        name: impl Into<PathBuf>,
+    ) -> Result<Option<T>, StateError> {
+        let (store, name) = (self.clone(), name.into());
+        let path = self.dir.join(&name);
+        tokio::task::spawn_blocking(move || store.load_json(&name))
+            .await
+            .unwrap_or_else(|e| Err(stopped(path, e)))
+    }
+
+    /// [`StateStore::save_json`] off the runtime.
+    pub async fn save<T: Serialize + Send + 'static>(
+        &self,
+        name: impl Into<PathBuf>,
+        value: T,
+    ) -> Result<(), StateError> {
+        let (store, name) = (self.clone(), name.into());
+        let path = self.dir.join(&name);
+        tokio::task::spawn_blocking(move || store.save_json(&name, &value))
+            .await
+            .unwrap_or_else(|e| Err(stopped(path, e)))
+    }
+
+    /// A cache file (prices, statistics ledgers): what it holds can be had again, so a corrupt
+    /// file (moved aside by the store) is a warning saying what happens `then`, and no cache.
+    pub async fn load_cache<T: DeserializeOwned + Send + 'static>(
+        &self,
+        name: impl Into<PathBuf>,
+        what: &str,
+        then: &str,
+    ) -> Result<Option<T>, StateError> {
+        match self.load(name).await {
+            Err(StateError::Corrupt { path, moved_to, reason }) => {
+                tracing::warn!(
+                    file = %path.display(),
+                    moved_to = %moved_to.display(),
+                    "{what} is corrupt ({reason}); {then}"
+                );
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+}
+
+/// A blocking state task that did not finish (it panicked or the runtime is shutting down).
+fn stopped(path: PathBuf, error: tokio::task::JoinError) -> StateError {
+    StateError::Io {
+        path,
+        action: "running the state file task",
+        source: std::io::Error::other(error.to_string()),
+    }
+}
+
 pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {

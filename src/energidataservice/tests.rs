@@ -17,7 +17,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::*;
 use crate::http::{HttpError, Sleeper};
-use crate::model::{IntervalReading, PricePurpose, Quality, Unit};
+use crate::model::{IntervalReading, PricePurpose, PriceSeries, Quality, TimeRange, Unit};
+use crate::state::StateStore;
 
 const N1: &str = "5790001089030";
 const ENERGINET: &str = "5790000432752";

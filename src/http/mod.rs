@@ -1,12 +1,12 @@
 //! The HTTP layer every provider shares: one client configuration (rustls, timeouts) and one retry
 //! policy for 429, 5xx, timeouts and connection errors.
 
-mod backoff_policy;
 pub mod error_body;
 mod limiter;
 mod retry;
 
-pub use backoff_policy::{Delays, RetryPolicy};
+// The policy's type is shared with the MQTT and websocket reconnects; the HTTP calls use it here.
+pub use crate::backoff_policy::{Delays, RetryPolicy};
 pub use limiter::{Budget, Pace, RateLimiter, TokioPace};
 pub use retry::{ApiClient, ErrorBody, HttpResponse, Sleeper, TokioSleeper};
 

@@ -10,7 +10,7 @@ use tokio::sync::OwnedMutexGuard;
 use super::ledger::Ledger;
 use super::series::Series;
 use super::StatisticsError;
-use crate::state::{StateError, StateStore};
+use crate::state::StateStore;
 
 #[derive(Debug, Default)]
 pub struct Slot {
@@ -48,24 +48,24 @@ impl LedgerStore {
     }
 
     pub async fn save(&self, ledger: &Ledger) -> Result<(), StatisticsError> {
-        let store = self.state.clone();
-        let path = file_name(&ledger.statistic_id);
-        let copy = ledger.clone();
         let statistic_id = ledger.statistic_id.clone();
-        blocking(&path.clone(), move || store.save_json(&path, &copy))
+        self.state
+            .save(file_name(&statistic_id), ledger.clone())
             .await
             .map_err(|source| StatisticsError::State { statistic_id, source })
     }
 
     /// A missing, unreadable or foreign file is no ledger: HA's rows rebuild it at first use.
     async fn load(&self, series: &Series) -> Result<Option<Ledger>, StatisticsError> {
-        let store = self.state.clone();
         let path = file_name(&series.statistic_id);
-        let loaded = blocking(&path, {
-            let path = path.clone();
-            move || store.load_json::<Ledger>(&path)
-        })
-        .await;
+        let loaded = self
+            .state
+            .load_cache::<Ledger>(
+                path.clone(),
+                "statistics state file",
+                "rebuilding it from Home Assistant's own rows",
+            )
+            .await;
         match loaded {
             Ok(Some(ledger)) if ledger.statistic_id == series.statistic_id && ledger.is_current_format() => {
                 Ok(Some(ledger))
@@ -75,14 +75,6 @@ impl LedgerStore {
                 Ok(None)
             }
             Ok(None) => Ok(None),
-            Err(StateError::Corrupt { path, moved_to, reason }) => {
-                tracing::warn!(
-                    file = %path.display(),
-                    moved_to = %moved_to.display(),
-                    "statistics state file is corrupt ({reason}); rebuilding it from Home Assistant's own rows"
-                );
-                Ok(None)
-            }
             Err(source) => Err(StatisticsError::State {
                 statistic_id: series.statistic_id.clone(),
                 source,
@@ -94,19 +86,6 @@ impl LedgerStore {
 fn file_name(statistic_id: &str) -> PathBuf {
     let object_id = statistic_id.split_once(':').map_or(statistic_id, |(_, object)| object);
     PathBuf::from("statistics").join(format!("{}.json", crate::state::sanitize(object_id)))
-}
-
-async fn blocking<T: Send + 'static>(
-    path: &std::path::Path,
-    work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
-) -> Result<T, StateError> {
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(StateError::Io {
-            path: path.to_owned(),
-            action: "running the state file task",
-            source: std::io::Error::other(e.to_string()),
-        })
-    })
 }
 
 #[cfg(test)]

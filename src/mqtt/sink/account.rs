@@ -14,8 +14,8 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 use super::clocked::ClockedValues;
 use super::delivery::{self, AccountState, Pending};
+use super::shared::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use super::summary::Newest;
-use super::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use crate::model::{Meter, MeterValue};
 use crate::mqtt::payloads::{HistoryImport, MeterState as StatePayload, ReadingItem, ReadingsBatch};
 use crate::mqtt::topics::{object_id, FIELD_TOPICS};
@@ -51,23 +51,20 @@ impl AccountSink {
         let stem = format!("{}-{}", sanitize(account.kind), sanitize(&account.label));
         let file = PathBuf::from(format!("{stem}.json"));
         let discovery_file = PathBuf::from(format!("{stem}.discovery.json"));
-        let (store, path, discovery_path) = (sinks.store.clone(), file.clone(), discovery_file.clone());
-        let loaded = tokio::task::spawn_blocking(move || {
-            let state = store.load_json::<AccountState>(&path)?;
-            let discovery = store.load_json::<BTreeSet<String>>(&discovery_path)?;
+        let loaded = async {
+            let state = sinks.store.load::<AccountState>(file.clone()).await?;
+            let discovery = sinks.store.load::<BTreeSet<String>>(discovery_file.clone()).await?;
             Ok::<_, crate::state::StateError>((state, discovery))
-        })
-        .await;
-        let state = match loaded {
-            Ok(Ok((state, discovery))) => {
+        };
+        let state = match loaded.await {
+            Ok((state, discovery)) => {
                 let mut state = state.unwrap_or_default();
                 if let Some(discovery) = discovery {
                     state.discovery = discovery;
                 }
                 state
             }
-            Ok(Err(e)) => return Err(SinkError(e.to_string())),
-            Err(e) => return Err(SinkError(format!("loading the MQTT state of {account} failed: {e}"))),
+            Err(e) => return Err(SinkError(e.to_string())),
         };
         let connects = sinks.mqtt.events();
         let clocked = ClockedValues::new(sinks.mqtt.clone(), sinks.retained.clone(), sinks.settings.clock.clone());
@@ -96,27 +93,20 @@ impl AccountSink {
     }
 
     async fn save(&mut self) {
-        let (store, file, state) = (self.sinks.store.clone(), self.file.clone(), self.state.clone());
-        match tokio::task::spawn_blocking(move || store.save_json(&file, &state)).await {
-            Ok(Ok(())) => self.dirty = false,
-            Ok(Err(e)) => {
+        match self.sinks.store.save(self.file.clone(), self.state.clone()).await {
+            Ok(()) => self.dirty = false,
+            Err(e) => {
                 tracing::error!(account = %self.account, "{e}");
                 self.board.note_error(&e.to_string());
             }
-            Err(e) => tracing::error!(account = %self.account, "saving state failed: {e}"),
         }
     }
 
     async fn save_discovery(&mut self) {
-        let (store, file) = (self.sinks.store.clone(), self.discovery_file.clone());
         let topics = self.state.discovery.clone();
-        match tokio::task::spawn_blocking(move || store.save_json(&file, &topics)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(account = %self.account, "{e}");
-                self.board.note_error(&e.to_string());
-            }
-            Err(e) => tracing::error!(account = %self.account, "saving state failed: {e}"),
+        if let Err(e) = self.sinks.store.save(self.discovery_file.clone(), topics).await {
+            tracing::error!(account = %self.account, "{e}");
+            self.board.note_error(&e.to_string());
         }
     }
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{EloverblikApi, KIND, NEW_TOKEN_HINT};
+use super::settings::{EloverblikApi, KIND, NEW_TOKEN_HINT};
 use crate::http::{ApiClient, HttpError, HttpResponse};
 use crate::providers::kit::{authorised, AccessToken, TokenCache};
 use crate::providers::ProviderError;

@@ -20,7 +20,7 @@ use super::{default_base_url, error_body, schedule, token, EloverblikApi, Settin
 use crate::clock::{system_clock, SharedClock};
 use crate::energidataservice::CO2_REFRESH;
 use crate::http::{build_client, ApiClient, Budget, Pace, RateLimiter, RetryPolicy, Sleeper, TokioPace, TokioSleeper};
-use crate::model::{Direction, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
+use crate::model::{Direction, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::registry::BuildContext;
 use crate::providers::{CheckLine, Provider, ProviderError, Receive, Window as ReadWindow};
 use crate::state::StateStore;
@@ -350,11 +350,6 @@ impl Provider for EloverblikProvider {
 
     async fn meters(&self) -> Result<Vec<Meter>, ProviderError> {
         self.list().await
-    }
-
-    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
-        let mut results = self.readings_many(std::slice::from_ref(meter), range).await;
-        results.pop().map_or_else(|| Ok(Vec::new()), |(_, result)| result)
     }
 
     async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {

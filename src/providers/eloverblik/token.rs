@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::Duration;
 
 use super::dto::TokenResponse;
-use super::{KIND, NEW_TOKEN_HINT};
+use super::settings::{KIND, NEW_TOKEN_HINT};
 use crate::clock::SharedClock;
 use crate::http::{ApiClient, HttpError};
 use crate::providers::kit::{Issuer, Persistence, RefreshAhead, TokenCache, TokenPolicy};

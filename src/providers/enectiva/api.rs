@@ -4,11 +4,14 @@
 use reqwest::header::ACCEPT;
 use reqwest::Url;
 
-use super::{JSON_API, KIND};
+use super::settings::KIND;
 use crate::http::{ApiClient, HttpError, HttpResponse};
 use crate::providers::kit::{authorised, redact_http_error, TokenCache};
 use crate::providers::ProviderError;
 use crate::secret::Secret;
+
+/// Every request sends it as `Accept`, and requests with a body as `Content-Type` (else 406 / 415).
+pub const JSON_API: &str = "application/vnd.api+json";
 
 pub struct EnectivaApi {
     account: String,

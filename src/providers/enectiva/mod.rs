@@ -11,39 +11,64 @@ mod paging;
 mod provider;
 mod readings;
 mod settings;
+#[cfg(test)]
+mod test_meter;
 mod token;
 mod values;
 
+pub use api::JSON_API;
 pub use error_body::parse_error_body;
 pub use provider::{EnectivaProvider, Options};
-pub use settings::{default_base_url, Enectiva, Settings};
+pub use settings::{default_base_url, Settings, KIND};
+
+use crate::providers::kit::rules;
+use crate::providers::registry::{AddonAccounts, BuildContext, Registered, Registration};
+use crate::providers::{ProviderError, SharedProvider};
 
 /// This provider in [`crate::providers::KINDS`].
-pub const REGISTRATION: crate::providers::registry::Registered<Enectiva> =
-    crate::providers::registry::Registered::new();
+pub const REGISTRATION: Registered<Enectiva> = Registered::new();
 
-/// The provider's machine name: part of every topic, unique id and error.
-pub const KIND: &str = "enectiva";
+/// The registration of this provider (see [`crate::providers::registry`]).
+pub struct Enectiva;
 
-/// Every request sends it as `Accept`, and requests with a body as `Content-Type` (else 406 / 415).
-pub const JSON_API: &str = "application/vnd.api+json";
+impl Registration for Enectiva {
+    const KIND: &'static str = KIND;
+    type Settings = Settings;
+    const ADDON: Option<AddonAccounts> = Some(AddonAccounts {
+        fields: &["customer_uuid", "login_token", "name", "base_url"],
+        describe: "an Enectiva account (customer UUID and login token)",
+    });
 
-#[cfg(test)]
-mod test_meter {
-    use crate::model::{DeviceInfo, Direction, Medium, Meter, Unit};
+    fn name(settings: &Settings) -> Option<&str> {
+        settings.name.as_deref()
+    }
 
-    /// A consumption meter `4711` in Prague, as the unit tests of this provider need one.
-    pub fn meter(medium: Medium, unit: Unit) -> Meter {
-        Meter {
-            provider: super::KIND.into(),
-            id: "4711".into(),
-            name: "m".into(),
-            medium,
-            direction: Direction::Consumption,
-            unit,
-            cumulative: true,
-            timezone: chrono_tz::Europe::Prague,
-            device: DeviceInfo::default(),
+    fn check(settings: &Settings, problem: &mut dyn FnMut(&str, String)) {
+        if !rules::looks_like_uuid(&settings.customer_uuid) {
+            problem(
+                "customer_uuid",
+                format!(
+                    "{:?} is not a UUID (e.g. 5123d8ef-b501-4c71-b188-83ac399d66b9)",
+                    settings.customer_uuid
+                ),
+            );
         }
+        if settings.login_token.is_empty() {
+            problem(
+                "login_token",
+                "must not be empty; Enectiva gives it with the API access for your customer account".into(),
+            );
+        }
+        if let Err(e) = rules::http_url(&settings.base_url) {
+            problem("base_url", e);
+        }
+    }
+
+    fn build(settings: &Settings, label: String, _context: &BuildContext) -> Result<SharedProvider, ProviderError> {
+        Ok(std::sync::Arc::new(EnectivaProvider::new(
+            settings,
+            label,
+            Default::default(),
+        )?))
     }
 }

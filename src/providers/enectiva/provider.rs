@@ -20,7 +20,7 @@ use super::Settings;
 use super::{intervals, jsonapi, KIND};
 use crate::clock::{system_clock, SharedClock};
 use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
-use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
+use crate::model::{Meter, MeterValue, TimeRange};
 use crate::providers::{Provider, ProviderError, Receive, Window as ReadWindow};
 
 /// How far past a range's end to look for the reading that closes its last interval, in the same
@@ -289,11 +289,6 @@ impl Provider for EnectivaProvider {
             .unzip();
         *lock(&self.contexts) = contexts;
         Ok(meters)
-    }
-
-    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
-        let mut results = self.readings_many(std::slice::from_ref(meter), range).await;
-        results.pop().map_or_else(|| Ok(Vec::new()), |(_, result)| result)
     }
 
     async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {

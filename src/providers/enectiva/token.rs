@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::Duration;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use super::{jsonapi, JSON_API, KIND};
+use super::api::JSON_API;
+use super::jsonapi;
+use super::settings::KIND;
 use crate::clock::SharedClock;
 use crate::http::{ApiClient, HttpError};
 use crate::providers::kit::{redact_http_error, redact_secrets, Issuer, RefreshAhead, TokenCache, TokenPolicy};

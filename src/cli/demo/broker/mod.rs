@@ -17,13 +17,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use state::BrokerOptions;
 use state::State;
-
-#[derive(Debug, Clone, Default)]
-pub struct BrokerOptions {
-    /// When set, CONNECT must carry exactly these credentials.
-    pub credentials: Option<(String, String)>,
-}
 
 pub struct EmbeddedBroker {
     addr: SocketAddr,

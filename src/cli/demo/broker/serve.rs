@@ -15,8 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::state::{Outbox, State};
-use super::BrokerOptions;
+use super::state::{BrokerOptions, Outbox, State};
 
 const MAX_PACKET: usize = 16 * 1024 * 1024;
 
