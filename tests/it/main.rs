@@ -21,5 +21,6 @@ mod enectiva_e2e;
 mod layout;
 mod mqtt_broker;
 mod price_sensors;
+mod recipes;
 mod sinks;
 mod statistics_ha;

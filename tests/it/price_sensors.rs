@@ -25,8 +25,8 @@ const RECORDER_LIMIT: usize = 16 * 1024;
 /// What the sensors published, by sensor key (`price`, `spot_price`, `co2_intensity`):
 /// `{"discovery": ..., "state": ...}`; and the size in bytes of every attributes payload
 /// published, by topic.
-struct Published {
-    sensors: BTreeMap<&'static str, Value>,
+pub(crate) struct Published {
+    pub(crate) sensors: BTreeMap<&'static str, Value>,
     attribute_sizes: BTreeMap<String, usize>,
 }
 
@@ -58,7 +58,7 @@ async fn fake_eds(today: NaiveDate, now: DateTime<Utc>) -> FakeEds {
 }
 
 /// Runs one poll at 14:20 Danish time on `today` with `price_resolution`.
-async fn publish(today: NaiveDate, resolution: &str) -> Published {
+pub(crate) async fn publish(today: NaiveDate, resolution: &str) -> Published {
     use meter2mqtt::clock::SharedClock;
     use meter2mqtt::providers::eloverblik::{EloverblikProvider, Options, Settings};
 
