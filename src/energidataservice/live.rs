@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::shape::{self, PriceResolution, Shape, Slot};
 use super::{PriceArea, PriceBreakdown};
-use crate::model::{MeterValue, ValueKind};
+use crate::model::MeterValue;
 
 /// The price sensors from the priced intervals of today and tomorrow, at `resolution`.
 pub fn live_values(
@@ -60,18 +60,7 @@ pub fn live_values(
     ]
     .into_iter()
     .map(|(key, name, vat_included, shape, slots)| {
-        let mut value = MeterValue {
-            key: key.into(),
-            name: name.into(),
-            value: None,
-            unit: Some("DKK/kWh".into()),
-            kind: ValueKind::Price,
-            attributes: serde_json::Map::new(),
-            timetable: shape::timetable(&slots),
-            shared: None,
-        };
-        value.value = value.value_at(now);
-        value.attributes = shape::attributes(&slots, now, value.value, &shape);
+        let mut value = shape::timed_sensor(key, name, "DKK/kWh", &slots, now, &shape);
         value.attributes.insert("vat_included".into(), json!(vat_included));
         value
     })

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{PriceArea, TZ};
-use crate::model::{local_midnight, TimedValue};
+use crate::model::{local_midnight, MeterValue, TimedValue, ValueKind};
 
 /// Home Assistant's recorder keeps an entity's attributes only up to this many bytes (its
 /// `MAX_STATE_ATTRS_BYTES`), serialised as compact JSON.
@@ -133,6 +133,31 @@ pub fn timetable(slots: &[Slot]) -> Vec<TimedValue> {
             value: round(s.value),
         })
         .collect()
+}
+
+/// A sensor over `slots` that follows the clock: the slot of now is its value (its timetable),
+/// the attributes above.
+pub fn timed_sensor(
+    key: &str,
+    name: &str,
+    unit: &str,
+    slots: &[Slot],
+    now: DateTime<Utc>,
+    shape: &Shape,
+) -> MeterValue {
+    let mut value = MeterValue {
+        key: key.into(),
+        name: name.into(),
+        value: None,
+        unit: Some(unit.into()),
+        kind: ValueKind::Price,
+        attributes: Map::new(),
+        timetable: timetable(slots),
+        shared: None,
+    };
+    value.value = value.value_at(now);
+    value.attributes = attributes(slots, now, value.value, shape);
+    value
 }
 
 /// The attributes of a sensor over `slots` (today's and tomorrow's, at the sensor's
