@@ -17,8 +17,9 @@ use super::delivery::{self, AccountState, Pending};
 use super::shared::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use super::summary::Newest;
 use crate::model::{Meter, MeterValue};
+use crate::mqtt::entities::timestamp::Timestamp;
+use crate::mqtt::entities::{field_topics_of, history, state, value};
 use crate::mqtt::payloads::{HistoryImport, MeterState as StatePayload, ReadingItem, ReadingsBatch};
-use crate::mqtt::topics::{object_id, FIELD_TOPICS};
 use crate::mqtt::{discovery, ConnectionState, MqttEvent};
 use crate::sink::{AccountId, Batch, Delivery, PollReport, Progress, Sink, SinkError, StatusBoard};
 use crate::state::sanitize;
@@ -181,26 +182,15 @@ impl AccountSink {
         let sinks = self.sinks.clone();
         let topics = &sinks.settings.topics;
         let status = self.payload(meter);
-        let times = [
-            ("data_until", status.data_until),
-            ("last_poll", status.last_poll),
-            ("next_poll", status.next_poll),
-        ];
-        let payload = serde_json::to_vec(status).unwrap_or_default();
-        sinks
-            .retained
-            .publish_if_changed(&sinks.mqtt, topics.meter_state(meter), payload);
-        let import = status.history_import.as_ref().and_then(|h| serde_json::to_vec(h).ok());
-        let fields = times
-            .into_iter()
-            .filter_map(|(field, time)| {
-                time.map(|t| (field, t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into_bytes()))
-            })
-            .chain(import.map(|bytes| ("history_import", bytes)));
-        for (field, bytes) in fields {
-            sinks
-                .retained
-                .publish_if_changed(&sinks.mqtt, topics.meter_field(meter, field), bytes);
+        let publish = |topic, payload| sinks.retained.publish_if_changed(&sinks.mqtt, topic, payload);
+        publish(state::topic(topics, meter), state::payload(status));
+        for time in Timestamp::ALL {
+            if let Some(payload) = time.payload(status) {
+                publish(time.topic(topics, meter), payload);
+            }
+        }
+        if let Some(payload) = history::payload(status) {
+            publish(history::topic(topics, meter), payload);
         }
     }
 
@@ -234,9 +224,8 @@ impl AccountSink {
             if let Some(payload) = self.payloads.remove(&id) {
                 let topic = sinks.settings.topics.meter_state_of(&payload.provider, &id);
                 sinks.retained.publish(&sinks.mqtt, topic.clone(), Vec::new());
-                for field in FIELD_TOPICS {
-                    let time = sinks.settings.topics.meter_field_of(&payload.provider, &id, field);
-                    sinks.retained.publish(&sinks.mqtt, time, Vec::new());
+                for field in field_topics_of(&sinks.settings.topics, &payload.provider, &id) {
+                    sinks.retained.publish(&sinks.mqtt, field, Vec::new());
                 }
             }
             self.newest.remove(&id);
@@ -345,21 +334,11 @@ impl Sink for AccountSink {
             clocked.extend(
                 values
                     .iter()
-                    .filter(|v| !v.timetable.is_empty())
-                    .map(|v| (topics.meter_value(meter, &v.key), v.clone())),
+                    .filter(|v| value::is_clocked(v))
+                    .map(|v| (value::clocked_topic(topics, meter, v), v.clone())),
             );
             let status = self.payload(meter);
-            status.extras = values
-                .iter()
-                .filter(|v| v.timetable.is_empty())
-                .map(|v| {
-                    let attributes = serde_json::Value::Object(v.attributes.clone());
-                    (
-                        object_id(&v.key),
-                        serde_json::json!({ "value": v.value, "attributes": attributes }),
-                    )
-                })
-                .collect();
+            status.extras = value::extras(&values);
             self.publish_state(meter);
         }
         self.clocked.set(clocked, self.sinks.settings.clock.now());
