@@ -63,6 +63,19 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// Whether the failure can go away by itself: a 5xx, 429, timeout, connection error or an
+    /// answer that came garbled (each after the retry policy's attempts), or an answer the API
+    /// gave for one meter only. A poll that ended with one is tried again soon. `false` for
+    /// what needs the user: a token or credential the API refused (401/403), a request it
+    /// rejected as wrong (400), a meter it does not know, a client that cannot be built.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProviderError::Auth { .. } | ProviderError::UnknownMeter { .. } => false,
+            ProviderError::Http(e) => e.is_transient(),
+            ProviderError::Response { .. } | ProviderError::Meter { .. } => true,
+        }
+    }
+
     pub fn api_status(&self) -> ApiStatus {
         match self {
             ProviderError::Auth { .. } => ApiStatus::AuthError,
