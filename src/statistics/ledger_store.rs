@@ -18,6 +18,9 @@ pub struct Slot {
     pub ledger: Option<Ledger>,
     /// Compared with HA's own rows since this process started.
     pub verified: bool,
+    /// The last write of the ledger failed: it mirrors what HA acknowledged, and is written at
+    /// the next import even when nothing else changed.
+    pub unsaved: bool,
 }
 
 pub struct LedgerStore {

@@ -246,23 +246,37 @@ impl StatisticsSink {
             return Ok(report);
         };
         let before = slot.ledger.clone();
+        let mut unsaved = slot.unsaved;
         let ledger = reconcile::covered(remote, &mut slot, &series.statistic_id, window_start).await?;
         let reconciled = before.as_ref() != Some(&*ledger);
         let planned = ledger.plan(hours);
+        // The ledger mirrors what HA acknowledged, so it stays in memory when the disk refuses
+        // it (HA's rows are the truth; a restart rebuilds from them) and is written later.
         for batch in planned.chunks(self.inner.batch_hours) {
             remote.import(series, batch.to_vec()).await?;
             ledger.apply(batch);
             ledger.prune();
-            ledgers.save(ledger).await?;
+            let saved = ledgers.save(ledger).await;
+            unsaved = saved.is_err();
+            if let Err(e) = saved {
+                slot.unsaved = true;
+                return Err(e);
+            }
             report.rows_sent += batch.len();
         }
         // Nothing to send, but what HA told us is worth keeping.
-        if planned.is_empty() && (ledger.prune() | reconciled) {
-            ledgers.save(ledger).await?;
+        if planned.is_empty() && (ledger.prune() | reconciled | unsaved) {
+            let saved = ledgers.save(ledger).await;
+            unsaved = saved.is_err();
+            if let Err(e) = saved {
+                slot.unsaved = true;
+                return Err(e);
+            }
         }
         report.first_sent = planned.first().and_then(|p| DateTime::from_timestamp(p.start, 0));
         report.last_hour = ledger.last_start().and_then(|s| DateTime::from_timestamp(s, 0));
         report.last_sum = ledger.last_start().map(|_| ledger.last_sum());
+        slot.unsaved = unsaved;
         if report.rows_sent > 0 {
             tracing::info!(
                 statistic_id = %series.statistic_id,
