@@ -57,7 +57,10 @@ impl WriteHealth {
     fn failed(&mut self, now: Instant, error: &StateError) -> Option<String> {
         self.failing_since.get_or_insert_with(Utc::now);
         self.failed += 1;
-        if self.logged_at.is_some_and(|at| now.duration_since(at) < FAILURE_LOG_EVERY) {
+        if self
+            .logged_at
+            .is_some_and(|at| now.duration_since(at) < FAILURE_LOG_EVERY)
+        {
             self.unlogged += 1;
             return None;
         }
@@ -472,7 +475,11 @@ mod tests {
         // Once the disk takes writes again, the newer state goes in and that is said once.
         store.save_json(file(), &newer).unwrap();
         assert_eq!(store.load_json::<Cursor>(file()).unwrap(), Some(newer));
-        assert!(logs.contains("can be written again (1 writes had failed"), "{}", logs.text());
+        assert!(
+            logs.contains("can be written again (1 writes had failed"),
+            "{}",
+            logs.text()
+        );
     }
 
     #[test]

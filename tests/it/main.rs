@@ -20,5 +20,6 @@ mod enectiva_api;
 mod enectiva_e2e;
 mod layout;
 mod mqtt_broker;
+mod resilience;
 mod sinks;
 mod statistics_ha;

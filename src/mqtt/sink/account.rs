@@ -177,7 +177,8 @@ impl AccountSink {
             }
             Err(e) => {
                 self.discovery_unsaved = true;
-                self.board.note_error(&format!("saving the MQTT state of {} failed: {e}", self.account));
+                self.board
+                    .note_error(&format!("saving the MQTT state of {} failed: {e}", self.account));
             }
         }
     }
@@ -360,10 +361,14 @@ impl Sink for AccountSink {
         let queues: Vec<(&Meter, Vec<Pending>)> = batches
             .iter()
             .map(|b| {
-                let state = self.state.meters.entry(b.meter.id.clone()).or_insert_with(|| MeterState {
-                    cursor: fresh_from,
-                    ..MeterState::default()
-                });
+                let state = self
+                    .state
+                    .meters
+                    .entry(b.meter.id.clone())
+                    .or_insert_with(|| MeterState {
+                        cursor: fresh_from,
+                        ..MeterState::default()
+                    });
                 (b.meter, delivery::pending(state, record_from, b.readings))
             })
             .collect();
@@ -510,7 +515,10 @@ impl<T> Loaded<T> {
 
 /// Reads a state file; a corrupt one without a usable backup is reported, not an error, so that
 /// the account starts afresh instead of not at all. Other errors (unreadable) stay errors.
-fn lost_or_loaded<T: serde::de::DeserializeOwned>(store: &StateStore, path: &std::path::Path) -> Result<Loaded<T>, StateError> {
+fn lost_or_loaded<T: serde::de::DeserializeOwned>(
+    store: &StateStore,
+    path: &std::path::Path,
+) -> Result<Loaded<T>, StateError> {
     match store.load_json::<T>(path) {
         Ok(Some(value)) => Ok(Loaded::Value(value)),
         Ok(None) => Ok(Loaded::Missing),

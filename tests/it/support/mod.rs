@@ -8,11 +8,13 @@ pub mod eloverblik_fixture;
 pub mod enectiva;
 pub mod fake_eds;
 pub mod fake_ha;
+pub mod flaky_datahub;
 pub mod generated_datahub;
 mod harness;
 pub mod logs;
 pub mod pace;
 mod process;
+pub mod recording;
 mod scripted;
 
 pub use broker::{free_port, unsafe_kill, Broker};

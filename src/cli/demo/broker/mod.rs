@@ -61,7 +61,10 @@ impl EmbeddedBroker {
     /// messages and persistent sessions are kept, as a broker with persistence keeps them.
     pub fn stop(&self) {
         self.running.lock().unwrap_or_else(PoisonError::into_inner).cancel();
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).disconnect_all();
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .disconnect_all();
     }
 
     /// Listens again on the same address after [`stop`](Self::stop), with what was kept.
