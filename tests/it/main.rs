@@ -13,6 +13,7 @@ mod bridge;
 mod cli;
 mod config;
 mod cost;
+mod disk;
 mod eloverblik_api;
 mod eloverblik_e2e;
 mod endurance;
