@@ -127,6 +127,25 @@ fn hour(provider: &ScriptedProvider, index: i64) -> String {
     (provider.first + chrono::Duration::hours(index)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A bridge that has published ten days of hours, with its state in `<dir>/state`.
+async fn first_run() -> (
+    EmbeddedBroker,
+    tempfile::TempDir,
+    meter2mqtt::config::Config,
+    ScriptedProvider,
+    TestBridge,
+) {
+    let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::config(broker.port(), &dir.path().join("state"));
+    let provider = recent_provider();
+    let mut bridge = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
+    assert_eq!(bridge.next_poll().await, (237, 0));
+    (broker, dir, config, provider, bridge)
+}
+
 fn truncate(path: &Path) {
     let bytes = std::fs::read(path).unwrap();
     std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
@@ -134,15 +153,8 @@ fn truncate(path: &Path) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_truncated_state_file_falls_back_to_its_backup() {
-    let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (broker, dir, config, provider, mut bridge) = first_run().await;
     let state = dir.path().join("state");
-    let config = crate::support::config(broker.port(), &state);
-    let provider = recent_provider();
-    let mut bridge = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
-    assert_eq!(bridge.next_poll().await, (237, 0));
     provider.advance(1);
     assert_eq!(bridge.next_poll().await, (1, 0));
     bridge.stop().await;
@@ -182,15 +194,8 @@ async fn a_truncated_state_file_falls_back_to_its_backup() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_truncated_state_file_without_backup_starts_afresh_from_the_look_back_window() {
-    let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (broker, dir, config, provider, bridge) = first_run().await;
     let state = dir.path().join("state");
-    let config = crate::support::config(broker.port(), &state);
-    let provider = recent_provider();
-    let mut bridge = TestBridge::start(&config, vec![Arc::new(provider.clone())], vec![]);
-    assert_eq!(bridge.next_poll().await, (237, 0));
     bridge.stop().await;
     truncate(&state.join(STATE_FILE));
     let _ = std::fs::remove_file(state.join(format!("{STATE_FILE}.prev")));
@@ -223,7 +228,7 @@ async fn a_truncated_state_file_without_backup_starts_afresh_from_the_look_back_
         starts.iter().all(|s| *s >= from - chrono::Duration::hours(1)),
         "{starts:?}"
     );
-    assert!(published >= 7 * 24 && published <= 8 * 24 + 1, "{published}");
+    assert!((7 * 24..=8 * 24 + 1).contains(&published), "{published}");
     let newest: chrono::DateTime<Utc> = hour(&provider, 237).parse().unwrap();
     assert!(starts.contains(&newest), "the new hour arrived");
     // The new starting point is on disk: a restart does not read the whole history again.
