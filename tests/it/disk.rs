@@ -209,7 +209,8 @@ async fn a_truncated_state_file_without_backup_starts_afresh_from_the_look_back_
     let text = logs.text();
     assert!(
         text.lines().any(|l| l.contains("WARN")
-            && l.contains("MQTT state file is corrupt")
+            && l.contains("MQTT state file")
+            && l.contains("is corrupt")
             && l.contains("no usable backup")
             && l.contains("Starting afresh from")),
         "{text}"
@@ -235,4 +236,57 @@ async fn a_truncated_state_file_without_backup_starts_afresh_from_the_look_back_
     let text = std::fs::read_to_string(state.join(STATE_FILE)).unwrap();
     assert!(text.contains("fresh_from"), "{text}");
     bridge.stop().await;
+}
+
+#[tokio::test]
+async fn statistics_imported_while_the_ledger_cannot_be_written_are_recorded_once_it_can() {
+    use crate::support::eloverblik_fixture as fixture;
+    use crate::support::fake_ha::FakeHa;
+    use meter2mqtt::model::{DeviceInfo, Direction, Medium, Meter, Unit};
+    use meter2mqtt::secret::Secret;
+    use meter2mqtt::state::StateStore;
+    use meter2mqtt::statistics::{StatisticsError, StatisticsSettings, StatisticsSink};
+
+    let house = Meter {
+        provider: "eloverblik".into(),
+        id: "571313180100000001".into(),
+        name: "House".into(),
+        medium: Medium::Electricity,
+        direction: Direction::Consumption,
+        unit: Unit::KWh,
+        cumulative: false,
+        timezone: chrono_tz::Europe::Copenhagen,
+        device: DeviceInfo::default(),
+    };
+    let ha = FakeHa::start("2025.10.1", "tok-disk").await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        StatisticsSink::start(
+            StatisticsSettings::new(ha.url(), Secret::new("tok-disk"), false),
+            StateStore::open(dir.path()).unwrap(),
+        )
+    };
+    let sink = start();
+    let readings = fixture::readings("timeseries_hour.json");
+    sink.import(&house, &readings[..48], None).await.unwrap();
+    assert_eq!(sink.needs_from(&house).await, Some(readings[47].start));
+
+    let read_only = ReadOnly::make(&dir.path().join("statistics"));
+    let err = sink.import(&house, &readings, None).await.unwrap_err();
+    assert!(matches!(err, StatisticsError::State { .. }), "{err}");
+    assert!(err.to_string().contains("state.dir"), "{err}");
+    // HA has the third day; the bridge is told what the disk holds.
+    assert_eq!(
+        ha.rows("meter2mqtt:eloverblik_571313180100000001_consumption").len(),
+        72
+    );
+    assert_eq!(sink.needs_from(&house).await, Some(readings[47].start));
+
+    drop(read_only);
+    let report = sink.import(&house, &readings, None).await.unwrap();
+    assert_eq!(report.rows_sent(), 0, "HA had it already");
+    assert_eq!(sink.needs_from(&house).await, Some(readings[71].start));
+    sink.shutdown().await;
+    // Written: a restart starts after the third day.
+    assert_eq!(start().needs_from(&house).await, Some(readings[71].start));
 }

@@ -75,18 +75,19 @@ impl AccountSink {
                 let fresh_from = match &state {
                     Loaded::Lost { path, moved_to, reason } => {
                         let from = Utc::now() - lookback;
-                        tracing::warn!(
-                            account = %account,
-                            file = %path.display(),
-                            moved_to = %moved_to.display(),
-                            "MQTT state file is corrupt ({reason}) and has no usable backup; it was moved aside. Lost: \
-                             the record of what was published. Starting afresh from {}: readings since then are \
+                        let message = format!(
+                            "MQTT state file {} is corrupt ({reason}) and has no usable backup; it was moved to {}. \
+                             Lost: the record of what was published. Starting afresh from {}: readings since then are \
                              published again (some a second time), earlier ones are not; readings before it that were \
                              never published (a history import under way) stay unpublished unless you delete {} and \
                              restart, which publishes the whole history again (meters added later start from it too)",
+                            path.display(),
+                            moved_to.display(),
                             from.format("%Y-%m-%d %H:%M UTC"),
                             path.display(),
                         );
+                        tracing::warn!(account = %account, "{message}");
+                        board.note_error(&message);
                         Some(from)
                     }
                     _ => None,
@@ -96,11 +97,11 @@ impl AccountSink {
                     Loaded::Value(discovery) => state.discovery = discovery,
                     Loaded::Lost { path, moved_to, reason } => tracing::warn!(
                         account = %account,
-                        file = %path.display(),
-                        moved_to = %moved_to.display(),
-                        "MQTT discovery file is corrupt ({reason}) and has no usable backup; it was moved aside. Lost: \
-                         which discovery configs were published, so those of meters that have gone since are not \
-                         cleared; current meters are published again"
+                        "MQTT discovery file {} is corrupt ({reason}) and has no usable backup; it was moved to {}. \
+                         Lost: which discovery configs were published, so those of meters that have gone since are \
+                         not cleared; current meters are published again",
+                        path.display(),
+                        moved_to.display(),
                     ),
                     Loaded::Missing => {}
                 }
