@@ -229,16 +229,15 @@ impl StateStore {
 }
 
 /// Keeps the last good copy of `path` as `.prev`: a hard link costs no copy and survives the
-/// rename that replaces `path`. Where links are not possible the copy goes through a temp file,
-/// so a full disk never leaves a truncated backup. Best effort: the write itself matters more.
+/// rename that replaces `path` (a copy where links are not possible). Either goes to a temp name
+/// first and is renamed over the old backup, so a full disk never leaves a truncated backup nor
+/// loses the old one. Best effort: the write itself matters more.
 fn keep_backup(path: &Path) {
     let backup = path.with_extension("json.prev");
-    let _ = fs::remove_file(&backup);
-    if fs::hard_link(path, &backup).is_ok() {
-        return;
-    }
     let tmp = path.with_extension(format!("prev-tmp-{}", std::process::id()));
-    if fs::copy(path, &tmp).and_then(|_| fs::rename(&tmp, &backup)).is_err() {
+    let _ = fs::remove_file(&tmp);
+    let made = fs::hard_link(path, &tmp).or_else(|_| fs::copy(path, &tmp).map(|_| ()));
+    if made.and_then(|()| fs::rename(&tmp, &backup)).is_err() {
         let _ = fs::remove_file(&tmp);
     }
 }

@@ -46,6 +46,8 @@ pub struct AccountSink {
     saved: Saved,
     /// The discovery file differs from what is on disk.
     discovery_unsaved: bool,
+    /// This poll already said that readings wait for the state to be written.
+    held_for_state: bool,
 
     /// When a read's progress last went out on the state topics.
     progress_published: Option<Instant>,
@@ -129,6 +131,7 @@ impl AccountSink {
             unsaved: false,
             saved,
             discovery_unsaved: false,
+            held_for_state: false,
             progress_published: None,
             behind: false,
             connects,
@@ -344,6 +347,7 @@ impl Sink for AccountSink {
     async fn meters_listed(&mut self, meters: &[Meter], values: &HashMap<String, Vec<MeterValue>>) {
         // A new poll: whatever was held back is tried again.
         self.behind = false;
+        self.held_for_state = false;
         self.values = values.clone();
         self.sync_discovery(meters).await;
     }
@@ -376,11 +380,14 @@ impl Sink for AccountSink {
         let waiting: usize = queues.iter().map(|(_, p)| p.len()).sum();
         let mut published = 0;
         if waiting > 0 && self.unsaved {
-            let message = format!(
-                "{waiting} readings of {} held back: the MQTT state cannot be written; they are sent once it can",
-                self.account
-            );
-            tracing::warn!(account = %self.account, "{message}");
+            if !self.held_for_state {
+                // Once a poll: the store itself reports the failing directory.
+                self.held_for_state = true;
+                tracing::warn!(
+                    account = %self.account,
+                    "{waiting} readings held back: the MQTT state cannot be written; they are sent once it can"
+                );
+            }
         } else if waiting > 0 && self.sinks.mqtt.state() != ConnectionState::Connected {
             // Waiting out the broker would hold up the other sinks; the readings stay pending
             // and the next ConnAck wakes this account to send them.
