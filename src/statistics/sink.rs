@@ -250,28 +250,29 @@ impl StatisticsSink {
         // The ledger mirrors what HA acknowledged, so it stays in memory when the disk refuses
         // it (HA's rows are the truth; a restart rebuilds from them) and is written later; until
         // then the bridge is told the position on disk.
+        let mut written = Ok(());
         for batch in planned.chunks(self.inner.batch_hours) {
             remote.import(series, batch.to_vec()).await?;
             ledger.apply(batch);
             ledger.prune();
-            if let Err(e) = ledgers.save(ledger).await {
-                slot.unsaved = true;
-                slot.saved_until = saved_until;
-                return Err(e);
-            }
-            unsaved = false;
-            saved_until = ledger.last_start();
             report.rows_sent += batch.len();
+            written = ledgers.save(ledger).await;
+            if written.is_err() {
+                break;
+            }
+            (unsaved, saved_until) = (false, ledger.last_start());
         }
         // Nothing to send, but what HA told us is worth keeping.
-        if planned.is_empty() && (ledger.prune() | reconciled | unsaved) {
-            if let Err(e) = ledgers.save(ledger).await {
-                slot.unsaved = true;
-                slot.saved_until = saved_until;
-                return Err(e);
+        if written.is_ok() && planned.is_empty() && (ledger.prune() | reconciled | unsaved) {
+            written = ledgers.save(ledger).await;
+            if written.is_ok() {
+                (unsaved, saved_until) = (false, ledger.last_start());
             }
-            unsaved = false;
-            saved_until = ledger.last_start();
+        }
+        if let Err(e) = written {
+            slot.unsaved = true;
+            slot.saved_until = saved_until;
+            return Err(e);
         }
         report.first_sent = planned.first().and_then(|p| DateTime::from_timestamp(p.start, 0));
         report.last_hour = ledger.last_start().and_then(|s| DateTime::from_timestamp(s, 0));

@@ -1,7 +1,7 @@
 //! A failing disk is survived: the state directory refuses writes while the bridge runs, or a
 //! state file is found cut short at start-up. Runs on the embedded broker.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,43 +9,11 @@ use chrono::{DurationRound, Utc};
 use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 
 use crate::support::logs::Logs;
+use crate::support::read_only::ReadOnly;
 use crate::support::{utc, Collector, ScriptedProvider, TestBridge};
 
 const WAIT: Duration = Duration::from_secs(30);
 const STATE_FILE: &str = "scripted-test.json";
-
-/// The state directory made read-only for real, also for root (who ignores permission bits):
-/// the immutable attribute (`chattr +i`, ext4/xfs/btrfs/tmpfs) refuses every new entry with
-/// EPERM. Elsewhere, as a normal user, mode 0500 does it. Writable again when dropped.
-struct ReadOnly(PathBuf);
-
-impl ReadOnly {
-    fn make(dir: &Path) -> ReadOnly {
-        let guard = ReadOnly(dir.to_owned());
-        let chattr = std::process::Command::new("chattr").arg("+i").arg(dir).status();
-        if !matches!(chattr, Ok(s) if s.success()) || writable(dir) {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
-        }
-        assert!(!writable(dir), "cannot make {} read-only here", dir.display());
-        guard
-    }
-}
-
-impl Drop for ReadOnly {
-    fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
-        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
-    }
-}
-
-fn writable(dir: &Path) -> bool {
-    let probe = dir.join(".probe");
-    let ok = std::fs::write(&probe, b"x").is_ok();
-    let _ = std::fs::remove_file(probe);
-    ok
-}
 
 fn cursor(state: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(state.join(STATE_FILE)).unwrap();
@@ -236,57 +204,4 @@ async fn a_truncated_state_file_without_backup_starts_afresh_from_the_look_back_
     let text = std::fs::read_to_string(state.join(STATE_FILE)).unwrap();
     assert!(text.contains("fresh_from"), "{text}");
     bridge.stop().await;
-}
-
-#[tokio::test]
-async fn statistics_imported_while_the_ledger_cannot_be_written_are_recorded_once_it_can() {
-    use crate::support::eloverblik_fixture as fixture;
-    use crate::support::fake_ha::FakeHa;
-    use meter2mqtt::model::{DeviceInfo, Direction, Medium, Meter, Unit};
-    use meter2mqtt::secret::Secret;
-    use meter2mqtt::state::StateStore;
-    use meter2mqtt::statistics::{StatisticsError, StatisticsSettings, StatisticsSink};
-
-    let house = Meter {
-        provider: "eloverblik".into(),
-        id: "571313180100000001".into(),
-        name: "House".into(),
-        medium: Medium::Electricity,
-        direction: Direction::Consumption,
-        unit: Unit::KWh,
-        cumulative: false,
-        timezone: chrono_tz::Europe::Copenhagen,
-        device: DeviceInfo::default(),
-    };
-    let ha = FakeHa::start("2025.10.1", "tok-disk").await;
-    let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        StatisticsSink::start(
-            StatisticsSettings::new(ha.url(), Secret::new("tok-disk"), false),
-            StateStore::open(dir.path()).unwrap(),
-        )
-    };
-    let sink = start();
-    let readings = fixture::readings("timeseries_hour.json");
-    sink.import(&house, &readings[..48], None).await.unwrap();
-    assert_eq!(sink.needs_from(&house).await, Some(readings[47].start));
-
-    let read_only = ReadOnly::make(&dir.path().join("statistics"));
-    let err = sink.import(&house, &readings, None).await.unwrap_err();
-    assert!(matches!(err, StatisticsError::State { .. }), "{err}");
-    assert!(err.to_string().contains("state.dir"), "{err}");
-    // HA has the third day; the bridge is told what the disk holds.
-    assert_eq!(
-        ha.rows("meter2mqtt:eloverblik_571313180100000001_consumption").len(),
-        72
-    );
-    assert_eq!(sink.needs_from(&house).await, Some(readings[47].start));
-
-    drop(read_only);
-    let report = sink.import(&house, &readings, None).await.unwrap();
-    assert_eq!(report.rows_sent(), 0, "HA had it already");
-    assert_eq!(sink.needs_from(&house).await, Some(readings[71].start));
-    sink.shutdown().await;
-    // Written: a restart starts after the third day.
-    assert_eq!(start().needs_from(&house).await, Some(readings[71].start));
 }

@@ -14,6 +14,7 @@ mod harness;
 pub mod logs;
 pub mod pace;
 mod process;
+pub mod read_only;
 pub mod recording;
 mod scripted;
 
