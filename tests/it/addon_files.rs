@@ -440,7 +440,10 @@ fn docs_explain_tokens_statistics_and_every_api_status() {
         "Opret token",
         "Customer UUID",
         "Login token",
-        "Mosquitto",
+        "Mosquitto broker",
+        "Settings → Apps → App store → ⋮ (top right) → Repositories",
+        "older releases",
+        "Settings → Add-ons → Add-on store",
     ] {
         assert!(docs.contains(needle), "DOCS.md should mention {needle}");
     }
