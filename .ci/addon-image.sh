@@ -146,6 +146,9 @@ check "amd64: --version inside the image" same \
   "$("${BUILDAH[@]}" run --isolation chroot --network host "$probe" -- /usr/bin/meter2mqtt --version)" "meter2mqtt $version"
 "${BUILDAH[@]}" rm "$probe" >/dev/null
 
+# Working containers that an interrupted earlier run of the tests left behind.
+"${BUILDAH[@]}" containers --format '{{.ContainerName}}' | grep '^meter2mqtt-it-' | xargs -r "${BUILDAH[@]}" rm >/dev/null || true
+
 step "the amd64 image started as the Supervisor starts it (tests/it/addon_image.rs)"
 test_log="$work/start-up.log"
 start=$(date +%s)
@@ -161,6 +164,9 @@ if [ "$tests_passed" -eq 0 ] && [ "$tests_failed" -eq 0 ]; then
 fi
 passed=$((passed + tests_passed))
 failed=$((failed + tests_failed))
+
+# Earlier runs' images, untagged by this run's builds, would pile up in the store.
+"${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
 
 step "summary"
 for arch in amd64 aarch64; do

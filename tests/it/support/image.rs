@@ -88,6 +88,17 @@ impl Container {
     }
 }
 
+impl Drop for Container {
+    fn drop(&mut self) {
+        // A container left behind costs disk space only; .ci/addon-image.sh clears such leftovers.
+        if let Ok(out) = buildah().args(["rm", &self.name]).output() {
+            if !out.status.success() {
+                eprintln!("buildah rm {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+}
+
 /// `buildah run` and, below it, the image's program.
 pub struct Running {
     /// The `buildah run` process: the program's output and exit code.
