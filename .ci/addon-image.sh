@@ -7,8 +7,10 @@
 #
 # Checks: versions agree (Cargo.toml, addon/config.yaml, addon/CHANGELOG.md, labels, tag, the
 # binary's --version); each image holds exactly the binary and the CA bundle, for its
-# architecture, within 6 MB compressed; the aarch64 binary taken out of its image runs under qemu;
-# the amd64 image publishes both providers, keeps /data private, stops on SIGTERM with `offline`
+# architecture, within 6 MB compressed, granted by addon/apparmor.txt; the aarch64 binary taken
+# out of its image runs under qemu; inside the amd64 image TLS verifies against the image's CA
+# bundle (an unknown CA is refused; a CA added to the bundle or named by SSL_CERT_FILE is
+# trusted); the amd64 image publishes both providers, keeps /data private, stops on SIGTERM with `offline`
 # and exit 0, and refuses bad options with the message `run --addon` gives outside the image.
 # The images are named as addon/config.yaml's `image:` with the version as tag, so the release
 # workflow pushes exactly what was tested here.
@@ -51,7 +53,9 @@ install_debs
 # vfs works without overlay support or fuse, as inside CI's own containers.
 BUILDAH=(buildah --storage-driver vfs)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The HTTPS stand-in of the TLS checks (below) is stopped with the script.
+SUPERVISOR_PID=
+trap '[ -z "$SUPERVISOR_PID" ] || kill "$SUPERVISOR_PID" 2>/dev/null; rm -rf "$work"' EXIT
 
 step "versions"
 cargo_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
@@ -145,6 +149,72 @@ probe=$("${BUILDAH[@]}" from --quiet --pull=never "$amd64_image")
 check "amd64: --version inside the image" same \
   "$("${BUILDAH[@]}" run --isolation chroot --network host "$probe" -- /usr/bin/meter2mqtt --version)" "meter2mqtt $version"
 "${BUILDAH[@]}" rm "$probe" >/dev/null
+
+# TLS inside the image: rustls' platform verifier must find the image's trust roots and verify
+# with them. Nothing outside is reachable here, so a throwaway CA signs a certificate for
+# 127.0.0.1 and a Supervisor stand-in answers over HTTPS with a recognisable refusal; the app
+# prints it only if the handshake and the verification succeeded.
+step "TLS inside the amd64 image"
+tls="$work/tls"
+mkdir -p "$tls/data"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=meter2mqtt test CA" \
+  -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+  -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$tls/san.ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 1 \
+  -extfile "$tls/san.ext" -out "$tls/server.pem" 2>/dev/null
+cat > "$tls/serve.py" <<'PY'
+import http.server, json, ssl, sys
+class Supervisor(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"result": "error", "message": "reached over verified TLS"}).encode()
+        self.send_response(400)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+class Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # the refused handshakes of the first check
+server = Server(("127.0.0.1", 0), Supervisor)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+# The handshake happens in the connection's thread: a client that gives up cannot block the next.
+server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+PY
+coproc SUPERVISOR { exec python3 "$tls/serve.py" "$tls/server.pem" "$tls/server.key"; }
+read -r tls_port <&"${SUPERVISOR[0]}"
+printf '{"eloverblik": [{"refresh_token": "unused"}]}' >"$tls/data/options.json"
+cp "$tls/ca.pem" "$tls/data/test-ca.pem"
+# run_tls CONTAINER [ENV=VALUE]: what the app says about the HTTPS Supervisor stand-in.
+run_tls() {
+  local ctr=$1
+  shift
+  local env=(--env SUPERVISOR_TOKEN=unused --env "SUPERVISOR_URL=https://127.0.0.1:$tls_port")
+  for e in "$@"; do env+=(--env "$e"); done
+  "${BUILDAH[@]}" run --isolation chroot --network host --volume "$tls/data:/data" "${env[@]}" "$ctr" \
+    -- /usr/bin/meter2mqtt run --addon 2>&1 || true
+}
+# tls_check DESCRIPTION EXPECTED OUTPUT
+tls_check() {
+  echo "$3" | grep '^meter2mqtt:' || echo "$3"
+  check "TLS: $1" grep -q "$2" <<<"$3"
+}
+ctr=$("${BUILDAH[@]}" from --quiet --pull=never "$amd64_image")
+# The app retries an unreachable Supervisor for about half a minute before it says so.
+tls_check "the image's roots reject a certificate from an unknown CA" 'UnknownIssuer' "$(run_tls "$ctr")"
+tls_check "SSL_CERT_FILE replaces the roots" 'reached over verified TLS' \
+  "$(run_tls "$ctr" SSL_CERT_FILE=/data/test-ca.pem)"
+# The image's bundle with the test CA added, at the same path: the roots come from that file.
+cat addon/ca-certificates.crt "$tls/ca.pem" >"$tls/bundle.pem"
+"${BUILDAH[@]}" copy --quiet "$ctr" "$tls/bundle.pem" /etc/ssl/certs/ca-certificates.crt
+tls_check "the roots are read from /etc/ssl/certs/ca-certificates.crt" 'reached over verified TLS' "$(run_tls "$ctr")"
+"${BUILDAH[@]}" rm "$ctr" >/dev/null
 
 # Working containers that an interrupted earlier run of the tests left behind.
 "${BUILDAH[@]}" containers --format '{{.ContainerName}}' | grep '^meter2mqtt-it-' | xargs -r "${BUILDAH[@]}" rm >/dev/null || true
