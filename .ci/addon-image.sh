@@ -10,8 +10,8 @@
 # architecture, within 6 MB compressed, granted by addon/apparmor.txt; the aarch64 binary taken
 # out of its image runs under qemu; inside the amd64 image TLS verifies against the image's CA
 # bundle (an unknown CA is refused; a CA added to the bundle or named by SSL_CERT_FILE is
-# trusted); the amd64 image publishes both providers, keeps /data private, stops on SIGTERM with `offline`
-# and exit 0, and refuses bad options with the message `run --addon` gives outside the image.
+# trusted); the amd64 image publishes both providers, keeps /data private, stops on SIGTERM with
+# `offline` and exit 0, and refuses bad options with the message `run --addon` gives outside.
 # The images are named as addon/config.yaml's `image:` with the version as tag, so the release
 # workflow pushes exactly what was tested here.
 set -euo pipefail
