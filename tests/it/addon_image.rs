@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::support::addon::{proxying_supervisor, MQTT_PASSWORD, REFRESH_TOKEN, SECRETS, SUPERVISOR_TOKEN};
 use crate::support::collector::reading_counts;
-use crate::support::enectiva::{fixture, FakeEnectiva, Series, CUSTOMER, LOGIN};
+use crate::support::enectiva::{FakeEnectiva, CUSTOMER, LOGIN};
 use crate::support::fake_ha::FakeHa;
 use crate::support::generated_datahub::{danish_today, point_id, quarters_between, start_fake_eloverblik};
 use crate::support::image::{image, memory_kib, Container};
@@ -30,19 +30,7 @@ const ENECTIVA_HOURS: usize = 24;
 async fn fake_enectiva(first_hour: chrono::DateTime<Utc>) -> FakeEnectiva {
     let fake = FakeEnectiva::start(Utc::now()).await;
     let registers: Vec<f64> = (0..=ENECTIVA_HOURS).map(|i| 1000.0 + i as f64 * 0.5).collect();
-    fake.serve_any(
-        &[
-            ("/meters", json!({"data": [fixture("meters.json")["data"][0].clone()]})),
-            ("/entities", fixture("entities.json")),
-            ("/entities/88/deltas", fixture("entity_deltas.json")),
-            ("/meters/4711/deltas", json!({"data": []})),
-        ],
-        vec![(
-            ENECTIVA_METER,
-            Series::regular(first_hour, chrono::Duration::hours(1), &registers),
-        )],
-    )
-    .await;
+    fake.serve_one_meter(first_hour, &registers).await;
     fake
 }
 

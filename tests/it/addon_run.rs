@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::support::addon::{proxying_supervisor, MQTT_PASSWORD, SUPERVISOR_TOKEN};
-use crate::support::enectiva::{fixture, FakeEnectiva, Series, CUSTOMER, LOGIN};
+use crate::support::enectiva::{FakeEnectiva, CUSTOMER, LOGIN};
 use crate::support::fake_ha::FakeHa;
 use crate::support::{Collector, Proc};
 use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
@@ -29,16 +29,7 @@ async fn the_add_on_runs_with_nothing_but_its_options_and_the_supervisor() {
     let fake = FakeEnectiva::start(chrono::Utc::now()).await;
     let start = crate::support::enectiva::at("2024-11-01T00:00:00Z");
     let values: Vec<f64> = (0..25).map(|i| 1000.0 + i as f64 * 0.5).collect();
-    fake.serve_any(
-        &[
-            ("/meters", json!({"data": [fixture("meters.json")["data"][0].clone()]})),
-            ("/entities", fixture("entities.json")),
-            ("/entities/88/deltas", fixture("entity_deltas.json")),
-            ("/meters/4711/deltas", json!({"data": []})),
-        ],
-        vec![("4711", Series::regular(start, chrono::Duration::hours(1), &values))],
-    )
-    .await;
+    fake.serve_one_meter(start, &values).await;
 
     let data = tempfile::tempdir().unwrap();
     let options = data.path().join("options.json");
