@@ -6,6 +6,7 @@
 mod support;
 
 mod addon_files;
+mod addon_image;
 mod addon_log;
 mod addon_options;
 mod addon_run;

@@ -1,5 +1,6 @@
 //! What the integration tests share: the broker, a recording subscriber, a scripted provider,
-//! the in-process bridge harness, the binary as a process, and the fakes of every API.
+//! the in-process bridge harness, the binary as a process or in the app image, and the fakes of
+//! every API.
 
 pub mod addon;
 mod broker;
@@ -11,6 +12,7 @@ pub mod fake_ha;
 pub mod flaky_datahub;
 pub mod generated_datahub;
 mod harness;
+pub mod image;
 pub mod logs;
 pub mod pace;
 mod process;
