@@ -55,10 +55,18 @@ impl ProviderError {
         }
     }
 
-    /// The API gave up after the retry policy's attempts (it is down or throttling), so the
-    /// bridge tries again sooner than the next poll.
-    pub fn retries_spent(&self) -> bool {
-        matches!(self, ProviderError::Http(HttpError::Exhausted { .. }))
+    /// Whether the failure can go away by itself: a 5xx, 429, timeout, connection error or an
+    /// answer that came garbled (each after the retry policy's attempts), an answer the API gave
+    /// for one meter only, or prices that could not be had. A poll that ended with one is tried
+    /// again soon. `false` for what needs the user: a token or credential the API refused
+    /// (401/403), a request it rejected as wrong (400), a meter it does not know, a client that
+    /// cannot be built, an account whose configuration cannot be used.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProviderError::Auth { .. } | ProviderError::UnknownMeter { .. } | ProviderError::Config { .. } => false,
+            ProviderError::Http(e) => e.is_transient(),
+            ProviderError::Response { .. } | ProviderError::Meter { .. } | ProviderError::Prices { .. } => true,
+        }
     }
 }
 

@@ -18,6 +18,23 @@ pub struct Slot {
     pub ledger: Option<Ledger>,
     /// Compared with HA's own rows since this process started.
     pub verified: bool,
+    /// The last write of the ledger failed: it mirrors what HA acknowledged, and is written at
+    /// the next import even when nothing else changed.
+    pub unsaved: bool,
+    /// The newest hour of the ledger as last read from or written to disk.
+    pub saved_until: Option<i64>,
+}
+
+impl Slot {
+    /// The newest hour this sink may say it holds: the ledger's own, unless its last write
+    /// failed; then the one on disk, so that no cursor moves past what is written.
+    pub fn position(&self) -> Option<i64> {
+        if self.unsaved {
+            self.saved_until
+        } else {
+            self.ledger.as_ref().and_then(|l| l.last_start())
+        }
+    }
 }
 
 pub struct LedgerStore {
@@ -42,6 +59,7 @@ impl LedgerStore {
         let mut guard = slot.lock_owned().await;
         if !guard.loaded {
             guard.ledger = self.load(series).await?;
+            guard.saved_until = guard.ledger.as_ref().and_then(|l| l.last_start());
             guard.loaded = true;
         }
         Ok(guard)

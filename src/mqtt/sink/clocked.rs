@@ -5,17 +5,14 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::retained::Retained;
 use crate::clock::SharedClock;
 use crate::model::MeterValue;
+use crate::mqtt::entities::value::clocked_payload;
 use crate::mqtt::MqttHandle;
-
-/// The attribute that price tools read as the value now (Nordpool's `current_price`).
-const CURRENT: &str = "current_price";
 
 /// One value and the topic it goes to.
 pub type Clocked = (String, MeterValue);
@@ -92,19 +89,5 @@ impl Drop for ClockedValues {
 
 /// `{"value": <the value at now>, "attributes": {...}}`, retained, when it changed.
 fn publish(mqtt: &MqttHandle, retained: &Retained, topic: &str, value: &MeterValue, now: DateTime<Utc>) {
-    retained.publish_if_changed(mqtt, topic.to_owned(), payload(value, now));
-}
-
-/// An attribute named [`CURRENT`] repeats the value and follows it.
-pub fn payload(value: &MeterValue, now: DateTime<Utc>) -> Vec<u8> {
-    let current = value.value_at(now);
-    let mut attributes = value.attributes.clone();
-    if let Some(slot) = attributes.get_mut(CURRENT) {
-        *slot = json!(current);
-    }
-    let body = json!({
-        "value": current,
-        "attributes": Value::Object(attributes),
-    });
-    serde_json::to_vec(&body).unwrap_or_default()
+    retained.publish_if_changed(mqtt, topic.to_owned(), clocked_payload(value, now));
 }

@@ -250,8 +250,8 @@ impl EloverblikProvider {
             window.path_segment(),
             aggregation.as_path()
         );
-        let response = self.api.post(&path, &MeteringPointsRequest::new(ids)).await?;
-        timeseries::decode(&response, &Api::endpoint("POST", &path))
+        let list: timeseries::Answer = self.api.post(&path, &MeteringPointsRequest::new(ids)).await?;
+        Ok(timeseries::outcomes(list, &Api::endpoint("POST", &path)))
     }
 
     /// Reads `ids` (one aggregation) ten at a time, window by window, handing each call's

@@ -1,18 +1,27 @@
 //! Values that meters share (the CO2 intensity of a price area): one device per source, such
 //! as `Energi Data Service DK1`, connected through the bridge device and belonging to no meter.
-//! Two meters of the same area give the same config, so it is published once.
+//! Each has a topic of its own (`<base>/<source>/<id>/<key>`) with the payload of a clocked
+//! value (`value::clocked_payload`, published by `sink::clocked`); two meters of the same area give the same config and payload, published once.
 
-use super::{bridge_identifier, Device, DiscoveryConfig, Entity, Ids, Naming, Sensor};
 use crate::model::{MeterValue, SharedSource, ValueKind};
+use crate::mqtt::discovery::{bridge_identifier, Device, DiscoveryConfig, Entity, Ids, Naming, Sensor};
 use crate::mqtt::topics::{object_id, Topics};
 
 /// The configs of the shared values among `values`.
-pub fn shared_configs(topics: &Topics, values: &[MeterValue]) -> Vec<DiscoveryConfig> {
+pub fn configs(topics: &Topics, values: &[MeterValue]) -> Vec<DiscoveryConfig> {
     values
         .iter()
         .filter_map(|value| Some((value.shared.as_ref()?, value)))
         .map(|(shared, value)| config(topics, shared, value))
         .collect()
+}
+
+/// The topic of a shared value; `None` for a meter's own.
+pub fn topic(topics: &Topics, value: &MeterValue) -> Option<String> {
+    value
+        .shared
+        .as_ref()
+        .map(|shared| topics.shared_value(shared, &value.key))
 }
 
 fn config(topics: &Topics, shared: &SharedSource, value: &MeterValue) -> DiscoveryConfig {
