@@ -342,4 +342,39 @@ mod tests {
         );
         assert_eq!(m["current_price"], Value::Null);
     }
+
+    /// The largest day pair: a 25-hour day and a 24-hour one, every value at its longest
+    /// (negative, four decimals).
+    fn longest_pair(resolution: PriceResolution) -> Map<String, Value> {
+        let midnight = Utc.with_ymd_and_hms(2025, 10, 25, 22, 0, 0).unwrap();
+        let slots: Vec<Slot> = quarters(midnight, 196, |q| -10.0 - q as f64 / 1e4 - 0.00001);
+        let shape = Shape { resolution, ..SHAPE };
+        let slots = at_resolution(&slots, resolution);
+        let mut m = attributes(&slots, midnight + Duration::hours(13), Some(-10.1234), &shape);
+        m.insert("vat_included".into(), json!(true));
+        m
+    }
+
+    #[test]
+    fn two_days_of_quarters_or_hours_fit_the_recorder() {
+        for resolution in [PriceResolution::Quarter, PriceResolution::Hour] {
+            let m = longest_pair(resolution);
+            assert_eq!(m["tomorrow_valid"], json!(true), "{resolution:?}");
+            let bytes = serde_json::to_vec(&m).unwrap().len();
+            assert!(bytes <= MAX_ATTRIBUTES, "{resolution:?}: {bytes} bytes");
+        }
+        // With every key on every quarter, it would not.
+        let m = longest_pair(PriceResolution::Quarter);
+        let every_key: Vec<Value> = m["raw_today"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|slot| {
+                json!({"start": slot["start"], "end": slot["start"], "value": slot["value"], "hour": slot["start"],
+                       "price": slot["value"], "spot": slot["value"], "tariffs": slot["value"]})
+            })
+            .collect();
+        let doubled = json!({"raw_today": every_key, "raw_tomorrow": every_key});
+        assert!(serde_json::to_vec(&doubled).unwrap().len() > MAX_ATTRIBUTES);
+    }
 }

@@ -30,7 +30,7 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::support::eloverblik_fixture::{access_token, asked_points, timeseries_result};
-use crate::support::fake_eds::{FakeEds, DAY_AHEAD, ELSPOT, PRICELIST};
+use crate::support::fake_eds::{co2_rows, FakeEds, CO2_FORECAST, CO2_REALISED, DAY_AHEAD, ELSPOT, PRICELIST};
 use crate::support::fake_ha::FakeHa;
 use crate::support::{Broker, Proc};
 
@@ -599,12 +599,48 @@ async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     insta::assert_json_snapshot!("price_sensor_state", state);
 }
 
-/// `check` lists each point's price area, its tariffs and whether their history was found.
+/// `check` lists each point's price area, its tariffs and whether their history was found, and
+/// whether the CO2 datasets answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_shows_price_areas_and_tariff_histories() {
+    let eds = fake_eds().await;
+    let now = Utc::now();
+    eds.add(CO2_REALISED, co2_rows(now - Span::hours(2), now, 0.0));
+    eds.add(
+        CO2_FORECAST,
+        co2_rows(now - Span::hours(24), now + Span::hours(48), 0.0),
+    );
+    let text = check_text(&eds).await;
+    for line in [
+        "price area: DK1 (from the postcode)",
+        "tariff 5790001089030 B2D \"Nettarif B lav\": price history found in Energi Data Service (3 price lists)",
+        "tariff 5790000432752 EA-001 \"Elafgift\": price history found in Energi Data Service (1 price lists)",
+        "compensation: the spot price less a supplier fee of 0 DKK/kWh",
+        "CO2 intensity (DK1): CO2Emis and CO2EmisProg reachable; newest ",
+        "all checks passed",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+/// A CO2 dataset that does not answer is a WARNING naming it, not a failed check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_when_the_co2_datasets_do_not_answer() {
+    let eds = fake_eds().await;
+    eds.remove(CO2_REALISED);
+    let text = check_text(&eds).await;
+    let line = text
+        .lines()
+        .find(|l| l.contains("CO2 intensity (DK1)"))
+        .unwrap_or_else(|| panic!("no CO2 line in:\n{text}"));
+    assert!(line.contains("CO2Emis") && line.ends_with(": WARNING"), "{line}");
+    assert!(text.contains("all checks passed"), "{text}");
+}
+
+/// `check` of one account against the fakes; its output.
+async fn check_text(eds: &FakeEds) -> String {
     let broker = Broker::start().await;
     let eloverblik = fake_eloverblik().await;
-    let eds = fake_eds().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -623,13 +659,5 @@ async fn check_shows_price_areas_and_tariff_histories() {
     let code = check.wait_exit(WAIT).await;
     let text = check.text();
     assert_eq!(code, 0, "{text}");
-    for line in [
-        "price area: DK1 (from the postcode)",
-        "tariff 5790001089030 B2D \"Nettarif B lav\": price history found in Energi Data Service (3 price lists)",
-        "tariff 5790000432752 EA-001 \"Elafgift\": price history found in Energi Data Service (1 price lists)",
-        "compensation: the spot price less a supplier fee of 0 DKK/kWh",
-        "all checks passed",
-    ] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
-    }
+    text
 }

@@ -110,3 +110,52 @@ fn extra_sensor(sensor: Sensor, meter: &Meter, value: &MeterValue) -> Sensor {
     }
     sensor
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::model::TimedValue;
+
+    #[test]
+    fn current_price_follows_the_clock_with_the_value() {
+        let at = Utc.with_ymd_and_hms(2025, 11, 26, 10, 0, 0).unwrap();
+        let quarter = chrono::Duration::minutes(15);
+        let mut attributes = Map::new();
+        attributes.insert(CURRENT.into(), json!(1.0));
+        attributes.insert("average".into(), json!(1.5));
+        let value = MeterValue {
+            key: "price".into(),
+            name: "Price".into(),
+            value: Some(1.0),
+            unit: Some("DKK/kWh".into()),
+            kind: ValueKind::Price,
+            attributes,
+            timetable: vec![
+                TimedValue {
+                    start: at,
+                    end: at + quarter,
+                    value: 1.0,
+                },
+                TimedValue {
+                    start: at + quarter,
+                    end: at + quarter * 2,
+                    value: 2.0,
+                },
+            ],
+            shared: None,
+        };
+        let at_second: Value = serde_json::from_slice(&clocked_payload(&value, at + quarter)).unwrap();
+        assert_eq!(at_second["value"], json!(2.0));
+        assert_eq!(at_second["attributes"][CURRENT], json!(2.0));
+        assert_eq!(at_second["attributes"]["average"], json!(1.5));
+        let after: Value = serde_json::from_slice(&clocked_payload(&value, at + quarter * 2)).unwrap();
+        assert_eq!(after["attributes"][CURRENT], Value::Null);
+        // Without the attribute, none is added.
+        let mut plain = value.clone();
+        plain.attributes.remove(CURRENT);
+        let body: Value = serde_json::from_slice(&clocked_payload(&plain, at)).unwrap();
+        assert!(body["attributes"].get(CURRENT).is_none());
+    }
+}

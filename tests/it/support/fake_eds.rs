@@ -81,6 +81,11 @@ impl FakeEds {
             .extend(rows);
     }
 
+    /// Takes a dataset away: it answers 404 from now on.
+    pub fn remove(&self, dataset: &str) {
+        self.datasets.0.lock().unwrap().remove(dataset);
+    }
+
     /// Every row of a dataset, as served.
     pub fn records(&self, dataset: &str) -> Vec<Value> {
         self.datasets
