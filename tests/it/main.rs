@@ -21,6 +21,7 @@ mod endurance;
 mod enectiva_api;
 mod enectiva_e2e;
 mod layout;
+mod live_values;
 mod mqtt_broker;
 mod price_sensors;
 mod recipes;
