@@ -22,6 +22,9 @@ use crate::model::TimeRange;
 pub const API: &str = "energidataservice";
 pub const DEFAULT_BASE_URL: &str = "https://api.energidataservice.dk";
 
+/// `limit=0` asks for every row; without it an answer stops at 100.
+const ALL: usize = 0;
+
 /// Price lists are asked from this date on, because a list stays valid until replaced (for
 /// years, for some charges) and `start` selects rows by `ValidFrom`: starting late would miss
 /// the list in force. Every charge in force today has been re-issued since.
@@ -99,6 +102,7 @@ impl EnergiDataService {
                     run_to,
                     json!({ "PriceArea": [area.as_str()] }),
                     &format!("{} asc", dataset.time_column()),
+                    ALL,
                 )
                 .await
                 .map_err(|source| PricesError::Spot {
@@ -139,7 +143,7 @@ impl EnergiDataService {
             "ChargeType": [dto::TARIFF],
         });
         let records = self
-            .dataset("DatahubPricelist", PRICELIST_FROM, until, filter, "ValidFrom asc")
+            .dataset("DatahubPricelist", PRICELIST_FROM, until, filter, "ValidFrom asc", ALL)
             .await
             .map_err(|source| PricesError::Pricelist {
                 charges: describe(charges),
@@ -164,28 +168,17 @@ impl EnergiDataService {
         let (sort, limit) = if newest_only {
             ("Minutes5UTC desc", 1)
         } else {
-            ("Minutes5UTC asc", 0)
+            ("Minutes5UTC asc", ALL)
         };
         let records = self
-            .query(dataset, start, end, filter, sort, limit)
+            .dataset(dataset, start, end, filter, sort, limit)
             .await
             .map_err(|source| PricesError::Co2 { dataset, area, source })?;
         Ok(dto::co2_rows(dataset, records, area))
     }
 
+    /// One call for at most `limit` rows ([`ALL`]: every row).
     async fn dataset(
-        &self,
-        name: &str,
-        start: NaiveDate,
-        end: NaiveDate,
-        filter: Value,
-        sort: &str,
-    ) -> Result<Vec<Value>, HttpError> {
-        self.query(name, start, end, filter, sort, 0).await
-    }
-
-    /// One call; `limit` 0 asks for every row.
-    async fn query(
         &self,
         name: &str,
         start: NaiveDate,
@@ -204,7 +197,7 @@ impl EnergiDataService {
             ("limit", limit.to_string()),
         ];
         let envelope: Envelope = self.http.fetch_json(&endpoint, |c| c.get(&url).query(&query)).await?;
-        if let Some(total) = envelope.total.filter(|_| limit == 0) {
+        if let Some(total) = envelope.total.filter(|_| limit == ALL) {
             if usize::try_from(total).is_ok_and(|t| t > envelope.records.len()) {
                 tracing::warn!(
                     api = API,

@@ -534,7 +534,6 @@ async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     use std::sync::Arc;
 
     use meter2mqtt::clock::SharedClock;
-    use meter2mqtt::providers::eloverblik::{EloverblikProvider, Options, Settings};
 
     let now = Utc.with_ymd_and_hms(2025, 10, 26, 10, 20, 0).unwrap();
     let clock: SharedClock = Arc::new(move || now);
@@ -543,20 +542,13 @@ async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     let eds = fake_eds().await;
     let dir = tempfile::tempdir().unwrap();
     let config = crate::support::config(broker.port, &dir.path().join("state"));
-    let settings: Settings = serde_json::from_value(json!({
-        "refresh_token": REFRESH_TOKEN,
-        "base_url": eloverblik.uri(),
-        "energidataservice_url": eds.uri(),
-        "metering_points": [HOME],
-        "supplier_markup": MARKUP,
-    }))
-    .unwrap();
-    let options = Options {
-        clock: clock.clone(),
-        ..Options::default()
-    };
-    let store = meter2mqtt::state::StateStore::open(&config.state.dir).unwrap();
-    let provider = EloverblikProvider::new(&settings, "1".into(), store, options).unwrap();
+    let provider = home_account(
+        &eloverblik,
+        &eds,
+        &config,
+        clock.clone(),
+        json!({ "supplier_markup": MARKUP }),
+    );
     let collector =
         crate::support::Collector::connect(broker.port, "price-sensor", &["homeassistant/#", "meter2mqtt/#"], false)
             .await;
@@ -597,6 +589,34 @@ async fn the_price_sensor_and_its_state_at_a_pinned_time() {
         ".device.sw_version" => "[version]",
     });
     insta::assert_json_snapshot!("price_sensor_state", state);
+}
+
+/// The account of `HOME` against the fakes, on the state directory of `config`, its clock
+/// pinned; `extra` settings on top of the fakes' addresses.
+pub(crate) fn home_account(
+    eloverblik: &MockServer,
+    eds: &FakeEds,
+    config: &meter2mqtt::Config,
+    clock: meter2mqtt::clock::SharedClock,
+    extra: Value,
+) -> meter2mqtt::providers::eloverblik::EloverblikProvider {
+    use meter2mqtt::providers::eloverblik::{EloverblikProvider, Options, Settings};
+    let mut settings = json!({
+        "refresh_token": REFRESH_TOKEN,
+        "base_url": eloverblik.uri(),
+        "energidataservice_url": eds.uri(),
+        "metering_points": [HOME],
+    });
+    for (key, value) in extra.as_object().expect("settings") {
+        settings[key] = value.clone();
+    }
+    let settings: Settings = serde_json::from_value(settings).unwrap();
+    let options = Options {
+        clock,
+        ..Options::default()
+    };
+    let store = meter2mqtt::state::StateStore::open(&config.state.dir).unwrap();
+    EloverblikProvider::new(&settings, "1".into(), store, options).unwrap()
 }
 
 /// `check` lists each point's price area, its tariffs and whether their history was found, and

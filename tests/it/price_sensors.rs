@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use crate::cost::{day, day_ahead_rows, fake_eloverblik, midnight, HOME, REFRESH_TOKEN};
+use crate::cost::{day, day_ahead_rows, fake_eloverblik, home_account, midnight, HOME};
 use crate::support::fake_eds::{co2_rows, FakeEds, CO2_FORECAST, CO2_REALISED, DAY_AHEAD, PRICELIST};
 use crate::support::{Broker, Collector};
 
@@ -60,7 +60,6 @@ async fn fake_eds(today: NaiveDate, now: DateTime<Utc>) -> FakeEds {
 /// Runs one poll at 14:20 Danish time on `today` with `price_resolution`.
 pub(crate) async fn publish(today: NaiveDate, resolution: &str) -> Published {
     use meter2mqtt::clock::SharedClock;
-    use meter2mqtt::providers::eloverblik::{EloverblikProvider, Options, Settings};
 
     let now = midnight(today) + Span::minutes(14 * 60 + 20);
     let now = if today == day(2025, 10, 26) {
@@ -77,20 +76,13 @@ pub(crate) async fn publish(today: NaiveDate, resolution: &str) -> Published {
     let eds = fake_eds(today, now).await;
     let dir = tempfile::tempdir().unwrap();
     let config = crate::support::config(broker.port, &dir.path().join("state"));
-    let settings: Settings = serde_json::from_value(json!({
-        "refresh_token": REFRESH_TOKEN,
-        "base_url": eloverblik.uri(),
-        "energidataservice_url": eds.uri(),
-        "metering_points": [HOME],
-        "price_resolution": resolution,
-    }))
-    .unwrap();
-    let options = Options {
-        clock: clock.clone(),
-        ..Options::default()
-    };
-    let store = meter2mqtt::state::StateStore::open(&config.state.dir).unwrap();
-    let provider = EloverblikProvider::new(&settings, "1".into(), store, options).unwrap();
+    let provider = home_account(
+        &eloverblik,
+        &eds,
+        &config,
+        clock.clone(),
+        json!({ "price_resolution": resolution }),
+    );
     let collector = Collector::connect(
         broker.port,
         &format!("sensors-{today}-{resolution}"),

@@ -98,3 +98,43 @@ impl SinkFactory for Recording {
         Ok(Box::new(self.clone()))
     }
 }
+
+/// A running bridge over one provider into a [`Recording`] alone.
+pub struct RecordedBridge {
+    pub events: tokio::sync::broadcast::Receiver<meter2mqtt::bridge::BridgeEvent>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordedBridge {
+    /// Polls `provider` hourly, without jitter, from 1 January 2024, into `sink` (meant for the
+    /// paused clock).
+    pub fn hourly(provider: &super::ScriptedProvider, sink: &Recording) -> RecordedBridge {
+        use meter2mqtt::bridge::Bridge;
+        let settings = meter2mqtt::config::BridgeConfig {
+            poll_interval: std::time::Duration::from_secs(3600),
+            jitter: std::time::Duration::ZERO,
+            history_start: chrono::NaiveDate::from_ymd_opt(2024, 1, 1),
+            ..meter2mqtt::config::BridgeConfig::default()
+        };
+        let bridge = Bridge::new(settings, vec![Arc::new(provider.clone())]).with_sink(Arc::new(sink.clone()));
+        let events = bridge.events();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(bridge.run(stop.clone()));
+        RecordedBridge { events, stop, task }
+    }
+
+    /// `(recorded, errors)` of the next finished poll.
+    pub async fn next_poll(&mut self) -> (usize, usize) {
+        match self.events.recv().await.unwrap() {
+            event @ meter2mqtt::bridge::BridgeEvent::PollFinished { errors, .. } => {
+                (event.delivered_to("recording"), errors)
+            }
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+    }
+}
