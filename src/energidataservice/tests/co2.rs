@@ -142,3 +142,61 @@ async fn a_server_error_on_the_forecast_names_the_dataset_and_area() {
         .unwrap();
     assert_eq!(series.points.len(), 100);
 }
+
+/// What the live sensors of one consumption point cost Energi Data Service per day in one price
+/// area: every 15 minutes the price sensors ask for today and tomorrow and the CO2 sensor for
+/// its datasets, as the bridge does between polls. Counted over the second of two days (the
+/// first starts with an empty cache). The figures are printed for the record
+/// (`cargo test --lib calls_per_day -- --nocapture`).
+#[tokio::test]
+async fn calls_per_day_with_prices_and_co2_in_one_area() {
+    let h = Harness::start("2025-11-25T23:00:00Z").await;
+    for d in 26..=28 {
+        h.fake.add(DAY_AHEAD, spot_rows(day(2025, 11, d), "DK1", 15, 300.0));
+    }
+    let (from, to) = ("2025-11-25T23:00:00Z", "2025-11-28T23:00:00Z");
+    h.fake
+        .add(CO2_REALISED, co2_rows(from, to, |i| 80.0 + (i % 9) as f64, |_| false));
+    h.fake
+        .add(CO2_FORECAST, co2_rows(from, to, |i| 85.0 + (i % 7) as f64, |_| false));
+
+    let datasets = [DAY_AHEAD, PRICELIST, CO2_REALISED, CO2_FORECAST];
+    let mut at_day_two = Vec::new();
+    let mut at = utc(from);
+    while at < utc("2025-11-27T23:00:00Z") {
+        if at == utc("2025-11-26T23:00:00Z") {
+            for dataset in datasets {
+                at_day_two.push(h.calls(dataset).await.len());
+            }
+        }
+        *h.now.lock().unwrap() = at;
+        let today = at.with_timezone(&TZ).date_naive();
+        let live = TimeRange::new(
+            crate::model::local_midnight(today, TZ),
+            crate::model::local_midnight(today + chrono::Days::new(2), TZ),
+        );
+        let (rows, _) = h
+            .prices
+            .breakdown(PriceArea::DK1, &fixture_charges(), live, CONSUMPTION)
+            .await
+            .unwrap();
+        assert!(rows.len() >= 96, "today at least, at {at}");
+        h.prices.co2(PriceArea::DK1).await.unwrap();
+        at += chrono::Duration::minutes(15);
+    }
+    let mut per_day = Vec::new();
+    for (dataset, before) in datasets.iter().zip(at_day_two) {
+        per_day.push(h.calls(dataset).await.len() - before);
+    }
+    println!(
+        "Energi Data Service calls in a day, one area: DayAheadPrices {}, DatahubPricelist {}, CO2Emis {}, \
+         CO2EmisProg {}, total {}",
+        per_day[0],
+        per_day[1],
+        per_day[2],
+        per_day[3],
+        per_day.iter().sum::<usize>()
+    );
+    // Tomorrow once after 13:00, the price lists once, each CO2 dataset every quarter hour.
+    assert_eq!(per_day, [1, 1, 96, 96]);
+}
