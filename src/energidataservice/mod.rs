@@ -50,15 +50,15 @@ mod tests;
 pub use area::{PriceArea, UnknownArea};
 pub use cache::{PRICELIST_REFRESH, PUBLICATION_HOUR};
 pub use client::{retry_policy, ClientOptions, EnergiDataService, DEFAULT_BASE_URL, PRICELIST_FROM};
-pub use co2::CO2_REFRESH;
+pub(crate) use co2::CO2_REFRESH;
 pub(crate) use co2::{co2_value, Co2Data, Co2Row};
 pub use error::PricesError;
 pub use live::live_values;
 pub use prices::Prices;
 pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
 pub use service::{PriceService, BUDGET, PAUSE};
+pub use shape::PriceResolution;
 pub(crate) use shape::{timed_sensor, Shape, Slot};
-pub use shape::{PriceResolution, MAX_ATTRIBUTES};
 pub use spot::{SpotPrice, DAY_AHEAD_FROM};
 pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
 

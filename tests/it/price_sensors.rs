@@ -1,8 +1,8 @@
 //! The live Price, Spot price and CO2 intensity sensors as Home Assistant and the price tools
 //! see them: their discovery configs and retained state payloads, on the 25-hour day (26 October
 //! 2025) and the 23-hour day (29 March 2026), hourly and quarter-hourly, with tomorrow published.
-//! Every attributes payload published must fit Home Assistant's recorder (16 KiB). Then the
-//! recipes of docs/recipes.md: the payloads go through the same key lookups those tools make.
+//! Every attributes payload published must fit Home Assistant's recorder (16 KiB), on a 24-hour
+//! day too. `recipes` feeds the same payloads through the key lookups of the price tools.
 //!
 //! The bridge runs against the fake ElOverblik and Energi Data Service of `cost`, its clock
 //! pinned at 14:20 Danish time (tomorrow's prices are out after 13:00).
@@ -223,4 +223,11 @@ async fn sensors_on_the_23_hour_day_quarter_hourly() {
     let published = publish(day(2026, 3, 29), "quarter").await;
     check("23-hour day, quarter-hourly", &published, 92, 96);
     insta::assert_json_snapshot!("sensors_23_hour_day_quarter", redacted(&published.sensors));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensors_on_a_24_hour_day_fit_the_recorder() {
+    let today = day(2025, 11, 26);
+    check("24-hour day, hourly", &publish(today, "hour").await, 24, 24);
+    check("24-hour day, quarter-hourly", &publish(today, "quarter").await, 96, 96);
 }

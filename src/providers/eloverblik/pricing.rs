@@ -129,7 +129,7 @@ impl Pricing {
     }
 
     /// Whether the CO2 intensity sensor is on.
-    pub fn co2(&self) -> bool {
+    pub fn co2_enabled(&self) -> bool {
         self.settings.co2
     }
 

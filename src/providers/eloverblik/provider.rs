@@ -406,7 +406,7 @@ impl Provider for EloverblikProvider {
     async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
         let info = self.info(meter).await?;
         let wants_live = self.pricing.is_some() && meter.direction == Direction::Consumption;
-        let wants_co2 = self.pricing.as_ref().is_some_and(Pricing::co2);
+        let wants_co2 = self.pricing.as_ref().is_some_and(Pricing::co2_enabled);
         if info.child || !(self.charges_enabled || wants_live || wants_co2) {
             return Ok(Vec::new());
         }
