@@ -59,6 +59,11 @@ async fn fake_eds(today: NaiveDate, now: DateTime<Utc>) -> FakeEds {
 
 /// Runs one poll at 14:20 Danish time on `today` with `price_resolution`.
 pub(crate) async fn publish(today: NaiveDate, resolution: &str) -> Published {
+    publish_with(today, json!({ "price_resolution": resolution })).await
+}
+
+/// Runs one poll at 14:20 Danish time on `today` with the `settings` of the account.
+async fn publish_with(today: NaiveDate, settings: Value) -> Published {
     use meter2mqtt::clock::SharedClock;
 
     let now = midnight(today) + Span::minutes(14 * 60 + 20);
@@ -76,20 +81,12 @@ pub(crate) async fn publish(today: NaiveDate, resolution: &str) -> Published {
     let eds = fake_eds(today, now).await;
     let dir = tempfile::tempdir().unwrap();
     let config = crate::support::config(broker.port, &dir.path().join("state"));
-    let provider = home_account(
-        &eloverblik,
-        &eds,
-        &config,
-        clock.clone(),
-        json!({ "price_resolution": resolution }),
+    let name = format!(
+        "sensors-{today}-{}",
+        settings.to_string().replace(|c: char| !c.is_ascii_alphanumeric(), "")
     );
-    let collector = Collector::connect(
-        broker.port,
-        &format!("sensors-{today}-{resolution}"),
-        &["homeassistant/#", "meter2mqtt/#"],
-        false,
-    )
-    .await;
+    let provider = home_account(&eloverblik, &eds, &config, clock.clone(), settings);
+    let collector = Collector::connect(broker.port, &name, &["homeassistant/#", "meter2mqtt/#"], false).await;
     let mut bridge = crate::support::TestBridge::start_at(&config, vec![Arc::new(provider)], vec![], clock);
     bridge.next_poll().await;
 
@@ -230,4 +227,21 @@ async fn sensors_on_a_24_hour_day_fit_the_recorder() {
     let today = day(2025, 11, 26);
     check("24-hour day, hourly", &publish(today, "hour").await, 24, 24);
     check("24-hour day, quarter-hourly", &publish(today, "quarter").await, 96, 96);
+}
+
+/// Without `price_resolution` the price sensors take their point's resolution (the consumption
+/// point reads hourly) and the CO2 sensor, one per area, the account's finest (the production
+/// point reads per quarter hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_prices_follow_their_point_and_co2_the_finest_point() {
+    let published = publish_with(day(2025, 10, 26), json!({ "metering_points": [] })).await;
+    let slots = |key: &str| {
+        published.sensors[key]["state"]["attributes"]["raw_today"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(slots("price"), 25);
+    assert_eq!(slots("spot_price"), 25);
+    assert_eq!(slots("co2_intensity"), 100);
 }

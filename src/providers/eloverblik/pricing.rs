@@ -134,14 +134,11 @@ impl Pricing {
     }
 
     /// The CO2 intensity sensor of the point's area, its forecast at the configured resolution,
-    /// else at the point's own. While the datasets fail, the last value stands in.
-    pub async fn co2_value(
-        &self,
-        point_area: Option<PriceArea>,
-        point_resolution: PriceResolution,
-    ) -> Option<MeterValue> {
+    /// else at `default` (the account's, so that every meter of an area gives the same sensor).
+    /// While the datasets fail, the last value stands in.
+    pub async fn co2_value(&self, point_area: Option<PriceArea>, default: PriceResolution) -> Option<MeterValue> {
         let area = self.area(point_area)?;
-        let resolution = self.settings.price_resolution.unwrap_or(point_resolution);
+        let resolution = self.settings.price_resolution.unwrap_or(default);
         let fresh = self.service.co2_value(area, resolution).await.ok().flatten();
         let mut last = self.co2_live.lock().unwrap_or_else(PoisonError::into_inner);
         match fresh {

@@ -18,7 +18,7 @@ use super::timeseries::{self, PointOutcome};
 use super::windows::{self, local_day, Aggregation, Window};
 use super::{default_base_url, error_body, schedule, token, EloverblikApi, Settings, KIND};
 use crate::clock::{system_clock, SharedClock};
-use crate::energidataservice::CO2_REFRESH;
+use crate::energidataservice::{PriceResolution, CO2_REFRESH};
 use crate::http::{build_client, ApiClient, Budget, Pace, RateLimiter, RetryPolicy, Sleeper, TokioPace, TokioSleeper};
 use crate::model::{Direction, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::registry::BuildContext;
@@ -174,6 +174,18 @@ impl EloverblikProvider {
         let listing = metering_points::to_meters(metering_points::fetch(&self.api).await?, &self.wanted);
         *self.points.write().unwrap_or_else(PoisonError::into_inner) = listing.points;
         Ok(listing.meters)
+    }
+
+    /// Quarter hours when any point of the account is read per quarter hour, else hours: the
+    /// CO2 sensor is one per area whichever meter asks, so its default must not depend on the
+    /// meter.
+    fn finest_resolution(&self) -> PriceResolution {
+        let points = self.points.read().unwrap_or_else(PoisonError::into_inner);
+        if points.values().any(|p| p.aggregation == Aggregation::Quarter) {
+            PriceResolution::Quarter
+        } else {
+            PriceResolution::Hour
+        }
     }
 
     fn point(&self, id: &str) -> Option<PointInfo> {
@@ -425,7 +437,7 @@ impl Provider for EloverblikProvider {
             values.extend(pricing.live_values(meter, info.area, Some(charges), resolution).await);
         }
         if let Some(pricing) = self.pricing.as_ref().filter(|_| wants_co2) {
-            values.extend(pricing.co2_value(info.area, resolution).await);
+            values.extend(pricing.co2_value(info.area, self.finest_resolution()).await);
         }
         match charges {
             Some(Err(e)) if values.is_empty() => Err(e),
