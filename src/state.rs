@@ -119,13 +119,9 @@ impl StateStore {
         Ok(store)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Reads a JSON file of the store. A missing file is `None`. A corrupt one is moved aside and
     /// its `.prev` backup used when that is sound; otherwise the error says what to do.
-    pub fn load_json<T: DeserializeOwned>(&self, name: &Path) -> Result<Option<T>, StateError> {
+    pub(crate) fn load_json<T: DeserializeOwned>(&self, name: &Path) -> Result<Option<T>, StateError> {
         let path = self.dir.join(name);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -166,7 +162,7 @@ impl StateStore {
     /// Writes `value` atomically, keeping the file it replaces as `.prev`. A failure is logged
     /// here (at error level, at most once a minute for the whole directory); the caller decides
     /// what may not advance because of it.
-    pub fn save_json<T: Serialize>(&self, name: &Path, value: &T) -> Result<(), StateError> {
+    pub(crate) fn save_json<T: Serialize>(&self, name: &Path, value: &T) -> Result<(), StateError> {
         let path = self.dir.join(name);
         let bytes = serde_json::to_vec(value).map_err(|source| StateError::Encode {
             path: path.clone(),
@@ -251,10 +247,10 @@ mod private {
     #[cfg(unix)]
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 
-    pub const DIR_MODE: u32 = 0o700;
-    pub const FILE_MODE: u32 = 0o600;
+    pub(crate) const DIR_MODE: u32 = 0o700;
+    pub(crate) const FILE_MODE: u32 = 0o600;
 
-    pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -263,7 +259,7 @@ mod private {
     }
 
     /// Truncates an existing file: only temporary files, named per process, are created here.
-    pub fn create_file(path: &Path) -> io::Result<fs::File> {
+    pub(crate) fn create_file(path: &Path) -> io::Result<fs::File> {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -274,7 +270,7 @@ mod private {
     /// Removes group and other permissions from `dir` and everything below it; the number of
     /// entries changed.
     #[cfg(unix)]
-    pub fn tighten(dir: &Path) -> io::Result<usize> {
+    pub(crate) fn tighten(dir: &Path) -> io::Result<usize> {
         let mut changed = 0;
         let mut pending = vec![dir.to_owned()];
         while let Some(path) = pending.pop() {
@@ -298,7 +294,7 @@ mod private {
     }
 
     #[cfg(not(unix))]
-    pub fn tighten(_dir: &Path) -> io::Result<usize> {
+    pub(crate) fn tighten(_dir: &Path) -> io::Result<usize> {
         Ok(0)
     }
 }
@@ -307,7 +303,7 @@ mod private {
 /// (a read may repair a corrupt file, a write ends in two fsyncs).
 impl StateStore {
     /// [`StateStore::load_json`] off the runtime.
-    pub async fn load<T: DeserializeOwned + Send + 'static>(
+    pub(crate) async fn load<T: DeserializeOwned + Send + 'static>(
         &self,
         name: impl Into<PathBuf>,
     ) -> Result<Option<T>, StateError> {
@@ -319,7 +315,7 @@ impl StateStore {
     }
 
     /// [`StateStore::save_json`] off the runtime.
-    pub async fn save<T: Serialize + Send + 'static>(
+    pub(crate) async fn save<T: Serialize + Send + 'static>(
         &self,
         name: impl Into<PathBuf>,
         value: T,
@@ -333,7 +329,7 @@ impl StateStore {
 
     /// A cache file (prices, statistics ledgers): what it holds can be had again, so a corrupt
     /// file (moved aside by the store) is a warning saying what happens `then`, and no cache.
-    pub async fn load_cache<T: DeserializeOwned + Send + 'static>(
+    pub(crate) async fn load_cache<T: DeserializeOwned + Send + 'static>(
         &self,
         name: impl Into<PathBuf>,
         what: &str,
@@ -363,7 +359,7 @@ fn stopped(path: PathBuf, error: tokio::task::JoinError) -> StateError {
 }
 
 /// File-name-safe: `[a-z0-9_-]`, everything else `_`.
-pub fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -377,7 +373,7 @@ pub fn sanitize(s: &str) -> String {
 
 /// A short stable fingerprint (FNV-1a) of a secret, so a cached token is tied to the credential
 /// that bought it without storing or revealing the credential.
-pub fn fingerprint(secret: &str) -> String {
+pub(crate) fn fingerprint(secret: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in secret.bytes() {
         h ^= u64::from(b);

@@ -15,7 +15,7 @@ use crate::secret::Secret;
 use crate::state::StateStore;
 use crate::statistics::{StatisticsSettings, StatisticsSink};
 
-pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
+pub(crate) async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
     let loaded = if args.addon {
         crate::addon::load(&args.options).await.map_err(|e| {
             eprintln!("meter2mqtt: {e}");
@@ -33,7 +33,7 @@ pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
 }
 
 /// Runs the bridge with a loaded configuration until SIGTERM or SIGINT.
-pub async fn run_config(config: Config) -> u8 {
+pub(crate) async fn run_config(config: Config) -> u8 {
     if config.account_count() == 0 {
         let sections: Vec<String> = crate::providers::KINDS
             .iter()
@@ -97,7 +97,7 @@ fn start_statistics(config: &Config, store: &StateStore) -> Option<StatisticsSin
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
-pub async fn stop_on_signal(token: CancellationToken) {
+pub(crate) async fn stop_on_signal(token: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -7,12 +7,12 @@ use crate::config::Config;
 use crate::mqtt::{MqttHandle, MqttSettings, MqttSinkSettings, MqttSinks, Topics};
 use crate::state::StateStore;
 
-pub fn topics(config: &Config) -> Topics {
+pub(crate) fn topics(config: &Config) -> Topics {
     Topics::new(&config.mqtt.base_topic, &config.mqtt.discovery_prefix)
 }
 
 /// The broker connection: where, who, and the topics the sink needs.
-pub fn mqtt_settings(config: &Config) -> MqttSettings {
+pub(crate) fn mqtt_settings(config: &Config) -> MqttSettings {
     let mqtt = &config.mqtt;
     let topics = topics(config);
     MqttSettings {
@@ -32,7 +32,7 @@ pub fn mqtt_settings(config: &Config) -> MqttSettings {
 
 /// What the MQTT sink publishes and how far back it remembers; `clock` says which interval of a
 /// price is shown now.
-pub fn mqtt_sink_settings(config: &Config, clock: SharedClock) -> MqttSinkSettings {
+pub(crate) fn mqtt_sink_settings(config: &Config, clock: SharedClock) -> MqttSinkSettings {
     MqttSinkSettings {
         topics: topics(config),
         discovery: config.mqtt.discovery,

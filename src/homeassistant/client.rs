@@ -23,7 +23,7 @@ const QUEUE: usize = 64;
 
 /// A cheap handle to the connection task.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     requests: mpsc::Sender<Request>,
     status: watch::Receiver<LinkStatus>,
     bound: Duration,
@@ -32,7 +32,7 @@ pub struct Client {
 
 impl Client {
     /// Starts the connection task on the current runtime; it connects in the background.
-    pub fn start(settings: LinkSettings) -> Client {
+    pub(crate) fn start(settings: LinkSettings) -> Client {
         let (requests, rx) = mpsc::channel(QUEUE);
         let initial = LinkStatus {
             state: LinkState::Connecting,
@@ -51,16 +51,16 @@ impl Client {
         }
     }
 
-    pub fn status(&self) -> LinkStatus {
+    pub(crate) fn status(&self) -> LinkStatus {
         self.status.borrow().clone()
     }
 
-    pub fn status_updates(&self) -> watch::Receiver<LinkStatus> {
+    pub(crate) fn status_updates(&self) -> watch::Receiver<LinkStatus> {
         self.status.clone()
     }
 
     /// Sends `command` and waits for its answer, connecting first if needed.
-    pub async fn call(&self, command: impl Command) -> Result<Value, CallError> {
+    pub(crate) async fn call(&self, command: impl Command) -> Result<Value, CallError> {
         let deadline = Instant::now() + self.bound;
         let (reply, answer) = oneshot::channel();
         let command = Box::new(command);
@@ -78,7 +78,7 @@ impl Client {
 
     /// Closes the link and waits (boundedly) for the task to end; later calls fail with
     /// [`CallError::Stopped`].
-    pub async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.actor.stop(Duration::from_secs(5)).await;
     }
 }

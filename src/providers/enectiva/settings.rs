@@ -23,6 +23,6 @@ pub struct Settings {
     pub include_deactivated: bool,
 }
 
-pub fn default_base_url() -> String {
+pub(crate) fn default_base_url() -> String {
     "https://api.enectiva.cz".into()
 }
