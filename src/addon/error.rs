@@ -7,31 +7,32 @@ use std::path::PathBuf;
 
 use crate::config::ConfigIssue;
 
-/// Points the user at the Mosquitto broker add-on, the usual MQTT service provider.
-const INSTALL_MOSQUITTO: &str = "install and start the Mosquitto broker add-on (Settings → Add-ons → Add-on store → \
-     Mosquitto broker), then restart this add-on";
+/// Points the user at the Mosquitto broker app (an add-on before 2026), the usual MQTT service provider.
+const INSTALL_MOSQUITTO: &str = "install and start the Mosquitto broker app (Settings → Apps → App store → \
+     Mosquitto broker; releases before 2026 call it an add-on: Settings → Add-ons → Add-on store), then restart \
+     meter2mqtt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AddonError {
     #[error(
-        "add-on options file {} does not exist; the Supervisor writes it when the add-on starts. \
-         Outside the add-on, use `meter2mqtt run --config FILE` instead of `--addon`",
+        "app options file {} does not exist; the Supervisor writes it when the app (add-on) starts. \
+         Outside the app, use `meter2mqtt run --config FILE` instead of `--addon`",
         .0.display()
     )]
     OptionsMissing(PathBuf),
 
-    #[error("add-on options file {} cannot be read: {source}", path.display())]
+    #[error("app options file {} cannot be read: {source}", path.display())]
     OptionsUnreadable { path: PathBuf, source: std::io::Error },
 
     #[error(
-        "add-on options file {} is not a JSON object ({message}); save the add-on's Configuration tab again \
+        "app options file {} is not a JSON object ({message}); save the app's Configuration tab again \
          so that the Supervisor rewrites it",
         path.display()
     )]
     OptionsNotJson { path: PathBuf, message: String },
 
     #[error(
-        "the add-on options have {} problem{} (fix {} on the add-on's Configuration tab):\n{}",
+        "the app options have {} problem{} (fix {} on the app's Configuration tab):\n{}",
         .0.len(),
         plural(.0.len()),
         if .0.len() == 1 { "it" } else { "them" },
@@ -40,8 +41,8 @@ pub enum AddonError {
     InvalidOptions(Vec<ConfigIssue>),
 
     #[error(
-        "SUPERVISOR_TOKEN is not set: `meter2mqtt run --addon` only works inside the Home Assistant add-on, \
-         where the Supervisor provides it. Outside the add-on, use `meter2mqtt run --config FILE`"
+        "SUPERVISOR_TOKEN is not set: `meter2mqtt run --addon` only works inside the Home Assistant app (add-on), \
+         where the Supervisor provides it. Outside the app, use `meter2mqtt run --config FILE`"
     )]
     MissingSupervisorToken,
 
@@ -50,13 +51,13 @@ pub enum AddonError {
 
     #[error(
         "could not reach the Home Assistant Supervisor at {url}: {message}; the Supervisor may be restarting: \
-         restart this add-on once Home Assistant is up again"
+         restart this app once Home Assistant is up again"
     )]
     SupervisorUnreachable { url: String, message: String },
 
     #[error(
-        "the Supervisor refused to give this add-on the MQTT service (HTTP {status}: {message}); reinstall or \
-         update the add-on so that its `services: mqtt:need` permission is granted"
+        "the Supervisor refused to give this app the MQTT service (HTTP {status}: {message}); reinstall or \
+         update the app so that its `services: mqtt:need` permission is granted"
     )]
     SupervisorRefused { status: u16, message: String },
 
@@ -68,13 +69,13 @@ pub enum AddonError {
 
     #[error(
         "the MQTT service from the Supervisor ({host}:{port}) requires TLS, and this build of meter2mqtt has no \
-         broker TLS; configure the broker add-on to offer a plain listener, or use a build with the `mqtt-tls` \
+         broker TLS; configure the broker app to offer a plain listener, or use a build with the `mqtt-tls` \
          feature"
     )]
     MqttTlsUnavailable { host: String, port: u16 },
 
     #[error(
-        "the MQTT service from the Supervisor has settings meter2mqtt cannot use:\n{}\nCheck the broker add-on's \
+        "the MQTT service from the Supervisor has settings meter2mqtt cannot use:\n{}\nCheck the broker app's \
          configuration, or {INSTALL_MOSQUITTO}",
         list(.0)
     )]

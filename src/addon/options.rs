@@ -43,7 +43,7 @@ pub const POLL_MINUTES: std::ops::RangeInclusive<u64> = 5..=1440;
 const DEFAULT_POLL_MINUTES: u64 = 60;
 
 /// What [`ConfigIssue::source`] says for problems found in the options.
-pub(crate) const SOURCE: &str = "add-on options";
+pub(crate) const SOURCE: &str = "app options";
 
 /// The options as configuration values, plus the switches that decide which sections exist.
 pub(crate) struct Mapped {

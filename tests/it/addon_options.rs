@@ -276,7 +276,7 @@ async fn several_bad_values_are_reported_together() {
     ] {
         assert!(text.contains(&format!("  - {key}: ")), "{key} missing from: {text}");
     }
-    assert!(text.starts_with("the add-on options have 3 problems"), "{text}");
+    assert!(text.starts_with("the app options have 3 problems"), "{text}");
 }
 
 #[tokio::test]
@@ -340,7 +340,7 @@ async fn no_mqtt_service_points_to_the_mosquitto_add_on() {
     let text = shown(&error);
     assert!(matches!(error, AddonError::MqttServiceUnavailable { .. }), "{text}");
     assert!(
-        text.contains("Service not enabled") && text.contains("Mosquitto broker add-on"),
+        text.contains("Service not enabled") && text.contains("Mosquitto broker app"),
         "{text}"
     );
 
