@@ -28,6 +28,7 @@ pub mod state;
 pub mod statistics;
 #[cfg(test)]
 mod test_logs;
+pub mod upload;
 
 pub use config::Config;
 

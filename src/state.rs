@@ -123,6 +123,25 @@ impl StateStore {
         self.write_atomic(name, &bytes)
     }
 
+    /// Replaces `name` with `bytes` atomically, without a `.prev` backup: for files that keep
+    /// their own history (the upload outboxes' journals).
+    pub fn replace(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
+        self.write_atomic(name, bytes)
+    }
+
+    /// Opens `name` for appending, creating it (and its directory) private.
+    pub fn open_append(&self, name: &Path) -> Result<fs::File, StateError> {
+        let path = self.dir.join(name);
+        let io = |action: &'static str| {
+            let path = path.clone();
+            move |source| StateError::Io { path, action, source }
+        };
+        if let Some(parent) = path.parent() {
+            private::create_dir_all(parent).map_err(io("creating a directory"))?;
+        }
+        private::open_append(&path).map_err(io("opening for appending"))
+    }
+
     fn write_atomic(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
         let path = self.dir.join(name);
         if let Some(parent) = path.parent() {
@@ -177,6 +196,14 @@ mod private {
     pub fn create_file(path: &Path) -> io::Result<fs::File> {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(FILE_MODE);
+        options.open(path)
+    }
+
+    pub fn open_append(path: &Path) -> io::Result<fs::File> {
+        let mut options = fs::OpenOptions::new();
+        options.append(true).create(true);
         #[cfg(unix)]
         options.mode(FILE_MODE);
         options.open(path)

@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `demo`, `fetch`. Exit codes: 0 success, 1 a runtime
+//! The command line: `run`, `check`, `demo`, `fetch`, `upload`. Exit codes: 0 success, 1 a runtime
 //! failure (`check` found a problem, `fetch` failed), 2 bad usage or configuration, 3 the state
 //! store is unusable.
 
@@ -7,6 +7,7 @@ pub(crate) mod demo;
 mod fetch;
 mod logging;
 mod run;
+mod upload;
 pub mod wiring;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print a meter's readings for a date range as CSV or JSON.
     Fetch(FetchArgs),
+    /// Send a stretch of Home Assistant's statistics of the upload series (or print it as CSV).
+    Upload(UploadArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -127,6 +130,24 @@ pub struct FetchArgs {
     pub cost: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Only the series with this import_id.
+    #[arg(long)]
+    pub series: Option<String>,
+    /// First day (YYYY-MM-DD, UTC), inclusive.
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last day (YYYY-MM-DD, UTC), exclusive; default: now.
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Print what would be sent, as CSV, and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -158,6 +179,7 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Check(args) => check::check(args, log).await,
         Command::Demo(args) => demo::demo(args, log).await,
         Command::Fetch(args) => fetch::fetch(args, log).await,
+        Command::Upload(args) => upload::upload(args, log).await,
     }
 }
 

@@ -43,7 +43,62 @@ pub fn mqtt_sink_settings(config: &Config, clock: SharedClock) -> MqttSinkSettin
 
 /// Connects to the broker and makes the MQTT sink on that connection.
 pub fn start_mqtt(config: &Config, store: StateStore, clock: SharedClock) -> (MqttHandle, MqttSinks) {
-    let mqtt = MqttHandle::start(mqtt_settings(config));
+    start_mqtt_with_topics(config, store, clock, Vec::new())
+}
+
+/// The broker connection with the upload series' topics subscribed too, and the MQTT sink.
+pub fn start_mqtt_with_topics(
+    config: &Config,
+    store: StateStore,
+    clock: SharedClock,
+    topics: Vec<String>,
+) -> (MqttHandle, MqttSinks) {
+    let mut settings = mqtt_settings(config);
+    settings.subscriptions.extend(topics);
+    let mqtt = MqttHandle::start(settings);
     let sinks = MqttSinks::new(mqtt.clone(), mqtt_sink_settings(config, clock), store);
     (mqtt, sinks)
+}
+
+/// A websocket link to the configured Home Assistant (inside the add-on the Supervisor's token
+/// stands in for a configured one); `None` without `[homeassistant]` or a token.
+pub fn home_assistant_link(config: &Config) -> Option<Result<crate::homeassistant::Client, String>> {
+    use crate::homeassistant::{Client, LinkSettings, WsUrl};
+    use crate::http::RetryPolicy;
+    use std::time::Duration;
+    let ha = config.homeassistant.as_ref()?;
+    let token = ha
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| std::env::var("SUPERVISOR_TOKEN").ok().map(crate::secret::Secret::new))?;
+    let url = match WsUrl::parse(&ha.url) {
+        Ok(url) => url,
+        Err(e) => return Some(Err(format!("homeassistant.url {:?}: {}", e.url, e.reason))),
+    };
+    Some(Ok(Client::start(LinkSettings {
+        url,
+        token,
+        connect_timeout: Duration::from_secs(15),
+        request_timeout: Duration::from_secs(60),
+        heartbeat: Duration::from_secs(50),
+        reconnect: RetryPolicy {
+            initial_interval: Duration::from_secs(2),
+            max_interval: Duration::from_secs(300),
+            ..RetryPolicy::default()
+        },
+    })))
+}
+
+/// What the uploads need from the configuration.
+pub fn upload_settings(config: &Config, clock: SharedClock) -> crate::upload::UploadSettings {
+    crate::upload::UploadSettings {
+        history_start: config.bridge.history_start_or_default(clock.now().date_naive()),
+        lookback: chrono::Duration::from_std(config.bridge.lookback).unwrap_or_default(),
+        topics: topics(config),
+        discovery: config.mqtt.discovery,
+        clock,
+        ticks: crate::upload::Ticks::Clock,
+        outage: crate::upload::UploadSettings::outage_policy(),
+    }
 }

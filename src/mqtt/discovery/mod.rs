@@ -9,12 +9,14 @@
 mod bridge;
 mod entity;
 mod meter;
+mod upload;
 
 pub use bridge::bridge_configs;
 pub use entity::{
     Availability, BinarySensor, Common, Device, Entity, EntityCategory, Origin, Sensor, ORIGIN_NAME, SUPPORT_URL,
 };
 pub use meter::{device_class, meter_configs};
+pub use upload::{upload_config, UploadSensor};
 
 use super::topics::{object_id, Topics};
 

@@ -4,6 +4,7 @@
 mod api;
 mod deltas;
 mod error_body;
+mod import;
 mod intervals;
 mod jsonapi;
 mod meters;
@@ -15,6 +16,7 @@ mod token;
 mod values;
 
 pub use error_body::parse_error_body;
+pub use import::{ImportClient, ImportOptions};
 pub use provider::{EnectivaProvider, Options};
 pub use settings::{default_base_url, Enectiva, Settings};
 

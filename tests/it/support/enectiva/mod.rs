@@ -116,9 +116,12 @@ impl FakeEnectiva {
         Settings {
             name: Some("home".into()),
             customer_uuid: CUSTOMER.into(),
-            login_token: Secret::new(LOGIN),
+            login_token: Some(Secret::new(LOGIN)),
+            import_token: None,
             base_url: self.server.uri(),
             include_deactivated: false,
+            upload: Vec::new(),
+            import_requests_per_minute: 60,
         }
     }
 
