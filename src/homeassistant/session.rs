@@ -109,6 +109,14 @@ impl<'a> Session<'a> {
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     return SessionEnd::Lost(self.expire());
                 }
+                // A subscription made before a request goes out first.
+                Some(s) = new_subscriptions.recv() => {
+                    let sent = self.subscribe(&s).await;
+                    subscriptions.push(s);
+                    if let Err(reason) = sent {
+                        return SessionEnd::Lost(reason);
+                    }
+                }
                 next = requests.recv() => match next {
                     Some(r) => {
                         if let Err(reason) = self.send(Outgoing::Call(r.command), Some(r.reply)).await {
@@ -117,13 +125,6 @@ impl<'a> Session<'a> {
                     }
                     None => return SessionEnd::Shutdown,
                 },
-                Some(s) = new_subscriptions.recv() => {
-                    let sent = self.subscribe(&s).await;
-                    subscriptions.push(s);
-                    if let Err(reason) = sent {
-                        return SessionEnd::Lost(reason);
-                    }
-                }
                 _ = idle_check.tick() => {
                     if self.pending.is_empty() {
                         if let Err(reason) = self.send(Outgoing::Ping, None).await {

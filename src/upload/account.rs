@@ -175,8 +175,20 @@ impl AccountLoop {
 
     /// A series the outbox knew nothing of starts after the API's newest record.
     async fn start(&mut self, index: usize) -> Result<(), Step> {
+        let (import_id, suit, kind) = {
+            let s = &self.series[index].settings;
+            (s.import_id.clone(), s.suit.clone(), s.kind)
+        };
+        let target = Target {
+            kind,
+            import_id: &import_id,
+            suit: &suit,
+            unit: None,
+        };
+        let importer = self.importer.clone();
+        let answer = self.meanwhile(importer.latest(&target)).await;
         let series = &mut self.series[index];
-        match self.importer.latest(&series.target()).await {
+        match answer {
             Ok(latest) => {
                 series.started = true;
                 if let Some(latest) = latest {
@@ -192,13 +204,22 @@ impl AccountLoop {
     }
 
     async fn send(&mut self, index: usize, record: Record) -> Step {
-        let series = &mut self.series[index];
-        let unit = series.unit();
+        let series = &self.series[index];
+        let (unit, import_id, suit, kind) = (
+            series.unit(),
+            series.settings.import_id.clone(),
+            series.settings.suit.clone(),
+            series.settings.kind,
+        );
         let target = Target {
+            kind,
+            import_id: &import_id,
+            suit: &suit,
             unit: unit.as_deref(),
-            ..series.target()
         };
-        let answer = self.importer.send(&target, &record).await;
+        let importer = self.importer.clone();
+        let answer = self.meanwhile(importer.send(&target, &record)).await;
+        let series = &mut self.series[index];
         let label = series.settings.label();
         let written = match answer {
             Ok(Delivered::Stored(_)) | Ok(Delivered::Duplicate) => {
@@ -217,6 +238,18 @@ impl AccountLoop {
             return Step::Stop;
         }
         Step::Sent
+    }
+
+    /// Awaits `request` while queuing the live records that arrive meanwhile: an answer can take
+    /// minutes of retries, and a tick must reach its outbox at once.
+    async fn meanwhile<T>(&mut self, request: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(request);
+        loop {
+            tokio::select! {
+                answer = &mut request => return answer,
+                Some(event) = self.events.recv() => self.apply(event).await,
+            }
+        }
     }
 
     /// The API is unavailable (wait, then the same record again) or refuses the token (nothing

@@ -170,7 +170,7 @@ impl Uploader {
         }
         if let (Some(ha), false) = (&ha, entity_feeds.is_empty()) {
             tasks.spawn(source::follow_entities(
-                ha.clone(),
+                ha,
                 entity_feeds,
                 settings.clock.clone(),
                 stop.clone(),

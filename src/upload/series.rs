@@ -12,7 +12,7 @@ use super::outbox::Outbox;
 use super::source::Latest;
 use super::status::SeriesStatus;
 use crate::homeassistant::Client;
-use crate::providers::upload::{Record, Target, UploadSeries};
+use crate::providers::upload::{Record, UploadSeries};
 
 pub(crate) struct Series {
     pub(crate) settings: UploadSeries,
@@ -42,15 +42,6 @@ impl Series {
             history: None,
             started,
             history_retry: None,
-        }
-    }
-
-    pub(crate) fn target(&self) -> Target<'_> {
-        Target {
-            kind: self.settings.kind,
-            import_id: &self.settings.import_id,
-            suit: &self.settings.suit,
-            unit: None,
         }
     }
 

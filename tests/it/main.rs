@@ -22,3 +22,4 @@ mod layout;
 mod mqtt_broker;
 mod sinks;
 mod statistics_ha;
+mod upload;

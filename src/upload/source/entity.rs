@@ -36,12 +36,28 @@ impl Command for SubscribeEntities {
     }
 }
 
-/// Keeps every feed's cell up to date until `stop`.
-pub(crate) async fn follow_entities(client: Client, feeds: EntityFeeds, clock: SharedClock, stop: CancellationToken) {
+/// Subscribes to the feeds' entities at once (before any later call on the link), and returns
+/// the task that keeps every feed's cell up to date until `stop`.
+pub(crate) fn follow_entities(
+    client: &Client,
+    feeds: EntityFeeds,
+    clock: SharedClock,
+    stop: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mut entity_ids: Vec<String> = feeds.keys().cloned().collect();
     entity_ids.sort();
-    let mut events = client.subscribe(SubscribeEntities { entity_ids });
-    let mut status = client.status_updates();
+    let events = client.subscribe(SubscribeEntities { entity_ids });
+    let status = client.status_updates();
+    follow(events, status, feeds, clock, stop)
+}
+
+async fn follow(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    mut status: tokio::sync::watch::Receiver<crate::homeassistant::LinkStatus>,
+    feeds: EntityFeeds,
+    clock: SharedClock,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
