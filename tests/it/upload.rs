@@ -194,7 +194,11 @@ impl Rig {
 }
 
 fn times(received: &[Received], status: u16) -> Vec<&str> {
-    received.iter().filter(|r| r.status == status).map(|r| r.time.as_str()).collect()
+    received
+        .iter()
+        .filter(|r| r.status == status)
+        .map(|r| r.time.as_str())
+        .collect()
 }
 
 #[tokio::test]
@@ -202,7 +206,8 @@ async fn every_tick_is_sent_once_in_order_and_non_numeric_states_are_skipped() {
     let (logs, _capturing) = Logs::capture();
     let mut rig = Rig::new(at("2026-03-02T09:59:00Z")).await;
     rig.ha.set_state(ENTITY, "1000.25", Some("MWh"));
-    rig.start(IMPORT_TOKEN, vec![series("heat-main", RecordKind::Reading, ENTITY)]).await;
+    rig.start(IMPORT_TOKEN, vec![series("heat-main", RecordKind::Reading, ENTITY)])
+        .await;
 
     rig.tick("2026-03-02T10:00:00Z");
     rig.tick("2026-03-02T10:00:00Z");
@@ -223,18 +228,25 @@ async fn every_tick_is_sent_once_in_order_and_non_numeric_states_are_skipped() {
         times(&received, 201),
         ["2026-03-02T10:00:00Z", "2026-03-02T10:15:00Z", "2026-03-02T10:45:00Z"]
     );
-    assert_eq!(received.iter().map(|r| r.value).collect::<Vec<_>>(), [1000.25, 1000.5, 1001.0]);
+    assert_eq!(
+        received.iter().map(|r| r.value).collect::<Vec<_>>(),
+        [1000.25, 1000.5, 1001.0]
+    );
     assert_eq!(rig.api.received().len(), 3, "nothing sent twice");
     let text = logs.text();
     assert!(text.contains("not a number"), "{text}");
-    assert!(!text.contains(IMPORT_TOKEN) && !text.contains(HA_TOKEN), "no secret in the log");
+    assert!(
+        !text.contains(IMPORT_TOKEN) && !text.contains(HA_TOKEN),
+        "no secret in the log"
+    );
 }
 
 #[tokio::test]
 async fn an_hour_long_outage_is_drained_in_order_afterwards() {
     let mut rig = Rig::new(at("2026-03-02T09:59:00Z")).await;
     rig.ha.set_state(ENTITY, "10", Some("kWh"));
-    rig.start(IMPORT_TOKEN, vec![series("heat-main", RecordKind::Reading, ENTITY)]).await;
+    rig.start(IMPORT_TOKEN, vec![series("heat-main", RecordKind::Reading, ENTITY)])
+        .await;
     // Down for the first requests: 503s, a 429, answers slower than the client waits.
     let slow = Duration::from_secs(2);
     rig.api.script(&[
@@ -262,7 +274,10 @@ async fn an_hour_long_outage_is_drained_in_order_afterwards() {
             "2026-03-02T11:00:00Z"
         ]
     );
-    assert_eq!(received.iter().map(|r| r.value).collect::<Vec<_>>(), [10.0, 11.0, 12.0, 13.0, 14.0]);
+    assert_eq!(
+        received.iter().map(|r| r.value).collect::<Vec<_>>(),
+        [10.0, 11.0, 12.0, 13.0, 14.0]
+    );
 }
 
 #[tokio::test]
@@ -270,7 +285,8 @@ async fn a_refused_record_is_counted_and_passed_and_a_duplicate_counts_as_stored
     let mut rig = Rig::new(at("2026-03-02T09:59:00Z")).await;
     rig.ha.set_state(ENTITY, "-5", Some("kWh"));
     // Enectiva already holds 10:15 (an earlier upload whose answer was lost).
-    rig.start(IMPORT_TOKEN, vec![series("heat-main", RecordKind::Reading, ENTITY)]).await;
+    rig.start(IMPORT_TOKEN, vec![series("heat-main", RecordKind::Reading, ENTITY)])
+        .await;
     rig.tick("2026-03-02T10:00:00Z");
     rig.wait_for("the refused record", |r| r.len() == 1).await;
     rig.api.seed("readings", "heat-main", at("2026-03-02T10:15:00Z"), 7.0);
@@ -291,7 +307,11 @@ async fn a_refused_import_token_stops_the_account_and_says_which_token() {
     let (logs, _capturing) = Logs::capture();
     let mut rig = Rig::new(at("2026-03-02T09:59:00Z")).await;
     rig.ha.set_state(ENTITY, "5", Some("kWh"));
-    rig.start("wrong-token-91c4", vec![series("heat-main", RecordKind::Reading, ENTITY)]).await;
+    rig.start(
+        "wrong-token-91c4",
+        vec![series("heat-main", RecordKind::Reading, ENTITY)],
+    )
+    .await;
     rig.tick("2026-03-02T10:00:00Z");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !logs.text().contains("import token was refused") {
@@ -302,7 +322,10 @@ async fn a_refused_import_token_stops_the_account_and_says_which_token() {
     rig.settle().await;
     rig.stop().await;
     let text = logs.text();
-    assert!(text.contains("check import_token of this [[enectiva]] account"), "{text}");
+    assert!(
+        text.contains("check import_token of this [[enectiva]] account"),
+        "{text}"
+    );
     assert!(!text.contains("wrong-token-91c4"), "the token is never logged: {text}");
     assert!(rig.api.received().is_empty());
     let requests = rig.api.server.received_requests().await.unwrap();
@@ -324,8 +347,10 @@ fn hours(from: &str, count: i64, state: impl Fn(i64) -> f64) -> Vec<EntityHour> 
 async fn history_fills_from_statistics_after_the_api_s_latest_and_profiles_follow_corrections() {
     let mut rig = Rig::new(at("2026-03-02T06:05:00Z")).await;
     // Six hours of statistics since midnight.
-    rig.ha.set_hours(ENTITY, &hours("2026-03-02T00:00:00Z", 6, |h| 100.0 + h as f64));
-    rig.ha.set_hours("sensor.outdoor", &hours("2026-03-02T00:00:00Z", 6, |_| 0.0));
+    rig.ha
+        .set_hours(ENTITY, &hours("2026-03-02T00:00:00Z", 6, |h| 100.0 + h as f64));
+    rig.ha
+        .set_hours("sensor.outdoor", &hours("2026-03-02T00:00:00Z", 6, |_| 0.0));
     rig.ha.set_state(ENTITY, "106", Some("MWh"));
     // Enectiva has the readings up to 03:00 already.
     rig.api.seed("readings", "heat-main", at("2026-03-02T03:00:00Z"), 102.0);
@@ -355,7 +380,11 @@ async fn history_fills_from_statistics_after_the_api_s_latest_and_profiles_follo
         ],
         "a reading per hour at the hour's end, after Enectiva's latest"
     );
-    assert_eq!(of("data_points")[0], ("2026-03-02T00:00:00Z".to_owned(), 20.0), "the mean at the hour's start");
+    assert_eq!(
+        of("data_points")[0],
+        ("2026-03-02T00:00:00Z".to_owned(), 20.0),
+        "the mean at the hour's start"
+    );
     assert_eq!(of("profiles").len(), 6);
 
     // A live tick at 06:00 is the same time as the last history reading: not sent again.
@@ -412,7 +441,12 @@ async fn a_restart_mid_request_loses_nothing_and_repeats_at_most_one_record() {
     let queued = |dir: &std::path::Path| -> usize {
         std::fs::read_dir(dir.join("upload"))
             .unwrap()
-            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap().matches("\"push\"").count())
+            .map(|f| {
+                std::fs::read_to_string(f.unwrap().path())
+                    .unwrap()
+                    .matches("\"push\"")
+                    .count()
+            })
             .sum()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -428,7 +462,10 @@ async fn a_restart_mid_request_loses_nothing_and_repeats_at_most_one_record() {
     for import_id in ["heat-main", "water"] {
         let stored = rig.api.stored("readings", import_id);
         assert_eq!(stored.len(), 6, "{import_id}: every tick stored: {received:#?}");
-        let repeated = received.iter().filter(|r| r.import_id == import_id && r.status == 409).count();
+        let repeated = received
+            .iter()
+            .filter(|r| r.import_id == import_id && r.status == 409)
+            .count();
         assert!(repeated <= 1, "{import_id}: at most one record repeated: {received:#?}");
     }
 }

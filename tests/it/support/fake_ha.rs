@@ -267,7 +267,10 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
                 for (id, entities) in &following {
                     if let (true, Some((s, a))) = (entities.contains(&entity), &state) {
                         let event = json!({"c": {entity.clone(): {"+": {"s": s, "a": a, "lu": 1.0}}}});
-                        if send(&mut ws, json!({"id": id, "type": "event", "event": event})).await.is_err() {
+                        if send(&mut ws, json!({"id": id, "type": "event", "event": event}))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -313,10 +316,17 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
             let current = lock(&shared.states).current.clone();
             let added: Map<String, Value> = entities
                 .iter()
-                .filter_map(|e| current.get(e).map(|(s, a)| (e.clone(), json!({"s": s, "a": a, "lu": 1.0}))))
+                .filter_map(|e| {
+                    current
+                        .get(e)
+                        .map(|(s, a)| (e.clone(), json!({"s": s, "a": a, "lu": 1.0})))
+                })
                 .collect();
             following.push((id.clone(), entities));
-            if send(&mut ws, json!({"id": id, "type": "event", "event": {"a": added}})).await.is_err() {
+            if send(&mut ws, json!({"id": id, "type": "event", "event": {"a": added}}))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

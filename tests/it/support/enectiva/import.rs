@@ -58,14 +58,27 @@ fn time(v: &Value) -> Option<DateTime<Utc>> {
 
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let header = |name: &str| {
+            request
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
         if header("authorization") != format!("Bearer {IMPORT_TOKEN}") {
             return error(401, "invalid token");
         }
         if header("accept") != JSON_API {
             return error(406, "Not Acceptable");
         }
-        let segments: Vec<String> = request.url.path_segments().into_iter().flatten().map(str::to_owned).collect();
+        let segments: Vec<String> = request
+            .url
+            .path_segments()
+            .into_iter()
+            .flatten()
+            .map(str::to_owned)
+            .collect();
         let mut store = self.0.lock().unwrap();
         if let Some((status, delay)) = store.script.pop_front() {
             return error(status, "scripted").set_delay(delay);
@@ -81,7 +94,8 @@ impl Respond for Responder {
                         Some(to) => json!({"from": at.to_rfc3339(), "to": to.to_rfc3339(), "value": value}),
                         None => json!({"time": at.to_rfc3339(), "state": value}),
                     };
-                    ResponseTemplate::new(200).set_body_json(json!({"data": {"id": "1", "type": segments[1], "attributes": attributes}}))
+                    ResponseTemplate::new(200)
+                        .set_body_json(json!({"data": {"id": "1", "type": segments[1], "attributes": attributes}}))
                 }
             };
         }
@@ -96,7 +110,10 @@ impl Respond for Responder {
         let attributes = &body["data"]["attributes"];
         let import_id = attributes["import_id"].as_str().unwrap_or_default().to_owned();
         let suit = attributes["suit"].as_str().unwrap_or("default").to_owned();
-        let value = attributes["state"].as_f64().or(attributes["value"].as_f64()).unwrap_or(f64::NAN);
+        let value = attributes["state"]
+            .as_f64()
+            .or(attributes["value"].as_f64())
+            .unwrap_or(f64::NAN);
         let (raw_time, to) = if collection == "profiles" {
             (attributes["from"].clone(), time(&attributes["to"]))
         } else {
@@ -123,7 +140,10 @@ impl Respond for Responder {
             answer(400, &mut store);
             return error(400, "state must not be negative");
         }
-        let series = store.records.entry((collection.clone(), import_id.clone(), suit)).or_default();
+        let series = store
+            .records
+            .entry((collection.clone(), import_id.clone(), suit))
+            .or_default();
         let status = if collection == "profiles" {
             let to = to.unwrap_or(at);
             let overlapping = series
