@@ -28,10 +28,13 @@ pub struct Received {
     pub status: u16,
 }
 
+/// One series' records: per time (a profile's `from`), the value and a profile's `to`.
+type Series = BTreeMap<DateTime<Utc>, (f64, Option<DateTime<Utc>>)>;
+
 #[derive(Default)]
 struct Store {
     /// Per collection, per `(import_id, suit)`, per time (`from` for profiles): value (and `to`).
-    records: BTreeMap<(String, String, String), BTreeMap<DateTime<Utc>, (f64, Option<DateTime<Utc>>)>>,
+    records: BTreeMap<(String, String, String), Series>,
     received: Vec<Received>,
     /// Answers to give before the store is asked: status and delay.
     script: VecDeque<(u16, Duration)>,
