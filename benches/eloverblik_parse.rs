@@ -107,7 +107,8 @@ fn main() {
     let mut times = Vec::with_capacity(RUNS);
     for run in 1..=RUNS {
         let started = Instant::now();
-        let outcomes = timeseries::decode(&response, "bench").expect("the generated body parses");
+        let answer: timeseries::Answer = response.json("eloverblik", "bench").expect("the generated body parses");
+        let outcomes = timeseries::outcomes(answer, "bench");
         let elapsed = started.elapsed();
         let points: usize = outcomes
             .iter()

@@ -11,6 +11,7 @@
 
 pub mod actor;
 pub mod addon;
+pub mod backoff_policy;
 pub mod bridge;
 pub mod cli;
 pub mod clock;

@@ -1,10 +1,14 @@
 //! The state store: one directory (`/data` in the add-on) holding per-account cursors, cached
 //! access tokens and statistics sums. Every write is atomic (temp file, fsync, rename, fsync of
-//! the directory), and the previous good copy is kept beside it as `*.prev`.
+//! the directory), and the previous good copy is kept beside it as `*.prev`. A write that fails
+//! (disk full, read-only, directory removed) leaves the last good file in place and nothing
+//! half-written beside it; failures are logged at error level at most once a minute.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -31,6 +35,56 @@ pub enum StateError {
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    /// Shared by every clone: the directory fails for all of its users at once.
+    writes: Arc<Mutex<WriteHealth>>,
+}
+
+/// How often a failing state directory is logged at error level.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether writes fail, since when, and when that was last logged.
+#[derive(Debug, Default)]
+struct WriteHealth {
+    failing_since: Option<chrono::DateTime<Utc>>,
+    failed: u64,
+    logged_at: Option<Instant>,
+    /// Failures since the last log line.
+    unlogged: u64,
+}
+
+impl WriteHealth {
+    /// Counts a failure; the line to log at error level, when one is due.
+    fn failed(&mut self, now: Instant, error: &StateError) -> Option<String> {
+        self.failing_since.get_or_insert_with(Utc::now);
+        self.failed += 1;
+        if self
+            .logged_at
+            .is_some_and(|at| now.duration_since(at) < FAILURE_LOG_EVERY)
+        {
+            self.unlogged += 1;
+            return None;
+        }
+        let also = match std::mem::take(&mut self.unlogged) {
+            0 => String::new(),
+            n => format!(" ({n} more writes failed since the last message)"),
+        };
+        self.logged_at = Some(now);
+        Some(format!(
+            "{error}{also}; the bridge keeps running, keeps the last good state and writes it again once it can"
+        ))
+    }
+
+    /// Counts a success; the line to log when it ends a run of failures.
+    fn succeeded(&mut self) -> Option<String> {
+        let since = self.failing_since.take()?;
+        let failed = std::mem::take(&mut self.failed);
+        self.logged_at = None;
+        self.unlogged = 0;
+        Some(format!(
+            "the state directory can be written again ({failed} writes had failed since {})",
+            since.format("%Y-%m-%d %H:%M:%S UTC")
+        ))
+    }
 }
 
 impl StateStore {
@@ -56,7 +110,10 @@ impl StateStore {
                 "state directory: could not make it private to this user: {e}"
             ),
         }
-        let store = StateStore { dir };
+        let store = StateStore {
+            dir,
+            writes: Arc::default(),
+        };
         store.write_atomic(Path::new(".write-test"), b"ok")?;
         let _ = fs::remove_file(store.dir.join(".write-test"));
         Ok(store)
@@ -106,6 +163,9 @@ impl StateStore {
         Err(StateError::Corrupt { path, moved_to, reason })
     }
 
+    /// Writes `value` atomically, keeping the file it replaces as `.prev`. A failure is logged
+    /// here (at error level, at most once a minute for the whole directory); the caller decides
+    /// what may not advance because of it.
     pub fn save_json<T: Serialize>(&self, name: &Path, value: &T) -> Result<(), StateError> {
         let path = self.dir.join(name);
         let bytes = serde_json::to_vec(value).map_err(|source| StateError::Encode {
@@ -113,14 +173,23 @@ impl StateStore {
             source,
         })?;
         if path.exists() {
-            // Keep the last good copy; a hard link costs no copy and survives the rename below.
-            let backup = path.with_extension("json.prev");
-            let _ = fs::remove_file(&backup);
-            if fs::hard_link(&path, &backup).is_err() {
-                let _ = fs::copy(&path, &backup);
+            keep_backup(&path);
+        }
+        let result = self.write_atomic(name, &bytes);
+        let mut health = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        match &result {
+            Ok(()) => {
+                if let Some(line) = health.succeeded() {
+                    tracing::info!(dir = %self.dir.display(), "{line}");
+                }
+            }
+            Err(e) => {
+                if let Some(line) = health.failed(Instant::now(), e) {
+                    tracing::error!(dir = %self.dir.display(), "{line}");
+                }
             }
         }
-        self.write_atomic(name, &bytes)
+        result
     }
 
     /// Replaces `name` with `bytes` atomically, without a `.prev` backup: for files that keep
@@ -142,6 +211,8 @@ impl StateStore {
         private::open_append(&path).map_err(io("opening for appending"))
     }
 
+    /// Temp file, fsync, rename: the file at `name` is the old one or the new one, never a part.
+    /// A temp file a failure leaves half-written is removed.
     fn write_atomic(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
         let path = self.dir.join(name);
         if let Some(parent) = path.parent() {
@@ -157,10 +228,15 @@ impl StateStore {
             move |source| StateError::Io { path, action, source }
         };
         let mut file = private::create_file(&tmp).map_err(io("creating a temporary file"))?;
-        file.write_all(bytes).map_err(io("writing"))?;
-        file.sync_all().map_err(io("syncing to disk"))?;
+        let written = file
+            .write_all(bytes)
+            .map_err(io("writing"))
+            .and_then(|()| file.sync_all().map_err(io("syncing to disk")));
         drop(file);
-        fs::rename(&tmp, &path).map_err(io("renaming into place"))?;
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, &path).map_err(io("renaming into place"))) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         if let Some(parent) = path.parent() {
             // The rename is durable only once the directory entry is.
             if let Ok(dir) = fs::File::open(parent) {
@@ -171,7 +247,20 @@ impl StateStore {
     }
 }
 
-/// File-name-safe: `[a-z0-9_-]`, everything else `_`.
+/// Keeps the last good copy of `path` as `.prev`: a hard link costs no copy and survives the
+/// rename that replaces `path` (a copy where links are not possible). Either goes to a temp name
+/// first and is renamed over the old backup, so a full disk never leaves a truncated backup nor
+/// loses the old one. Best effort: the write itself matters more.
+fn keep_backup(path: &Path) {
+    let backup = path.with_extension("json.prev");
+    let tmp = path.with_extension(format!("prev-tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let made = fs::hard_link(path, &tmp).or_else(|_| fs::copy(path, &tmp).map(|_| ()));
+    if made.and_then(|()| fs::rename(&tmp, &backup)).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
 /// Owner-only permissions for everything in the state directory.
 mod private {
     use std::fs;
@@ -241,6 +330,66 @@ mod private {
     }
 }
 
+/// The store as the async runtime uses it: the atomic sync code above, run on the blocking pool
+/// (a read may repair a corrupt file, a write ends in two fsyncs).
+impl StateStore {
+    /// [`StateStore::load_json`] off the runtime.
+    pub async fn load<T: DeserializeOwned + Send + 'static>(
+        &self,
+        name: impl Into<PathBuf>,
+    ) -> Result<Option<T>, StateError> {
+        let (store, name) = (self.clone(), name.into());
+        let path = self.dir.join(&name);
+        tokio::task::spawn_blocking(move || store.load_json(&name))
+            .await
+            .unwrap_or_else(|e| Err(stopped(path, e)))
+    }
+
+    /// [`StateStore::save_json`] off the runtime.
+    pub async fn save<T: Serialize + Send + 'static>(
+        &self,
+        name: impl Into<PathBuf>,
+        value: T,
+    ) -> Result<(), StateError> {
+        let (store, name) = (self.clone(), name.into());
+        let path = self.dir.join(&name);
+        tokio::task::spawn_blocking(move || store.save_json(&name, &value))
+            .await
+            .unwrap_or_else(|e| Err(stopped(path, e)))
+    }
+
+    /// A cache file (prices, statistics ledgers): what it holds can be had again, so a corrupt
+    /// file (moved aside by the store) is a warning saying what happens `then`, and no cache.
+    pub async fn load_cache<T: DeserializeOwned + Send + 'static>(
+        &self,
+        name: impl Into<PathBuf>,
+        what: &str,
+        then: &str,
+    ) -> Result<Option<T>, StateError> {
+        match self.load(name).await {
+            Err(StateError::Corrupt { path, moved_to, reason }) => {
+                tracing::warn!(
+                    file = %path.display(),
+                    moved_to = %moved_to.display(),
+                    "{what} is corrupt ({reason}); {then}"
+                );
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+}
+
+/// A blocking state task that did not finish (it panicked or the runtime is shutting down).
+fn stopped(path: PathBuf, error: tokio::task::JoinError) -> StateError {
+    StateError::Io {
+        path,
+        action: "running the state file task",
+        source: std::io::Error::other(error.to_string()),
+    }
+}
+
+/// File-name-safe: `[a-z0-9_-]`, everything else `_`.
 pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -381,6 +530,63 @@ mod tests {
         let logs = crate::test_logs::capture();
         StateStore::open(dir.path()).unwrap();
         assert!(!logs.contains("private"), "{}", logs.text());
+    }
+
+    /// A full disk, for real: the temp file the write goes through is `/dev/full`, where every
+    /// write fails with ENOSPC (as root too, unlike permission bits).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_keeps_the_last_good_file_and_leaves_nothing_half_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let good = state();
+        store.save_json(file(), &good).unwrap();
+        let tmp = dir.path().join(format!("sample-1.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+        let logs = crate::test_logs::capture();
+        let newer = Cursor {
+            meter: "m2".into(),
+            at: None,
+        };
+        let err = store.save_json(file(), &newer).unwrap_err().to_string();
+        assert!(err.contains("writing failed") && err.contains("state.dir"), "{err}");
+        assert!(logs.contains("keeps the last good state"), "{}", logs.text());
+        assert_eq!(store.load_json::<Cursor>(file()).unwrap(), Some(good.clone()));
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains("tmp")), "{names:?}");
+        // Once the disk takes writes again, the newer state goes in and that is said once.
+        store.save_json(file(), &newer).unwrap();
+        assert_eq!(store.load_json::<Cursor>(file()).unwrap(), Some(newer));
+        assert!(
+            logs.contains("can be written again (1 writes had failed"),
+            "{}",
+            logs.text()
+        );
+    }
+
+    #[test]
+    fn a_failing_directory_is_logged_at_most_once_a_minute() {
+        let error = || StateError::Io {
+            path: PathBuf::from("/data"),
+            action: "writing",
+            source: std::io::Error::other("No space left on device"),
+        };
+        let mut health = WriteHealth::default();
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        assert!(health.failed(at(0), &error()).unwrap().contains("No space left"));
+        assert_eq!(health.failed(at(10), &error()), None);
+        assert_eq!(health.failed(at(59), &error()), None);
+        let line = health.failed(at(60), &error()).unwrap();
+        assert!(line.contains("2 more writes failed since the last message"), "{line}");
+        assert_eq!(health.failed(at(61), &error()), None);
+        assert!(health.succeeded().unwrap().contains("5 writes had failed"));
+        assert_eq!(health.succeeded(), None);
+        // A new run of failures is reported at once.
+        assert!(health.failed(at(62), &error()).is_some());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::http::RetryPolicy;
+use crate::backoff_policy::RetryPolicy;
 use crate::secret::Secret;
 
 /// Where the Supervisor answers inside every add-on container.

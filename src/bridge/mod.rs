@@ -6,7 +6,10 @@
 mod progress;
 mod ranges;
 mod rechunk;
+mod shared;
 mod worker;
+
+pub use shared::BridgeEvent;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,39 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::BridgeConfig;
 use crate::providers::SharedProvider;
 use crate::sink::{SinkFactory, StatusBoard};
-
-/// What happened, for the demo, tests and logs.
-#[derive(Debug, Clone)]
-pub enum BridgeEvent {
-    PollFinished {
-        provider: &'static str,
-        account: String,
-        meters: usize,
-        /// Intervals each sink sent on, by sink name.
-        delivered: Vec<(&'static str, usize)>,
-        errors: usize,
-    },
-}
-
-impl BridgeEvent {
-    /// What the sink named `sink` sent on in this poll.
-    pub fn delivered_to(&self, sink: &str) -> usize {
-        match self {
-            BridgeEvent::PollFinished { delivered, .. } => {
-                delivered.iter().filter(|(name, _)| *name == sink).map(|(_, n)| n).sum()
-            }
-        }
-    }
-}
-
-/// The parts every worker shares.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub settings: BridgeConfig,
-    pub sinks: Vec<Arc<dyn SinkFactory>>,
-    pub board: StatusBoard,
-    pub events: broadcast::Sender<BridgeEvent>,
-}
+use shared::Shared;
 
 pub struct Bridge {
     shared: Shared,

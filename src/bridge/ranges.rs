@@ -36,8 +36,7 @@ pub fn groups(
             Some(ends) if !ends.is_empty() => ends.iter().min().map_or(history, |t| *t - lookback),
             _ => history,
         };
-        if let Some(ends) = held.filter(|ends| !ends.is_empty()) {
-            let newest = *ends.iter().max().expect("not empty");
+        if let Some((ends, newest)) = held.as_ref().and_then(|ends| Some((ends, *ends.iter().max()?))) {
             let caught_up = ends.iter().all(|t| *t + lookback >= newest);
             if caught_up && nothing_new_before(newest) > now {
                 tracing::debug!(meter = %w.meter.id, "nothing new can exist yet; no data call");

@@ -1,7 +1,8 @@
 //! One provider account's polling loop. It only orchestrates: list meters → the range each sink
 //! needs → read, one API window at a time → hand each window to every sink → report how the
-//! poll went. A poll whose API calls ran out of retries is tried again sooner than the next
-//! regular poll.
+//! poll went. A poll that ended with a transient failure (the API down, throttling, garbled
+//! answers) is tried again sooner than the next regular poll; one that failed for a reason only
+//! the user can fix keeps the regular interval and says so.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -16,7 +17,7 @@ use super::progress::ProgressLog;
 use super::ranges::{self, Wanted};
 use super::rechunk::Rechunk;
 use super::{BridgeEvent, Shared};
-use crate::model::{local_midnight, ApiStatus, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
+use crate::model::{local_midnight, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::{ProviderError, Receive, SharedProvider, Window};
 use crate::sink::{AccountId, Batch, Outcome, PollReport, Progress, Sink, StatusBoard};
 
@@ -24,8 +25,8 @@ use crate::sink::{AccountId, Batch, Outcome, PollReport, Progress, Sink, StatusB
 /// start does not fetch twice; a sink that stays away does not hold up the others.
 const READY_WAIT: Duration = Duration::from_secs(10);
 
-/// After a poll whose API calls ran out of retries, the next try comes this soon, doubling with
-/// each further failed poll up to the poll interval.
+/// After a poll that ended with a transient failure, the next try comes this soon, doubling with
+/// each further such poll up to the poll interval.
 const RETRY_FIRST: Duration = Duration::from_secs(5 * 60);
 
 pub(crate) struct AccountWorker {
@@ -35,7 +36,7 @@ pub(crate) struct AccountWorker {
     sinks: Vec<Box<dyn Sink>>,
     meters: Vec<Meter>,
     values: HashMap<String, Vec<MeterValue>>,
-    /// Polls in a row that ran out of retries.
+    /// Polls in a row that ended with a transient failure.
     failed_polls: u32,
 }
 
@@ -45,8 +46,9 @@ struct Cancelled;
 struct Tally {
     delivered: Vec<(&'static str, usize)>,
     errors: usize,
-    /// An API call gave up after its retries (DataHub down, rate limited): worth trying again soon.
-    retries_spent: bool,
+    /// A meter or the listing failed for a transient reason (DataHub down, rate limited, garbled
+    /// answers): worth trying again soon.
+    transient: bool,
     outcomes: HashMap<String, Outcome>,
 }
 
@@ -110,19 +112,20 @@ impl AccountWorker {
         tracing::debug!(account = %self.account, "stopped");
     }
 
-    /// The regular interval with its random spread; after polls whose calls ran out of retries,
-    /// 5 minutes, doubling up to the interval. A good poll resets it.
+    /// The regular interval with its random spread; after polls that ended with a transient
+    /// failure, 5 minutes, doubling up to the interval. A good poll resets it, and so does one
+    /// whose failures need the user (trying sooner cannot help them).
     fn next_wait(&mut self, tally: &Tally) -> Duration {
         let settings = &self.shared.settings;
         let regular = settings.poll_interval + random_up_to(settings.jitter);
-        if !tally.retries_spent {
+        if !tally.transient {
             self.failed_polls = 0;
             return regular;
         }
         self.failed_polls += 1;
         let soon = RETRY_FIRST.saturating_mul(1 << (self.failed_polls - 1).min(16));
         let wait = soon.min(settings.poll_interval);
-        tracing::info!(account = %self.account, retry_in = %humantime::format_duration(wait), "the API gave up after its retries; trying again sooner than the next regular poll");
+        tracing::info!(account = %self.account, retry_in = %humantime::format_duration(wait), "the poll failed for a reason that can pass (the API down, throttling or garbled answers); trying again sooner than the next regular poll");
         wait
     }
 
@@ -156,7 +159,7 @@ impl AccountWorker {
             Ok(meters) => self.meters = meters,
             Err(e) => {
                 tally.errors += 1;
-                tally.retries_spent |= e.retries_spent();
+                tally.transient |= e.is_transient();
                 let outcome = failed(&self.account, &self.shared.board, None, &e);
                 tally.outcomes = self.meters.iter().map(|m| (m.id.clone(), outcome.clone())).collect();
                 return Ok(tally);
@@ -285,7 +288,7 @@ impl Receive for Delivering<'_> {
             match result {
                 Err(e) => {
                     self.tally.errors += 1;
-                    self.tally.retries_spent |= e.retries_spent();
+                    self.tally.transient |= e.is_transient();
                     self.tally
                         .outcomes
                         .insert(id.clone(), failed(self.account, self.board, Some(meter), &e));
@@ -372,16 +375,23 @@ impl Delivering<'_> {
     }
 }
 
-/// Logs and notes a failure; the outcome the sinks show for it.
+/// Logs and notes a failure; the outcome the sinks show for it. A failure that needs the user
+/// says that waiting will not help, in the log (at error level) and in the API status's error.
 fn failed(account: &AccountId, board: &StatusBoard, meter: Option<&Meter>, error: &ProviderError) -> Outcome {
-    let message = error.to_string();
+    let mut message = error.to_string();
+    if !error.is_transient() {
+        message.push_str(NEEDS_USER);
+    }
     let status = error.api_status();
-    match (meter, status) {
-        (Some(meter), _) => {
+    match (meter, error.is_transient()) {
+        (Some(meter), true) => {
             tracing::warn!(account = %account, meter = %meter.id, status = status.as_str(), "{message}")
         }
-        (None, ApiStatus::AuthError) => tracing::error!(account = %account, "{message}"),
-        (None, _) => tracing::warn!(account = %account, "listing meters failed: {message}"),
+        (Some(meter), false) => {
+            tracing::error!(account = %account, meter = %meter.id, status = status.as_str(), "{message}")
+        }
+        (None, false) => tracing::error!(account = %account, "listing meters failed: {message}"),
+        (None, true) => tracing::warn!(account = %account, "listing meters failed: {message}"),
     }
     board.note_error(&message);
     Outcome {
@@ -389,6 +399,9 @@ fn failed(account: &AccountId, board: &StatusBoard, meter: Option<&Meter>, error
         error: Some(message),
     }
 }
+
+/// Appended to a failure that will not pass by itself.
+const NEEDS_USER: &str = " (this needs your action: trying sooner cannot help, so the next try is the regular poll)";
 
 fn random_up_to(limit: Duration) -> Duration {
     if limit.is_zero() {

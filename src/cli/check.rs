@@ -5,12 +5,14 @@ use std::time::Duration;
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
-use super::{logging, ConfigArgs, EXIT_FAILURE};
+use super::args::ConfigArgs;
+use super::logging;
+use super::start::{load_config_quietly, start, StartFailure, EXIT_FAILURE};
 use crate::config::Config;
 use crate::model::TimeRange;
 
 pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
-    let config = match super::load_config_quietly(&args, log) {
+    let config = match load_config_quietly(&args, log) {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -26,17 +28,19 @@ pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
         }
     }
 
-    let store = match super::open_store(&config).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
-    println!("state store {}: ok", config.state.dir.display());
-
-    let providers = match crate::providers::build(&config.accounts, &store) {
-        Ok(p) => p,
-        Err(e) => {
-            println!("providers: FAILED: {e}");
-            return EXIT_FAILURE;
+    let (store, providers) = match start(&config).await {
+        Ok(started) => {
+            println!("state store {}: ok", config.state.dir.display());
+            started
+        }
+        Err(failure @ StartFailure::State(_)) => {
+            eprintln!("meter2mqtt: {failure}");
+            return failure.exit_code();
+        }
+        Err(failure) => {
+            println!("state store {}: ok", config.state.dir.display());
+            println!("providers: FAILED: {failure}");
+            return failure.exit_code();
         }
     };
     let now = Utc::now();

@@ -5,7 +5,9 @@ use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 
-use super::{logging, FetchArgs, OutputFormat, EXIT_CONFIG, EXIT_FAILURE};
+use super::args::{FetchArgs, OutputFormat};
+use super::logging;
+use super::start::{load_config_quietly, start, EXIT_CONFIG, EXIT_FAILURE};
 use crate::model::{local_midnight, IntervalReading, Meter, PriceSeries, TimeRange};
 use crate::providers::{Provider, Receive, Window};
 
@@ -17,19 +19,15 @@ pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
         );
         return EXIT_CONFIG;
     }
-    let config = match super::load_config_quietly(&args.config, log) {
+    let config = match load_config_quietly(&args.config, log) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let store = match super::open_store(&config).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
-    let providers = match crate::providers::build(&config.accounts, &store) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("meter2mqtt: {e}");
-            return EXIT_FAILURE;
+    let providers = match start(&config).await {
+        Ok((_, providers)) => providers,
+        Err(failure) => {
+            eprintln!("meter2mqtt: {failure}");
+            return failure.exit_code();
         }
     };
     let mut known = Vec::new();

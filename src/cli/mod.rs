@@ -2,151 +2,22 @@
 //! failure (`check` found a problem, `fetch` failed), 2 bad usage or configuration, 3 the state
 //! store is unusable.
 
+mod args;
 mod check;
 pub(crate) mod demo;
 mod fetch;
 mod logging;
 mod run;
+mod start;
 mod upload;
 pub mod wiring;
 
-use std::path::PathBuf;
+pub use args::{Cli, Command, ConfigArgs, DemoArgs, FetchArgs, LogFormatArg, OutputFormat, RunArgs, UploadArgs};
+pub use start::{EXIT_CONFIG, EXIT_FAILURE, EXIT_STATE};
+
 use std::process::ExitCode;
 
-use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::config::{Config, ConfigError, LogFormat, Sources};
-
-pub const EXIT_FAILURE: u8 = 1;
-pub const EXIT_CONFIG: u8 = 2;
-pub const EXIT_STATE: u8 = 3;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "meter2mqtt",
-    version,
-    about = "Utility meter data from energy data APIs to MQTT and Home Assistant"
-)]
-pub struct Cli {
-    /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides log.level.
-    #[arg(long, global = true, env = "METER2MQTT_LOG")]
-    pub log_level: Option<String>,
-    /// Log line format; overrides log.format.
-    #[arg(long, global = true, value_enum)]
-    pub log_format: Option<LogFormatArg>,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormatArg {
-    Text,
-    Json,
-}
-
-impl From<LogFormatArg> for LogFormat {
-    fn from(f: LogFormatArg) -> Self {
-        match f {
-            LogFormatArg::Text => LogFormat::Text,
-            LogFormatArg::Json => LogFormat::Json,
-        }
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the bridge (the daemon).
-    Run(RunArgs),
-    /// Validate the configuration, reach every API and the broker, list meters; non-zero exit on any problem.
-    Check(ConfigArgs),
-    /// The whole pipeline on built-in sample data with an embedded broker; no credentials needed.
-    Demo(DemoArgs),
-    /// Print a meter's readings for a date range as CSV or JSON.
-    Fetch(FetchArgs),
-    /// Send a stretch of Home Assistant's statistics of the upload series (or print it as CSV).
-    Upload(UploadArgs),
-}
-
-#[derive(Debug, Args, Clone, Default)]
-pub struct ConfigArgs {
-    /// TOML configuration file (must exist when given).
-    #[arg(short, long, env = "METER2MQTT_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Override a key, e.g. --set mqtt.port=1884 (repeatable; highest precedence).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub config: ConfigArgs,
-    /// Run as a Home Assistant add-on: options from the add-on's options file, MQTT from the
-    /// Supervisor, state beside the options file, statistics through the Supervisor.
-    #[arg(long, conflicts_with = "config")]
-    pub addon: bool,
-    /// The add-on options file (with --addon).
-    #[arg(long, default_value = crate::addon::DEFAULT_OPTIONS_PATH, requires = "addon")]
-    pub options: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Keep the embedded broker and the bridge running after the summary, so an MQTT client or
-    /// Home Assistant can connect to the printed port, until Ctrl-C.
-    #[arg(long)]
-    pub follow: bool,
-    /// Port for the embedded broker (default: any free port).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
-    #[default]
-    Csv,
-    Json,
-}
-
-#[derive(Debug, Args)]
-pub struct FetchArgs {
-    #[command(flatten)]
-    pub config: ConfigArgs,
-    /// Meter id (e.g. an 18-digit metering point id).
-    #[arg(long)]
-    pub meter: String,
-    /// First local day (YYYY-MM-DD), inclusive.
-    #[arg(long)]
-    pub from: NaiveDate,
-    /// Last local day (YYYY-MM-DD), exclusive.
-    #[arg(long)]
-    pub to: NaiveDate,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Csv)]
-    pub format: OutputFormat,
-    /// Add what each interval cost (or earned), where the provider knows prices (ElOverblik:
-    /// spot price, the tariffs valid then, VAT); empty where a price is not known.
-    #[arg(long)]
-    pub cost: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct UploadArgs {
-    #[command(flatten)]
-    pub config: ConfigArgs,
-    /// Only the series with this import_id.
-    #[arg(long)]
-    pub series: Option<String>,
-    /// First day (YYYY-MM-DD, UTC), inclusive.
-    #[arg(long)]
-    pub from: NaiveDate,
-    /// Last day (YYYY-MM-DD, UTC), exclusive; default: now.
-    #[arg(long)]
-    pub to: Option<NaiveDate>,
-    /// Print what would be sent, as CSV, and send nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
+use clap::Parser;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -180,49 +51,5 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Demo(args) => demo::demo(args, log).await,
         Command::Fetch(args) => fetch::fetch(args, log).await,
         Command::Upload(args) => upload::upload(args, log).await,
-    }
-}
-
-/// Loads the configuration or prints every problem and says which exit code to use.
-pub(crate) fn load_config(args: &ConfigArgs) -> Result<Config, u8> {
-    let sources = Sources {
-        file: args.config.clone(),
-        overrides: args.overrides.clone(),
-        env: None,
-    };
-    Config::load(&sources).map_err(|e| report_config_error(&e))
-}
-
-/// `load_config` for the one-shot commands, whose logging stays at `warn` unless asked.
-pub(crate) fn load_config_quietly(args: &ConfigArgs, log: logging::Overrides) -> Result<Config, u8> {
-    let config = load_config(args)?;
-    logging::init(
-        &config.log,
-        &logging::Overrides {
-            level: log.level.or(Some("warn".into())),
-            format: log.format,
-        },
-    );
-    Ok(config)
-}
-
-pub(crate) fn report_config_error(error: &ConfigError) -> u8 {
-    eprintln!("meter2mqtt: {error}");
-    EXIT_CONFIG
-}
-
-/// Opens the state store off the runtime, or prints why not and gives the exit code.
-pub(crate) async fn open_store(config: &Config) -> Result<crate::state::StateStore, u8> {
-    let dir = config.state.dir.clone();
-    match tokio::task::spawn_blocking(move || crate::state::StateStore::open(dir)).await {
-        Ok(Ok(store)) => Ok(store),
-        Ok(Err(e)) => {
-            eprintln!("meter2mqtt: {e}");
-            Err(EXIT_STATE)
-        }
-        Err(e) => {
-            eprintln!("meter2mqtt: opening the state store failed: {e}");
-            Err(EXIT_STATE)
-        }
     }
 }

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::args::RunArgs;
+use super::logging;
+use super::start::{load_config, start, StartFailure, EXIT_CONFIG};
 use super::wiring::{home_assistant_link, start_mqtt_with_topics, upload_settings};
-use super::{logging, RunArgs, EXIT_CONFIG};
 use crate::bridge::Bridge;
 use crate::clock::system_clock;
 use crate::config::Config;
@@ -20,7 +22,7 @@ pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
             EXIT_CONFIG
         })
     } else {
-        super::load_config(&args.config)
+        load_config(&args.config)
     };
     let config = match loaded {
         Ok(config) => config,
@@ -43,15 +45,15 @@ pub async fn run_config(config: Config) -> u8 {
         );
         return EXIT_CONFIG;
     }
-    let store = match super::open_store(&config).await {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
-    let providers = match crate::providers::build(&config.accounts, &store) {
-        Ok(providers) => providers,
-        Err(e) => {
-            tracing::error!("{e}");
-            return EXIT_CONFIG;
+    let (store, providers) = match start(&config).await {
+        Ok(started) => started,
+        Err(failure @ StartFailure::State(_)) => {
+            eprintln!("meter2mqtt: {failure}");
+            return failure.exit_code();
+        }
+        Err(failure) => {
+            tracing::error!("{failure}");
+            return failure.exit_code();
         }
     };
     tracing::info!(

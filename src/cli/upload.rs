@@ -3,17 +3,22 @@
 
 use chrono::{DateTime, Duration as TimeDelta, NaiveDate, Utc};
 
-use super::{logging, UploadArgs, EXIT_CONFIG, EXIT_FAILURE};
+use super::args::UploadArgs;
+use super::logging;
+use super::start::{load_config_quietly, start, EXIT_CONFIG, EXIT_FAILURE};
 use crate::providers::upload::{api_time, Delivered, ImportError, Target, UploadSeries, Uploads};
 
 pub async fn upload(args: UploadArgs, log: logging::Overrides) -> u8 {
-    let config = match super::load_config_quietly(&args.config, log) {
+    let config = match load_config_quietly(&args.config, log) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let store = match super::open_store(&config).await {
-        Ok(store) => store,
-        Err(code) => return code,
+    let store = match start(&config).await {
+        Ok((store, _)) => store,
+        Err(failure) => {
+            eprintln!("meter2mqtt: {failure}");
+            return failure.exit_code();
+        }
     };
     let uploads = match crate::providers::uploads(&config.accounts, &store) {
         Ok(uploads) => uploads,

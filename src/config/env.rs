@@ -144,7 +144,9 @@ fn as_list(value: Option<&Value>) -> Value {
 }
 
 fn insert(dict: &mut Dict, path: &[String], value: Value) {
-    let (head, rest) = path.split_first().expect("path is never empty");
+    let Some((head, rest)) = path.split_first() else {
+        return;
+    };
     if rest.is_empty() {
         dict.insert(head.clone(), value);
         return;

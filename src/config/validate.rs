@@ -4,7 +4,8 @@ use figment::value::{Dict, Value};
 use figment::{Figment, Metadata, Profile};
 use serde::de::DeserializeOwned;
 
-use super::{describe_value, Config, ConfigError, ConfigIssue};
+use super::error::describe_value;
+use super::{Config, ConfigError, ConfigIssue};
 use crate::providers::{Account, ProviderKind, KINDS};
 
 /// The sections of the bridge itself; every provider adds its own (`[[<kind>]]`).

@@ -134,7 +134,7 @@ impl SpotCache {
     }
 
     /// The cached days of `[from, to)`.
-    pub fn load(
+    pub async fn load(
         &self,
         area: PriceArea,
         from: NaiveDate,
@@ -142,7 +142,7 @@ impl SpotCache {
     ) -> Result<BTreeMap<NaiveDate, SpotDay>, StateError> {
         let mut out = BTreeMap::new();
         for (year, month) in months(from, to) {
-            let stored: Option<SpotMonth> = load_or_forget(&self.store, &Self::file(area, year, month))?;
+            let stored: Option<SpotMonth> = load_or_forget(&self.store, Self::file(area, year, month)).await?;
             out.extend(
                 stored
                     .unwrap_or_default()
@@ -155,7 +155,7 @@ impl SpotCache {
     }
 
     /// Stores `days`, each replacing what was kept for it.
-    pub fn save(&self, area: PriceArea, days: BTreeMap<NaiveDate, SpotDay>) -> Result<(), StateError> {
+    pub async fn save(&self, area: PriceArea, days: BTreeMap<NaiveDate, SpotDay>) -> Result<(), StateError> {
         let mut by_month: BTreeMap<(i32, u32), Vec<(NaiveDate, SpotDay)>> = BTreeMap::new();
         for (day, entry) in days {
             by_month
@@ -165,9 +165,9 @@ impl SpotCache {
         }
         for ((year, month), entries) in by_month {
             let name = Self::file(area, year, month);
-            let mut stored: SpotMonth = load_or_forget(&self.store, &name)?.unwrap_or_default();
+            let mut stored: SpotMonth = load_or_forget(&self.store, name.clone()).await?.unwrap_or_default();
             stored.days.extend(entries);
-            self.store.save_json(&name, &stored)?;
+            self.store.save(name, stored).await?;
         }
         Ok(())
     }
@@ -212,23 +212,14 @@ impl SpotCache {
     }
 }
 
-/// A cache file. Unlike cursors, cached prices can always be fetched again, so a corrupt file
-/// (already moved aside by the store) is a warning and an empty cache, not a stop.
-pub fn load_or_forget<T: serde::de::DeserializeOwned>(
+/// A price cache file: unlike cursors, cached prices can always be fetched again.
+pub async fn load_or_forget<T: serde::de::DeserializeOwned + Send + 'static>(
     store: &StateStore,
-    name: &Path,
+    name: PathBuf,
 ) -> Result<Option<T>, StateError> {
-    match store.load_json(name) {
-        Err(StateError::Corrupt { path, moved_to, reason }) => {
-            tracing::warn!(
-                file = %path.display(),
-                moved_to = %moved_to.display(),
-                "price cache file is corrupt ({reason}); its prices will be fetched again"
-            );
-            Ok(None)
-        }
-        other => other,
-    }
+    store
+        .load_cache(name, "price cache file", "its prices will be fetched again")
+        .await
 }
 
 /// `spot-dk1-2025-10.json` (or its `.prev`) → (2025, 10).
@@ -265,7 +256,7 @@ pub struct CachedCharge {
     pub rows: Vec<TariffRow>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PricelistFile {
     #[serde(default)]
     pub charges: Vec<CachedCharge>,
@@ -377,8 +368,8 @@ mod tests {
         assert!(SpotDay::wants_fetch(past, Some(&holey), after + Duration::hours(24)));
     }
 
-    #[test]
-    fn month_files_round_trip_and_prune() {
+    #[tokio::test]
+    async fn month_files_round_trip_and_prune() {
         let dir = tempfile::tempdir().unwrap();
         let cache = SpotCache::new(StateStore::open(dir.path()).unwrap());
         let now = utc("2025-11-01T00:00:00Z");
@@ -387,12 +378,16 @@ mod tests {
             (a, SpotDay::new(a, now, &hourly(a, 24))),
             (b, SpotDay::new(b, now, &hourly(b, 3))),
         ]);
-        cache.save(PriceArea::DK1, days.clone()).unwrap();
+        cache.save(PriceArea::DK1, days.clone()).await.unwrap();
         assert!(dir.path().join("prices/spot-dk1-2025-09.json").exists());
         assert!(dir.path().join("prices/spot-dk1-2025-10.json").exists());
-        assert_eq!(cache.load(PriceArea::DK1, a, day(2025, 10, 2)).unwrap(), days);
-        assert!(cache.load(PriceArea::DK2, a, day(2025, 10, 2)).unwrap().is_empty());
-        assert_eq!(cache.load(PriceArea::DK1, b, day(2025, 10, 2)).unwrap().len(), 1);
+        assert_eq!(cache.load(PriceArea::DK1, a, day(2025, 10, 2)).await.unwrap(), days);
+        assert!(cache
+            .load(PriceArea::DK2, a, day(2025, 10, 2))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(cache.load(PriceArea::DK1, b, day(2025, 10, 2)).await.unwrap().len(), 1);
         let back: Vec<SpotPrice> = days[&a].spot_prices().collect();
         assert_eq!(back, hourly(a, 24));
 
@@ -402,9 +397,10 @@ mod tests {
                 PriceArea::DK1,
                 BTreeMap::from([(a, SpotDay::new(a, now, &hourly(a, 24)))]),
             )
+            .await
             .unwrap();
         assert!(dir.path().join("prices/spot-dk1-2025-09.json.prev").exists());
-        assert_eq!(cache.load(PriceArea::DK1, a, day(2025, 10, 2)).unwrap().len(), 2);
+        assert_eq!(cache.load(PriceArea::DK1, a, day(2025, 10, 2)).await.unwrap().len(), 2);
 
         std::fs::write(dir.path().join("prices/pricelists.json"), "{}").unwrap();
         assert_eq!(cache.prune(day(2025, 10, 15)).unwrap(), 1);
@@ -414,13 +410,16 @@ mod tests {
         assert!(dir.path().join("prices/pricelists.json").exists());
     }
 
-    #[test]
-    fn a_corrupt_month_is_forgotten_not_fatal() {
+    #[tokio::test]
+    async fn a_corrupt_month_is_forgotten_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         let cache = SpotCache::new(StateStore::open(dir.path()).unwrap());
         std::fs::create_dir_all(dir.path().join("prices")).unwrap();
         std::fs::write(dir.path().join("prices/spot-dk2-2025-10.json"), b"{\"days\": [").unwrap();
-        let loaded = cache.load(PriceArea::DK2, day(2025, 10, 1), day(2025, 10, 2)).unwrap();
+        let loaded = cache
+            .load(PriceArea::DK2, day(2025, 10, 1), day(2025, 10, 2))
+            .await
+            .unwrap();
         assert!(loaded.is_empty());
         assert!(!dir.path().join("prices/spot-dk2-2025-10.json").exists());
     }

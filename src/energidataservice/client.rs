@@ -166,8 +166,7 @@ impl EnergiDataService {
             ("sort", sort.to_owned()),
             ("limit", "0".to_owned()),
         ];
-        let response = self.http.send(&endpoint, |c| c.get(&url).query(&query)).await?;
-        let envelope: Envelope = response.json(API, &endpoint)?;
+        let envelope: Envelope = self.http.fetch_json(&endpoint, |c| c.get(&url).query(&query)).await?;
         if let Some(total) = envelope.total {
             if usize::try_from(total).is_ok_and(|t| t > envelope.records.len()) {
                 tracing::warn!(

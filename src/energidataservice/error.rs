@@ -44,9 +44,11 @@ fn hint(error: &HttpError) -> &'static str {
             "; Energi Data Service needs no login, so something else answered: check the configured address \
              and any proxy"
         }
-        HttpError::Decode { .. } => {
-            "; the answer is not Energi Data Service's format: check the configured address and any proxy"
-        }
+        HttpError::Decode { .. } => FOREIGN_FORMAT,
+        e @ HttpError::Exhausted { .. } if e.garbled() => FOREIGN_FORMAT,
         HttpError::Exhausted { .. } | HttpError::Client { .. } => "",
     }
 }
+
+const FOREIGN_FORMAT: &str =
+    "; the answer is not Energi Data Service's format: check the configured address and any proxy";

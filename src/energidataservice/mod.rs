@@ -33,6 +33,7 @@ mod client;
 mod dto;
 mod error;
 mod live;
+mod prices;
 pub mod series;
 mod service;
 mod spot;
@@ -40,205 +41,16 @@ mod tariffs;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-
-use chrono::{Datelike, Days, NaiveDate};
-use tokio::sync::Mutex;
-
 pub use area::{PriceArea, UnknownArea};
 pub use cache::{PRICELIST_REFRESH, PUBLICATION_HOUR};
 pub use client::{retry_policy, ClientOptions, EnergiDataService, DEFAULT_BASE_URL, PRICELIST_FROM};
 pub use error::PricesError;
 pub use live::live_values;
+pub use prices::Prices;
 pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
 pub use service::{PriceService, BUDGET, PAUSE};
 pub use spot::{SpotPrice, DAY_AHEAD_FROM};
 pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
 
-use crate::clock::SharedClock;
-use crate::model::{PriceSeries, TimeRange};
-use crate::state::StateStore;
-use cache::{load_or_forget, pricelist_file, PricelistFile, SpotCache, SpotDay};
-use spot::{day_range, days_covering};
-
 /// The service's times (`TimeDK`, `ValidFrom`, a price list's hours) are Danish local time.
 pub const TZ: chrono_tz::Tz = chrono_tz::Europe::Copenhagen;
-
-/// Prices for metering points, fetched through a cache in the state store.
-pub struct Prices {
-    client: EnergiDataService,
-    store: StateStore,
-    spot_cache: SpotCache,
-    clock: SharedClock,
-    /// One fetch at a time per kind, so concurrent callers do not ask for the same day twice.
-    spot_lock: Mutex<()>,
-    pricelist_lock: Mutex<()>,
-}
-
-impl Prices {
-    pub fn new(client: EnergiDataService, store: StateStore, clock: SharedClock) -> Prices {
-        Prices {
-            client,
-            spot_cache: SpotCache::new(store.clone()),
-            store,
-            clock,
-            spot_lock: Mutex::new(()),
-            pricelist_lock: Mutex::new(()),
-        }
-    }
-
-    /// The price of each interval of `range` that is known, with the charges that have no price
-    /// list at all (their hours are not priced; the caller logs or shows them).
-    pub async fn series(
-        &self,
-        area: PriceArea,
-        charges: &[ChargeKey],
-        range: TimeRange,
-        terms: Terms,
-    ) -> Result<(PriceSeries, Vec<MissingCharge>), PricesError> {
-        let (rows, missing) = self.breakdown(area, charges, range, terms).await?;
-        Ok((series::to_series(&rows, terms.purpose()), missing))
-    }
-
-    /// Like [`Prices::series`], with each price in its parts: spot, tariffs, of which tax, VAT
-    /// and the supplier's amount. With [`cost`] it tells what a day's readings cost and why.
-    pub async fn breakdown(
-        &self,
-        area: PriceArea,
-        charges: &[ChargeKey],
-        range: TimeRange,
-        terms: Terms,
-    ) -> Result<(Vec<PriceBreakdown>, Vec<MissingCharge>), PricesError> {
-        terms.check().map_err(PricesError::Terms)?;
-        // Production pays no tariffs: no price list call for it.
-        let tariffs = if terms.uses_tariffs() {
-            self.tariffs(charges).await?
-        } else {
-            TariffSet::none()
-        };
-        let spot = self.spot(area, range).await?;
-        Ok((series::breakdown(&spot, &tariffs, terms), tariffs.missing().to_vec()))
-    }
-
-    /// Spot prices of `area` overlapping `range`, in DKK per kWh excluding VAT, sorted. Days not
-    /// published yet are absent.
-    pub async fn spot(&self, area: PriceArea, range: TimeRange) -> Result<Vec<SpotPrice>, PricesError> {
-        let Some((from, to)) = days_covering(range) else {
-            return Ok(Vec::new());
-        };
-        let _one_at_a_time = self.spot_lock.lock().await;
-        let now = self.clock.now();
-        let mut days = self.spot_cache.load(area, from, to)?;
-        let due: Vec<NaiveDate> = from
-            .iter_days()
-            .take_while(|d| *d < to)
-            .filter(|d| SpotDay::wants_fetch(*d, days.get(d), now))
-            .collect();
-        for (run_from, run_to) in runs(&due) {
-            let span = TimeRange::new(day_range(run_from).start, day_range(run_to).start);
-            let fetched = self.client.spot_prices(area, span).await?;
-            let mut fresh = BTreeMap::new();
-            for day in run_from.iter_days().take_while(|d| *d < run_to) {
-                let bounds = day_range(day);
-                let of_day: Vec<SpotPrice> = fetched
-                    .iter()
-                    .filter(|p| bounds.start <= p.start && p.start < bounds.end)
-                    .copied()
-                    .collect();
-                fresh.insert(day, SpotDay::new(day, now, &of_day));
-            }
-            let short: Vec<String> = fresh
-                .iter()
-                .filter(|(_, d)| !d.complete)
-                .map(|(day, _)| day.to_string())
-                .collect();
-            tracing::info!(
-                %area,
-                from = %run_from,
-                to = %run_to,
-                prices = fetched.len(),
-                "fetched spot prices{}",
-                if short.is_empty() {
-                    String::new()
-                } else {
-                    format!("; not (yet) complete: {}", short.join(", "))
-                }
-            );
-            self.spot_cache.save(area, fresh.clone())?;
-            days.extend(fresh);
-        }
-        let mut out: Vec<SpotPrice> = days
-            .values()
-            .flat_map(SpotDay::spot_prices)
-            .filter(|p| p.start < range.end && range.start < p.end)
-            .collect();
-        out.sort_by_key(|p| p.start);
-        Ok(out)
-    }
-
-    /// The tariff histories of `charges`. Price lists are asked at most once every
-    /// [`PRICELIST_REFRESH`]; when that call fails, lists fetched earlier are used (they change
-    /// a few times a year) and the failure is logged.
-    pub async fn tariffs(&self, charges: &[ChargeKey]) -> Result<TariffSet, PricesError> {
-        let mut wanted = charges.to_vec();
-        wanted.sort();
-        wanted.dedup();
-        if wanted.is_empty() {
-            return Ok(TariffSet::none());
-        }
-        let _one_at_a_time = self.pricelist_lock.lock().await;
-        let now = self.clock.now();
-        let name = pricelist_file();
-        let mut file: PricelistFile = load_or_forget(&self.store, &name)?.unwrap_or_default();
-        if !file.fresh(&wanted, now) {
-            // `end` selects by ValidFrom: a year ahead takes in lists already announced.
-            let until = now.with_timezone(&TZ).date_naive() + Days::new(366);
-            match self.client.pricelists(&wanted, until).await {
-                Ok(rows) => {
-                    tracing::info!(charges = wanted.len(), rows = rows.len(), "fetched price lists");
-                    file.record(&wanted, &rows, now);
-                    self.store.save_json(&name, &file)?;
-                }
-                Err(e) if file.covers(&wanted) => {
-                    tracing::warn!("{e}; using the price lists fetched earlier");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(TariffSet::new(&wanted, file.rows(&wanted)))
-    }
-
-    /// Forgets cached spot prices of months before `before`'s month; returns how many months.
-    pub fn prune(&self, before: NaiveDate) -> Result<usize, PricesError> {
-        Ok(self.spot_cache.prune(before)?)
-    }
-}
-
-/// Sorted days as `[from, to)` runs of consecutive days, each within one calendar month, so a
-/// backfill is asked a month per call and lands in the cache month by month.
-fn runs(days: &[NaiveDate]) -> Vec<(NaiveDate, NaiveDate)> {
-    let mut out: Vec<(NaiveDate, NaiveDate)> = Vec::new();
-    for &day in days {
-        let next = day.succ_opt().unwrap_or(day);
-        match out.last_mut() {
-            Some((from, to)) if *to == day && from.month() == day.month() && from.year() == day.year() => *to = next,
-            _ => out.push((day, next)),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod run_tests {
-    use super::*;
-
-    #[test]
-    fn runs_are_consecutive_days_within_a_month() {
-        let d = |m, day| NaiveDate::from_ymd_opt(2025, m, day).unwrap();
-        assert_eq!(
-            runs(&[d(9, 29), d(9, 30), d(10, 1), d(10, 2), d(10, 5)]),
-            vec![(d(9, 29), d(10, 1)), (d(10, 1), d(10, 3)), (d(10, 5), d(10, 6))]
-        );
-        assert!(runs(&[]).is_empty());
-    }
-}

@@ -17,7 +17,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::*;
 use crate::http::{HttpError, Sleeper};
-use crate::model::{IntervalReading, PricePurpose, Quality, Unit};
+use crate::model::{IntervalReading, PricePurpose, PriceSeries, Quality, TimeRange, Unit};
+use crate::state::StateStore;
 
 const N1: &str = "5790001089030";
 const ENERGINET: &str = "5790000432752";
@@ -661,7 +662,7 @@ async fn tomorrow_is_asked_only_after_13_and_again_while_it_is_missing() {
 }
 
 #[tokio::test]
-async fn malformed_json_is_a_clear_error() {
+async fn malformed_json_is_retried_then_a_clear_error() {
     let h = Harness::with_mocks(
         "2025-11-10T12:00:00Z",
         vec![Mock::given(path(DAY_AHEAD))
@@ -679,21 +680,29 @@ async fn malformed_json_is_a_clear_error() {
         )
         .await
         .unwrap_err();
+    // Cut short like an answer during an outage: retried within the budget, then reported.
     assert!(matches!(
         &err,
         PricesError::Spot {
             dataset: "DayAheadPrices",
             area: PriceArea::DK1,
-            source: HttpError::Decode { .. },
+            source: HttpError::Exhausted {
+                attempts: 5,
+                last_status: Some(200),
+                ..
+            },
             ..
         }
     ));
+    assert_eq!(h.sleeper.0.lock().unwrap().len(), 4);
     let msg = err.to_string();
     for part in [
         "DayAheadPrices",
         "DK1",
         "2025-10-26",
         "could not be parsed",
+        "EOF while parsing",
+        "body starts with \"{\\\"total\\\": 3",
         "check the configured address",
     ] {
         assert!(msg.contains(part), "{part:?} missing in: {msg}");

@@ -11,49 +11,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::handshake::{connect, ConnectError};
-use super::messages::Failure;
+use super::link::{CallError, LinkSettings, Request, Subscription};
 use super::session::{Session, SessionEnd};
 use super::status::{LinkState, LinkStatus};
-use super::ws_url::WsUrl;
 use super::Command;
 use crate::actor::{Actor, StopSignal};
-use crate::http::{Delays, RetryPolicy};
-use crate::secret::Secret;
+use crate::backoff_policy::Delays;
 
 /// Requests waiting for the task; callers block on a full queue only up to their bound.
 const QUEUE: usize = 64;
-
-#[derive(Debug, Clone)]
-pub struct LinkSettings {
-    pub url: WsUrl,
-    pub token: Secret,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    /// Idle time after which a ping checks that the link still works.
-    pub heartbeat: Duration,
-    pub reconnect: RetryPolicy,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum CallError {
-    Unreachable(String),
-    AuthFailed(String),
-    Timeout(Duration),
-    Failed(Failure),
-    Stopped,
-}
-
-pub struct Request {
-    pub command: Box<dyn Command>,
-    pub reply: oneshot::Sender<Result<Value, CallError>>,
-}
-
-/// A standing subscription: its command is sent again on every connection, and its events go
-/// to `events` until the receiver is dropped.
-pub struct Subscription {
-    pub command: Arc<dyn Command>,
-    pub events: mpsc::UnboundedSender<Value>,
-}
 
 /// A cheap handle to the connection task.
 #[derive(Clone)]

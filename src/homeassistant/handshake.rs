@@ -5,7 +5,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::client::LinkSettings;
+use super::link::LinkSettings;
 use super::messages::{auth_text, parse_server_text, ServerMessage};
 use super::tls;
 

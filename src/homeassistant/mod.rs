@@ -5,6 +5,7 @@
 
 mod client;
 mod handshake;
+mod link;
 mod log_guard;
 mod messages;
 mod session;
@@ -13,7 +14,8 @@ mod tls;
 mod version;
 mod ws_url;
 
-pub use client::{CallError, Client, LinkSettings};
+pub use client::Client;
+pub use link::{CallError, LinkSettings};
 pub use log_guard::{warn_if_frames_are_logged, LOG_DIRECTIVES};
 pub use messages::Failure;
 pub use status::{LinkState, LinkStatus};

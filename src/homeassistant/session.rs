@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::client::{CallError, LinkSettings, Request, Subscription};
 use super::handshake::{describe, Ws};
+use super::link::{CallError, LinkSettings, Request, Subscription};
 use super::messages::{parse_server_text, ServerMessage};
 use super::Command;
 use crate::actor::StopSignal;

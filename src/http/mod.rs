@@ -1,12 +1,12 @@
 //! The HTTP layer every provider shares: one client configuration (rustls, timeouts) and one retry
 //! policy for 429, 5xx, timeouts and connection errors.
 
-mod backoff_policy;
 pub mod error_body;
 mod limiter;
 mod retry;
 
-pub use backoff_policy::{Delays, RetryPolicy};
+// The policy's type is shared with the MQTT and websocket reconnects; the HTTP calls use it here.
+pub use crate::backoff_policy::{Delays, RetryPolicy};
 pub use limiter::{Budget, Pace, RateLimiter, TokioPace};
 pub use retry::{ApiClient, ErrorBody, HttpResponse, Sleeper, TokioSleeper};
 
@@ -53,6 +53,22 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// Retries ran out (on 5xx, 429, timeouts, connection errors or garbled answers), or an
+    /// answer could not be read: the API may well answer at the next try. A refusal (401/403), a
+    /// rejected request (other 4xx) or a client that cannot be built will not change by itself.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HttpError::Exhausted { .. } | HttpError::Decode { .. } => true,
+            HttpError::Rejected { .. } | HttpError::Unauthorized { .. } | HttpError::Client { .. } => false,
+        }
+    }
+
+    /// Retries ran out on answers that came (2xx) but could not be read: cut short, not JSON, or
+    /// not the shape the endpoint documents.
+    pub fn garbled(&self) -> bool {
+        matches!(self, HttpError::Exhausted { last_status: Some(status), .. } if (200..300).contains(status))
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             HttpError::Rejected { status, .. } | HttpError::Unauthorized { status, .. } => Some(*status),

@@ -99,6 +99,52 @@ impl ApiClient {
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
+        self.fetch(endpoint, make, |response| {
+            Ok::<_, std::convert::Infallible>(response.clone())
+        })
+        .await
+    }
+
+    /// [`send`](Self::send), and the 2xx body parsed as `T`.
+    pub async fn fetch_json<T, F>(&self, endpoint: &str, make: F) -> Result<T, HttpError>
+    where
+        T: DeserializeOwned,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        self.fetch(endpoint, make, |response| serde_json::from_slice::<T>(&response.body))
+            .await
+    }
+
+    /// [`send`](Self::send), and the 2xx answer turned into `T` by `decode` as part of the same
+    /// attempt: an answer that an outage cut short or garbled (not JSON, the wrong shape for the
+    /// endpoint) is retried like a 5xx, within the same budget, and the error that is finally
+    /// reported quotes the start of the last body.
+    pub async fn fetch<T, E, F, D>(&self, endpoint: &str, make: F, decode: D) -> Result<T, HttpError>
+    where
+        E: std::fmt::Display,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        D: Fn(&HttpResponse) -> Result<T, E>,
+    {
+        self.fetch_quoting(endpoint, make, decode, true).await
+    }
+
+    /// [`fetch`](Self::fetch) for an answer that carries a secret (a token endpoint): errors say
+    /// why the body was unusable (`decode` must word that without quoting it), never what it holds.
+    pub async fn fetch_secret<T, E, F, D>(&self, endpoint: &str, make: F, decode: D) -> Result<T, HttpError>
+    where
+        E: std::fmt::Display,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        D: Fn(&HttpResponse) -> Result<T, E>,
+    {
+        self.fetch_quoting(endpoint, make, decode, false).await
+    }
+
+    async fn fetch_quoting<T, E, F, D>(&self, endpoint: &str, make: F, decode: D, quote: bool) -> Result<T, HttpError>
+    where
+        E: std::fmt::Display,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        D: Fn(&HttpResponse) -> Result<T, E>,
+    {
         let mut delays = self.policy.delays();
         let mut attempt: u32 = 0;
         loop {
@@ -107,7 +153,10 @@ impl ApiClient {
                 limiter.acquire(endpoint).await;
             }
             let (reason, status, retry_after) = match self.attempt(endpoint, make(&self.client)).await {
-                Attempt::Done(response) => return Ok(response),
+                Attempt::Done(response) => match decode(&response) {
+                    Ok(value) => return Ok(value),
+                    Err(e) => (garbled(&response, &e, quote), Some(response.status), None),
+                },
                 Attempt::Fatal(error) => return Err(error),
                 Attempt::Transient {
                     reason,
@@ -223,6 +272,17 @@ fn describe(error: &reqwest::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// Why a 2xx answer was not usable, quoting the start of its body.
+fn garbled(response: &HttpResponse, error: &impl std::fmt::Display, quote: bool) -> String {
+    let status = response.status;
+    if quote {
+        let start = preview(&response.body);
+        format!("HTTP {status} with a body that could not be parsed: {error} (body starts with {start:?})")
+    } else {
+        format!("HTTP {status} with a body that could not be parsed: {error}")
+    }
 }
 
 pub fn preview(body: &[u8]) -> String {

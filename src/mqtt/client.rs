@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::actor::{Actor, StopSignal};
-use crate::http::RetryPolicy;
+use crate::backoff_policy::RetryPolicy;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]

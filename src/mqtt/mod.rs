@@ -5,6 +5,7 @@
 
 mod client;
 pub mod discovery;
+pub mod entities;
 pub mod payloads;
 pub mod sink;
 pub mod topics;

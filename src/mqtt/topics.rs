@@ -30,10 +30,6 @@ pub fn object_id(raw: &str) -> String {
     out.trim_matches('_').to_owned()
 }
 
-/// The state fields a meter also publishes on topics of their own (see [`Topics::meter_field`]):
-/// sensors read them there, so nothing is published (and HA shows "unknown") until they are known.
-pub const FIELD_TOPICS: [&str; 4] = ["data_until", "last_poll", "next_poll", "history_import"];
-
 #[derive(Debug, Clone)]
 pub struct Topics {
     pub base: String,

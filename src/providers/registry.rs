@@ -98,10 +98,16 @@ impl BuildContext {
     /// The value under `key`, made by `make` the first time it is asked for.
     pub fn shared<T: Send + Sync + 'static>(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = shared
-            .entry(format!("{}:{key}", std::any::type_name::<T>()))
-            .or_insert_with(|| Arc::new(make()));
-        Arc::clone(entry).downcast::<T>().expect("keyed by type name")
+        let key = format!("{}:{key}", std::any::type_name::<T>());
+        // Type names are not guaranteed unique: a value of another type under the key is replaced.
+        if let Some(existing) = shared.get(&key) {
+            if let Ok(value) = Arc::clone(existing).downcast::<T>() {
+                return value;
+            }
+        }
+        let value = Arc::new(make());
+        shared.insert(key, value.clone());
+        value
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::OwnedMutexGuard;
 use super::ledger::Ledger;
 use super::series::Series;
 use super::StatisticsError;
-use crate::state::{StateError, StateStore};
+use crate::state::StateStore;
 
 #[derive(Debug, Default)]
 pub struct Slot {
@@ -18,6 +18,23 @@ pub struct Slot {
     pub ledger: Option<Ledger>,
     /// Compared with HA's own rows since this process started.
     pub verified: bool,
+    /// The last write of the ledger failed: it mirrors what HA acknowledged, and is written at
+    /// the next import even when nothing else changed.
+    pub unsaved: bool,
+    /// The newest hour of the ledger as last read from or written to disk.
+    pub saved_until: Option<i64>,
+}
+
+impl Slot {
+    /// The newest hour this sink may say it holds: the ledger's own, unless its last write
+    /// failed; then the one on disk, so that no cursor moves past what is written.
+    pub fn position(&self) -> Option<i64> {
+        if self.unsaved {
+            self.saved_until
+        } else {
+            self.ledger.as_ref().and_then(|l| l.last_start())
+        }
+    }
 }
 
 pub struct LedgerStore {
@@ -42,30 +59,31 @@ impl LedgerStore {
         let mut guard = slot.lock_owned().await;
         if !guard.loaded {
             guard.ledger = self.load(series).await?;
+            guard.saved_until = guard.ledger.as_ref().and_then(|l| l.last_start());
             guard.loaded = true;
         }
         Ok(guard)
     }
 
     pub async fn save(&self, ledger: &Ledger) -> Result<(), StatisticsError> {
-        let store = self.state.clone();
-        let path = file_name(&ledger.statistic_id);
-        let copy = ledger.clone();
         let statistic_id = ledger.statistic_id.clone();
-        blocking(&path.clone(), move || store.save_json(&path, &copy))
+        self.state
+            .save(file_name(&statistic_id), ledger.clone())
             .await
             .map_err(|source| StatisticsError::State { statistic_id, source })
     }
 
     /// A missing, unreadable or foreign file is no ledger: HA's rows rebuild it at first use.
     async fn load(&self, series: &Series) -> Result<Option<Ledger>, StatisticsError> {
-        let store = self.state.clone();
         let path = file_name(&series.statistic_id);
-        let loaded = blocking(&path, {
-            let path = path.clone();
-            move || store.load_json::<Ledger>(&path)
-        })
-        .await;
+        let loaded = self
+            .state
+            .load_cache::<Ledger>(
+                path.clone(),
+                "statistics state file",
+                "rebuilding it from Home Assistant's own rows",
+            )
+            .await;
         match loaded {
             Ok(Some(ledger)) if ledger.statistic_id == series.statistic_id && ledger.is_current_format() => {
                 Ok(Some(ledger))
@@ -75,14 +93,6 @@ impl LedgerStore {
                 Ok(None)
             }
             Ok(None) => Ok(None),
-            Err(StateError::Corrupt { path, moved_to, reason }) => {
-                tracing::warn!(
-                    file = %path.display(),
-                    moved_to = %moved_to.display(),
-                    "statistics state file is corrupt ({reason}); rebuilding it from Home Assistant's own rows"
-                );
-                Ok(None)
-            }
             Err(source) => Err(StatisticsError::State {
                 statistic_id: series.statistic_id.clone(),
                 source,
@@ -94,19 +104,6 @@ impl LedgerStore {
 fn file_name(statistic_id: &str) -> PathBuf {
     let object_id = statistic_id.split_once(':').map_or(statistic_id, |(_, object)| object);
     PathBuf::from("statistics").join(format!("{}.json", crate::state::sanitize(object_id)))
-}
-
-async fn blocking<T: Send + 'static>(
-    path: &std::path::Path,
-    work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
-) -> Result<T, StateError> {
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(StateError::Io {
-            path: path.to_owned(),
-            action: "running the state file task",
-            source: std::io::Error::other(e.to_string()),
-        })
-    })
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use super::reconcile;
 use super::remote::Remote;
 use super::series::Series;
 use super::StatisticsError;
+use crate::backoff_policy::RetryPolicy;
 use crate::homeassistant::{self, Client, LinkSettings, LinkState, LinkStatus, WsUrl};
-use crate::http::RetryPolicy;
 use crate::model::{IntervalReading, Meter, PriceSeries};
 use crate::secret::Secret;
 use crate::state::StateStore;
@@ -166,11 +166,7 @@ impl StatisticsSink {
     pub async fn needs_from(&self, meter: &Meter) -> Option<DateTime<Utc>> {
         let series = Series::energy(meter);
         match self.inner.ledgers.lock(&series).await {
-            Ok(slot) => slot
-                .ledger
-                .as_ref()
-                .and_then(|l| l.last_start())
-                .and_then(|s| DateTime::from_timestamp(s, 0)),
+            Ok(slot) => slot.position().and_then(|s| DateTime::from_timestamp(s, 0)),
             Err(e) => {
                 tracing::warn!("{e}; reading {} from the history start", series.statistic_id);
                 None
@@ -246,23 +242,43 @@ impl StatisticsSink {
             return Ok(report);
         };
         let before = slot.ledger.clone();
+        let mut unsaved = slot.unsaved;
+        let mut saved_until = slot.saved_until;
         let ledger = reconcile::covered(remote, &mut slot, &series.statistic_id, window_start).await?;
         let reconciled = before.as_ref() != Some(&*ledger);
         let planned = ledger.plan(hours);
+        // The ledger mirrors what HA acknowledged, so it stays in memory when the disk refuses
+        // it (HA's rows are the truth; a restart rebuilds from them) and is written later; until
+        // then the bridge is told the position on disk.
+        let mut written = Ok(());
         for batch in planned.chunks(self.inner.batch_hours) {
             remote.import(series, batch.to_vec()).await?;
             ledger.apply(batch);
             ledger.prune();
-            ledgers.save(ledger).await?;
             report.rows_sent += batch.len();
+            written = ledgers.save(ledger).await;
+            if written.is_err() {
+                break;
+            }
+            (unsaved, saved_until) = (false, ledger.last_start());
         }
         // Nothing to send, but what HA told us is worth keeping.
-        if planned.is_empty() && (ledger.prune() | reconciled) {
-            ledgers.save(ledger).await?;
+        if written.is_ok() && planned.is_empty() && (ledger.prune() | reconciled | unsaved) {
+            written = ledgers.save(ledger).await;
+            if written.is_ok() {
+                (unsaved, saved_until) = (false, ledger.last_start());
+            }
+        }
+        if let Err(e) = written {
+            slot.unsaved = true;
+            slot.saved_until = saved_until;
+            return Err(e);
         }
         report.first_sent = planned.first().and_then(|p| DateTime::from_timestamp(p.start, 0));
         report.last_hour = ledger.last_start().and_then(|s| DateTime::from_timestamp(s, 0));
         report.last_sum = ledger.last_start().map(|_| ledger.last_sum());
+        slot.unsaved = unsaved;
+        slot.saved_until = saved_until;
         if report.rows_sent > 0 {
             tracing::info!(
                 statistic_id = %series.statistic_id,

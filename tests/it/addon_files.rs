@@ -91,7 +91,7 @@ fn config_has_the_required_and_agreed_keys() {
     assert_eq!(text(&config, "boot"), "auto");
     assert_eq!(strings(get(&config, "services")), vec!["mqtt:need"]);
     assert_eq!(get(&config, "homeassistant_api").as_bool(), Some(true));
-    // s6-overlay v3 in the base image must be PID 1.
+    // The binary is PID 1 and handles SIGTERM itself; Docker's tini would only sit in between.
     assert_eq!(get(&config, "init").as_bool(), Some(false));
     assert!(text(&config, "image").contains("{arch}"), "one image per architecture");
 }
@@ -273,20 +273,26 @@ fn translations_cover_every_option() {
 }
 
 #[test]
-fn dockerfile_names_the_base_image_and_labels_itself() {
+fn dockerfile_builds_from_nothing_and_labels_itself() {
     let dockerfile = read("addon/Dockerfile");
     let lines: Vec<&str> = dockerfile
         .lines()
         .map(str::trim)
         .filter(|l| !l.starts_with('#'))
         .collect();
+    let bases: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("FROM "))
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default())
+        .collect();
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("ARG BUILD_FROM=ghcr.io/home-assistant/base:")),
-        "the base image is named in the Dockerfile"
+        bases.iter().all(|b| *b == "scratch" || b.starts_with("addon-")),
+        "nothing is pulled: every stage starts from scratch or another stage, not {bases:?}"
     );
-    assert!(lines.iter().any(|l| l.starts_with("FROM ${BUILD_FROM}")));
+    assert!(
+        !lines.iter().any(|l| l.starts_with("RUN ")),
+        "no RUN: the image has no shell to run it with"
+    );
     for label in [
         "io.hass.type=\"addon\"",
         "io.hass.version=\"${BUILD_VERSION}\"",
@@ -315,7 +321,7 @@ fn dockerfile_names_the_base_image_and_labels_itself() {
             "{arch} label"
         );
         assert!(
-            lines.contains(&format!("FROM ${{BUILD_FROM}} AS addon-{arch}").as_str()),
+            lines.contains(&format!("FROM scratch AS addon-{arch}").as_str()),
             "{arch} stage"
         );
     }
@@ -323,7 +329,9 @@ fn dockerfile_names_the_base_image_and_labels_itself() {
         lines.contains(&"FROM addon-${BUILD_ARCH}"),
         "the stage follows BUILD_ARCH"
     );
-    assert!(lines.contains(&"CMD [\"meter2mqtt\", \"run\", \"--addon\"]"));
+    assert!(lines.contains(&"COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt"));
+    assert!(lines.contains(&"ENTRYPOINT [\"/usr/bin/meter2mqtt\"]"));
+    assert!(lines.contains(&"CMD [\"run\", \"--addon\"]"));
     assert!(
         !root().join("addon/build.yaml").exists() && !root().join("addon/build.json").exists(),
         "build.yaml is retired"
@@ -339,21 +347,73 @@ fn repository_yaml_is_present_and_valid() {
     assert!(!text(&repository, "maintainer").trim().is_empty());
 }
 
+/// The rules of the profile, without comments and blank lines.
+fn apparmor_rules() -> Vec<String> {
+    read("addon/apparmor.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn apparmor_profile_is_named_after_the_slug() {
     let profile = read("addon/apparmor.txt");
     assert!(profile.starts_with("#include <tunables/global>"));
-    assert!(profile.contains("profile meter2mqtt flags=(attach_disconnected,mediate_deleted) {"));
-    assert!(profile.contains("/usr/bin/meter2mqtt cx -> meter2mqtt,"));
-    assert!(profile.contains("signal (receive) peer=*_meter2mqtt,"));
+    let rules = apparmor_rules();
+    assert_eq!(
+        rules.iter().filter(|r| r.starts_with("profile ")).collect::<Vec<_>>(),
+        ["profile meter2mqtt flags=(attach_disconnected,mediate_deleted) {"],
+        "one profile: the binary is the container's only process"
+    );
     assert!(
-        profile.contains("/data/** rwlk,"),
-        "the state store is written under /data"
+        rules.contains(&"signal (receive) peer=unconfined,".to_owned()),
+        "docker stop"
     );
     assert_eq!(
         profile.matches('{').count(),
         profile.matches('}').count(),
         "balanced braces"
+    );
+}
+
+/// Every path the profile grants is in the image (the files `.ci/addon-image.sh` finds there, plus
+/// the /data volume), and the image's files are granted: nothing more, nothing less.
+#[test]
+fn apparmor_profile_grants_exactly_the_image_files_and_data() {
+    let granted: BTreeSet<String> = apparmor_rules()
+        .iter()
+        .filter(|r| r.starts_with('/'))
+        .map(|r| r.split_whitespace().next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        granted,
+        set(&[
+            "/usr/bin/meter2mqtt",
+            "/etc/ssl/certs/",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/data/",
+            "/data/**",
+        ])
+    );
+    let dockerfile = read("addon/Dockerfile");
+    for copied in dockerfile.lines().filter_map(|l| l.strip_prefix("COPY ")) {
+        let target = copied.split_whitespace().last().unwrap();
+        assert!(
+            granted.contains(target),
+            "{target} is in the image but not in the profile"
+        );
+    }
+    assert!(
+        apparmor_rules().contains(&"/data/** rwlk,".to_owned()),
+        "the state store is written under /data"
+    );
+    assert!(
+        !apparmor_rules()
+            .iter()
+            .any(|r| r == "file," || r.contains(" ix,") || r.contains(" cx ")),
+        "no blanket file access and no other program to run"
     );
 }
 
@@ -385,7 +445,10 @@ fn docs_explain_tokens_statistics_and_every_api_status() {
         "Opret token",
         "Customer UUID",
         "Login token",
-        "Mosquitto",
+        "Mosquitto broker",
+        "Settings → Apps → App store → ⋮ (top right) → Repositories",
+        "older releases",
+        "Settings → Add-ons → Add-on store",
     ] {
         assert!(docs.contains(needle), "DOCS.md should mention {needle}");
     }

@@ -4,53 +4,14 @@
 
 use std::time::Duration;
 
-use crate::support::enectiva::{fixture, FakeEnectiva, Series, CUSTOMER, LOGIN};
+use crate::support::addon::{proxying_supervisor, MQTT_PASSWORD, SUPERVISOR_TOKEN};
+use crate::support::enectiva::{FakeEnectiva, CUSTOMER, LOGIN};
 use crate::support::fake_ha::FakeHa;
 use crate::support::{Collector, Proc};
 use meter2mqtt::test_support::{BrokerOptions, EmbeddedBroker};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 const WAIT: Duration = Duration::from_secs(40);
-const SUPERVISOR_TOKEN: &str = "supervisor-token-5521";
-const MQTT_PASSWORD: &str = "mqtt-pw-7781";
-
-/// Answers `GET /services/mqtt`; every other request (the websocket upgrade at
-/// `/core/websocket`) is passed through to the fake Home Assistant.
-async fn fake_supervisor(broker_port: u16, ha_addr: String) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let ha_addr = ha_addr.clone();
-            tokio::spawn(async move {
-                let mut head = vec![0u8; 4096];
-                let n = client.peek(&mut head).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&head[..n]).into_owned();
-                if request.starts_with("GET /services/mqtt") {
-                    let mut buf = vec![0u8; 4096];
-                    let _ = client.read(&mut buf).await;
-                    let authorized = request.contains(&format!("Bearer {SUPERVISOR_TOKEN}"));
-                    let (status, body) = if authorized {
-                        let data = json!({"host": "127.0.0.1", "port": broker_port, "ssl": false, "username": "addons", "password": MQTT_PASSWORD, "protocol": "3.1.1"});
-                        ("200 OK", json!({"result": "ok", "data": data}).to_string())
-                    } else {
-                        (
-                            "401 Unauthorized",
-                            json!({"result": "error", "message": "unauthorized"}).to_string(),
-                        )
-                    };
-                    let response = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
-                    let _ = client.write_all(response.as_bytes()).await;
-                } else if let Ok(mut upstream) = TcpStream::connect(&ha_addr).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                }
-            });
-        }
-    });
-    port
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_add_on_runs_with_nothing_but_its_options_and_the_supervisor() {
@@ -63,21 +24,12 @@ async fn the_add_on_runs_with_nothing_but_its_options_and_the_supervisor() {
     .await
     .unwrap();
     let ha = FakeHa::start("2025.10.1", SUPERVISOR_TOKEN).await;
-    let supervisor = fake_supervisor(broker.port(), ha.url().trim_start_matches("http://").to_owned()).await;
+    let supervisor = proxying_supervisor(broker.port(), &ha).await;
 
     let fake = FakeEnectiva::start(chrono::Utc::now()).await;
     let start = crate::support::enectiva::at("2024-11-01T00:00:00Z");
     let values: Vec<f64> = (0..25).map(|i| 1000.0 + i as f64 * 0.5).collect();
-    fake.serve_any(
-        &[
-            ("/meters", json!({"data": [fixture("meters.json")["data"][0].clone()]})),
-            ("/entities", fixture("entities.json")),
-            ("/entities/88/deltas", fixture("entity_deltas.json")),
-            ("/meters/4711/deltas", json!({"data": []})),
-        ],
-        vec![("4711", Series::regular(start, chrono::Duration::hours(1), &values))],
-    )
-    .await;
+    fake.serve_one_meter(start, &values).await;
 
     let data = tempfile::tempdir().unwrap();
     let options = data.path().join("options.json");

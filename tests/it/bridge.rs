@@ -150,6 +150,30 @@ struct TwoMeters {
     batches: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
 }
 
+impl TwoMeters {
+    fn series(
+        meter: &meter2mqtt::model::Meter,
+        range: meter2mqtt::model::TimeRange,
+    ) -> Vec<meter2mqtt::model::IntervalReading> {
+        // "a" has data until 20:00, "b" until 23:00 of the same day.
+        let end = utc(2024, 3, 1, if meter.id == "a" { 20 } else { 23 });
+        let mut out = Vec::new();
+        let mut start = range.start.max(utc(2024, 3, 1, 0));
+        while start + chrono::Duration::hours(1) <= end.min(range.end) {
+            out.push(meter2mqtt::model::IntervalReading {
+                start,
+                end: start + chrono::Duration::hours(1),
+                value: Some(1.0),
+                unit: meter.unit.clone(),
+                quality: meter2mqtt::model::Quality::Measured,
+                reading: None,
+            });
+            start += chrono::Duration::hours(1);
+        }
+        out
+    }
+}
+
 #[async_trait::async_trait]
 impl meter2mqtt::providers::Provider for TwoMeters {
     fn kind(&self) -> &'static str {
@@ -168,28 +192,6 @@ impl meter2mqtt::providers::Provider for TwoMeters {
             })
             .collect())
     }
-    async fn readings(
-        &self,
-        meter: &meter2mqtt::model::Meter,
-        range: meter2mqtt::model::TimeRange,
-    ) -> Result<Vec<meter2mqtt::model::IntervalReading>, meter2mqtt::providers::ProviderError> {
-        // "a" has data until 20:00, "b" until 23:00 of the same day.
-        let end = utc(2024, 3, 1, if meter.id == "a" { 20 } else { 23 });
-        let mut out = Vec::new();
-        let mut start = range.start.max(utc(2024, 3, 1, 0));
-        while start + chrono::Duration::hours(1) <= end.min(range.end) {
-            out.push(meter2mqtt::model::IntervalReading {
-                start,
-                end: start + chrono::Duration::hours(1),
-                value: Some(1.0),
-                unit: meter.unit.clone(),
-                quality: meter2mqtt::model::Quality::Measured,
-                reading: None,
-            });
-            start += chrono::Duration::hours(1);
-        }
-        Ok(out)
-    }
     async fn read(
         &self,
         meters: &[meter2mqtt::model::Meter],
@@ -202,7 +204,7 @@ impl meter2mqtt::providers::Provider for TwoMeters {
             .push(meters.iter().map(|m| m.id.clone()).collect());
         let mut results = Vec::new();
         for meter in meters {
-            results.push((meter.id.clone(), self.readings(meter, range).await));
+            results.push((meter.id.clone(), Ok(TwoMeters::series(meter, range))));
         }
         let _ = out
             .window(meter2mqtt::providers::Window {

@@ -166,7 +166,7 @@ async fn secrets_never_reach_a_log_line_or_an_mqtt_payload() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_state_file_is_reported_and_moved_aside_never_silently_reset() {
+async fn a_corrupt_state_file_is_reported_moved_aside_and_only_the_look_back_window_read_again() {
     let broker = EmbeddedBroker::start("127.0.0.1:0", BrokerOptions::default())
         .await
         .unwrap();
@@ -177,6 +177,8 @@ async fn a_corrupt_state_file_is_reported_and_moved_aside_never_silently_reset()
     let collector = Collector::connect(broker.port(), "corrupt-observer", &["meter2mqtt/#"], false).await;
     let mut proc = Proc::spawn(&["run", "--config", &config], &[]);
     proc.wait_for_line("is corrupt", 1).await;
+    proc.wait_for_line("poll finished", 1).await;
+    assert!(proc.text().contains("Starting afresh from"), "{}", proc.text());
     let moved: Vec<_> = std::fs::read_dir(dir.path().join("state"))
         .unwrap()
         .filter_map(|e| e.ok())
@@ -191,7 +193,7 @@ async fn a_corrupt_state_file_is_reported_and_moved_aside_never_silently_reset()
         .await;
     assert!(
         collector.on("/readings").is_empty(),
-        "nothing re-delivered from an unknown cursor"
+        "the sample's days are older than the look-back window: nothing published again"
     );
     unsafe_kill(proc.child.id(), "TERM");
     assert_eq!(proc.wait_exit(Duration::from_secs(5)).await, 0);

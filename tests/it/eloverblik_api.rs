@@ -678,7 +678,34 @@ async fn timeouts_are_retried_and_then_reported() {
 }
 
 #[tokio::test]
-async fn malformed_and_truncated_json_are_clear_errors() {
+async fn a_truncated_and_a_malformed_answer_are_retried_and_the_good_one_used() {
+    let fake = Fake::start().await;
+    let (provider, meters) = fake.ready().await;
+    let full = fixture("timeseries_hour.json");
+    first_answers(
+        &fake,
+        ResponseTemplate::new(200).set_body_raw(full[..full.len() / 2].to_owned(), "application/json"),
+        1,
+    )
+    .await;
+    first_answers(
+        &fake,
+        ResponseTemplate::new(200).set_body_string("<html>oops</html>"),
+        1,
+    )
+    .await;
+    fake.serves(THREE_DAYS, HOME, "timeseries_hour.json").await;
+    let result = read_three_days(&provider, &meters).await;
+    assert_eq!(result.unwrap().len(), 72);
+    // The backoff of a 5xx (from 5 s), not the 60 s floor of a 429/503.
+    let waits = fake.waits();
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    assert!(waits.iter().all(|w| *w < Duration::from_secs(60)), "{waits:?}");
+    fake.server.verify().await;
+}
+
+#[tokio::test]
+async fn malformed_and_truncated_json_are_retried_then_clear_errors() {
     let fake = Fake::start().await;
     let (provider, meters) = fake.ready().await;
     let full = fixture("timeseries_hour.json");
@@ -688,37 +715,63 @@ async fn malformed_and_truncated_json_are_clear_errors() {
         ("2024-03-29/2024-03-30/Hour", "<html>oops</html>".to_owned()),
         ("2024-03-30/2024-03-31/Hour", r#"{"result": [{"success": true, "id": "571313180100000001", "MyEnergyData_MarketDocument": {"TimeSeries": [{"mRID": "571313180100000001", "Period": [{"resolution": "PT1H", "timeInterval": {"start": "2024-03-29T23:00:00Z"}, "Point": [{"position": "one", "out_Quantity.quantity": "1"}]}]}]}}]}"#.to_owned()),
     ];
+    // Every attempt of the budget (five) gets the same garbled answer.
     for (dates, body) in &cases {
         fake.series(
             dates,
             &[HOME],
             ResponseTemplate::new(200).set_body_raw(body.clone(), "application/json"),
-            1,
+            5,
         )
         .await;
     }
     let day = |from: &str, to: &str| range(from, to);
     let home = find(&meters, HOME);
-    for (asked, expected) in [
-        (day("2024-03-27T23:00:00Z", "2024-03-28T23:00:00Z"), "EOF while parsing"),
-        (day("2024-03-28T23:00:00Z", "2024-03-29T23:00:00Z"), "expected value"),
+    for (asked, dates, expected, quoted) in [
+        (
+            day("2024-03-27T23:00:00Z", "2024-03-28T23:00:00Z"),
+            cases[0].0,
+            "EOF while parsing",
+            "{",
+        ),
+        (
+            day("2024-03-28T23:00:00Z", "2024-03-29T23:00:00Z"),
+            cases[1].0,
+            "expected value",
+            "<html>oops</html>",
+        ),
         (
             day("2024-03-29T23:00:00Z", "2024-03-30T23:00:00Z"),
+            cases[2].0,
             "position \"one\" is not a whole number",
+            "{\\\"result\\\": [{",
         ),
     ] {
         let error = provider.readings(home, asked).await.unwrap_err();
         assert!(
-            matches!(&error, ProviderError::Http(HttpError::Decode { .. })),
+            matches!(
+                &error,
+                ProviderError::Http(HttpError::Exhausted {
+                    attempts: 5,
+                    last_status: Some(200),
+                    ..
+                })
+            ),
             "{error:?}"
         );
+        assert!(error.is_transient(), "{error:?}");
         let text = error.to_string();
-        assert!(
-            text.contains("could not be parsed") && text.contains(expected),
-            "{text}"
-        );
-        assert_eq!(error.api_status(), ApiStatus::Error);
+        for part in [
+            &format!("POST /api/meterdata/gettimeseries/{dates}"),
+            "could not be parsed",
+            expected,
+            &format!("body starts with \"{quoted}"),
+        ] {
+            assert!(text.contains(part), "{part:?} missing in: {text}");
+        }
+        assert_eq!(error.api_status(), ApiStatus::Unavailable);
     }
+    fake.server.verify().await;
     // Malformed metering points: the listing fails, clearly, without a panic.
     let fake = Fake::start().await;
     fake.token(&access_token("a"), 1).await;
@@ -726,9 +779,10 @@ async fn malformed_and_truncated_json_are_clear_errors() {
         .await;
     let error = fake.provider().meters().await.unwrap_err();
     assert!(
-        error
-            .to_string()
-            .contains("GET /api/meteringpoints/meteringpoints returned a body that could not be parsed"),
+        error.to_string().contains(
+            "GET /api/meteringpoints/meteringpoints still failing after 5 attempts: HTTP 200 with a body that could \
+             not be parsed"
+        ),
         "{error}"
     );
 }

@@ -1,83 +1,21 @@
 //! Endurance: an outage longer than one poll's retries, and a long backfill killed at any moment.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Days, Utc};
+use chrono::Days;
 use meter2mqtt::bridge::{Bridge, BridgeEvent};
 use meter2mqtt::config::BridgeConfig;
-use meter2mqtt::model::Meter;
-use meter2mqtt::sink::{AccountId, Batch, Delivery, PollReport, Sink, SinkError, SinkFactory, StatusBoard};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::collector::reading_counts;
 use crate::support::generated_datahub::{danish_today, quarters_between, start_fake_eloverblik};
+use crate::support::recording::Recording;
 use crate::support::{utc, Broker, Collector, Message, Proc, ScriptedProvider};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-/// A poll's start and the next poll it announced.
-type Announced = (DateTime<Utc>, DateTime<Utc>);
-
-/// A sink that takes everything and remembers what it took and what each poll reported.
-#[derive(Clone, Default)]
-struct Recording {
-    delivered: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
-    next_polls: Arc<Mutex<Vec<Announced>>>,
-}
-
-#[async_trait]
-impl Sink for Recording {
-    fn name(&self) -> &'static str {
-        "recording"
-    }
-
-    fn verb(&self) -> &'static str {
-        "recorded"
-    }
-
-    async fn needs_from(&mut self, meter: &Meter) -> Option<DateTime<Utc>> {
-        self.delivered.lock().unwrap().get(&meter.id).copied()
-    }
-
-    async fn deliver(&mut self, batches: &[Batch<'_>]) -> Delivery {
-        let mut delivered = self.delivered.lock().unwrap();
-        let mut sent = 0;
-        for batch in batches {
-            let until = delivered
-                .entry(batch.meter.id.clone())
-                .or_insert(DateTime::<Utc>::MIN_UTC);
-            for reading in batch.readings {
-                if reading.end > *until {
-                    *until = reading.end;
-                    sent += 1;
-                }
-            }
-        }
-        Delivery {
-            sent,
-            failed: Vec::new(),
-        }
-    }
-
-    async fn poll_finished(&mut self, report: &PollReport<'_>) {
-        self.next_polls.lock().unwrap().push((report.at, report.next_poll));
-    }
-}
-
-#[async_trait]
-impl SinkFactory for Recording {
-    fn name(&self) -> &'static str {
-        "recording"
-    }
-
-    async fn open(&self, _account: &AccountId, _board: &StatusBoard) -> Result<Box<dyn Sink>, SinkError> {
-        Ok(Box::new(self.clone()))
-    }
-}
 
 async fn next_poll(events: &mut tokio::sync::broadcast::Receiver<BridgeEvent>) -> (usize, usize) {
     match events.recv().await.unwrap() {
@@ -116,14 +54,7 @@ async fn a_fault_storm_longer_than_the_retry_budget_is_retried_within_minutes_no
     assert_eq!(minutes(recovered), 10);
 
     // `next_poll` said when each try would come; after the good poll, the regular interval.
-    let reported: Vec<i64> = sink
-        .next_polls
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(at, next)| (*next - *at).num_minutes())
-        .collect();
-    assert_eq!(reported, [5, 10, 60]);
+    assert_eq!(sink.announced_minutes(), [5, 10, 60]);
     // A good poll resets the back-off: the next failure is retried after 5 minutes again.
     *provider.failing.lock().unwrap() = Some(429);
     assert_eq!(next_poll(&mut events).await, (0, 1));

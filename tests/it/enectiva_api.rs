@@ -519,6 +519,61 @@ async fn rate_limits_back_off_and_retry() {
 }
 
 #[tokio::test]
+async fn truncated_and_malformed_answers_are_retried_like_server_errors() {
+    let fake = FakeEnectiva::start(at(NOW)).await;
+    fake.tokens(1).await;
+    fake.first(
+        "/meters",
+        1,
+        ResponseTemplate::new(200).set_body_string("{\"data\": [{\"id\""),
+    )
+    .await;
+    fake.first(
+        "/meters",
+        1,
+        ResponseTemplate::new(200).set_body_string("<html>proxy error</html>"),
+    )
+    .await;
+    fake.get("/entities", fixture("entities.json"), 1).await;
+    fake.get("/meters", fixture("meters.json"), 1).await;
+
+    assert_eq!(fake.provider().meters().await.unwrap().len(), 4);
+    assert_eq!(fake.sleeper.waits().len(), 2);
+}
+
+#[tokio::test]
+async fn a_garbled_answer_that_persists_names_the_endpoint_and_quotes_the_body() {
+    let fake = FakeEnectiva::start(at(NOW)).await;
+    fake.tokens(1).await;
+    fake.get("/entities", fixture("entities.json"), 1).await;
+    fake.first(
+        "/meters",
+        4,
+        ResponseTemplate::new(200).set_body_string("<html>proxy error</html>"),
+    )
+    .await;
+
+    let error = fake.provider().meters().await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ProviderError::Http(HttpError::Exhausted {
+                attempts: 4,
+                last_status: Some(200),
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+    let text = error.to_string();
+    assert!(
+        text.contains("GET /meters") && text.contains("body starts with \"<html>proxy error</html>\""),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn retry_after_is_honoured_when_sent() {
     let fake = FakeEnectiva::start(at(NOW)).await;
     fake.tokens(1).await;

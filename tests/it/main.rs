@@ -6,6 +6,7 @@
 mod support;
 
 mod addon_files;
+mod addon_image;
 mod addon_log;
 mod addon_options;
 mod addon_run;
@@ -13,6 +14,7 @@ mod bridge;
 mod cli;
 mod config;
 mod cost;
+mod disk;
 mod eloverblik_api;
 mod eloverblik_e2e;
 mod endurance;
@@ -20,6 +22,7 @@ mod enectiva_api;
 mod enectiva_e2e;
 mod layout;
 mod mqtt_broker;
+mod resilience;
 mod sinks;
 mod statistics_ha;
 mod upload;

@@ -880,3 +880,36 @@ async fn the_fake_validates_like_home_assistant() {
         (Some("pong"), Some("id_reuse"))
     );
 }
+
+#[tokio::test]
+async fn statistics_imported_while_the_ledger_cannot_be_written_are_recorded_once_it_can() {
+    use crate::support::read_only::ReadOnly;
+
+    let house = house();
+    let ha = FakeHa::start(CURRENT, "tok-disk").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = start(settings(&ha.url(), "tok-disk"), &dir);
+    let readings = fixture::readings("timeseries_hour.json");
+    sink.import(&house, &readings[..48], None).await.unwrap();
+    assert_eq!(sink.needs_from(&house).await, Some(readings[47].start));
+
+    let read_only = ReadOnly::make(&dir.path().join("statistics"));
+    let err = sink.import(&house, &readings, None).await.unwrap_err();
+    assert!(matches!(err, StatisticsError::State { .. }), "{err}");
+    assert!(err.to_string().contains("state.dir"), "{err}");
+    // HA has the third day; the bridge is told what the disk holds.
+    assert_eq!(
+        ha.rows("meter2mqtt:eloverblik_571313180100000001_consumption").len(),
+        72
+    );
+    assert_eq!(sink.needs_from(&house).await, Some(readings[47].start));
+
+    drop(read_only);
+    let report = sink.import(&house, &readings, None).await.unwrap();
+    assert_eq!(report.rows_sent(), 0, "HA had it already");
+    assert_eq!(sink.needs_from(&house).await, Some(readings[71].start));
+    sink.shutdown().await;
+    // Written: a restart starts after the third day.
+    let restarted = start(settings(&ha.url(), "tok-disk"), &dir);
+    assert_eq!(restarted.needs_from(&house).await, Some(readings[71].start));
+}

@@ -13,8 +13,10 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
 
+use super::args::DemoArgs;
+use super::logging;
+use super::start::EXIT_FAILURE;
 use super::wiring::{start_mqtt, topics};
-use super::{logging, DemoArgs, EXIT_FAILURE};
 use crate::bridge::{Bridge, BridgeEvent};
 use crate::clock::system_clock;
 use crate::config::Config;

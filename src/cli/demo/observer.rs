@@ -2,7 +2,7 @@
 //! message and every readings batch.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -53,7 +53,7 @@ impl Observer {
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let mut s = sink.lock().expect("observer lock");
+                        let mut s = sink.lock().unwrap_or_else(PoisonError::into_inner);
                         let text = String::from_utf8_lossy(&p.payload).into_owned();
                         if p.topic == marker_topic {
                             s.marker = text.parse().unwrap_or(0);
@@ -87,7 +87,7 @@ impl Observer {
     /// Round-trips a marker through the broker: everything published before it has arrived.
     pub(super) async fn sync(&self) -> Result<(), String> {
         let marker = {
-            let mut m = self.next_marker.lock().expect("marker lock");
+            let mut m = self.next_marker.lock().unwrap_or_else(PoisonError::into_inner);
             *m += 1;
             *m
         };
@@ -96,7 +96,7 @@ impl Observer {
             .await
             .map_err(|e| e.to_string())?;
         for _ in 0..200 {
-            if self.seen.lock().expect("observer lock").marker >= marker {
+            if self.seen.lock().unwrap_or_else(PoisonError::into_inner).marker >= marker {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -105,6 +105,6 @@ impl Observer {
     }
 
     pub(super) fn snapshot(&self) -> Seen {
-        self.seen.lock().expect("observer lock").clone()
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }

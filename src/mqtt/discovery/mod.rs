@@ -34,22 +34,22 @@ impl DiscoveryConfig {
 }
 
 /// What one entity is called: its key within the device and its display name.
-struct Naming<'a> {
-    key: &'a str,
-    name: Option<&'a str>,
+pub(crate) struct Naming<'a> {
+    pub key: &'a str,
+    pub name: Option<&'a str>,
 }
 
 /// The ids of one device's entities: `<id_base>_<key>` is the unique id,
 /// `<component>.<entity_base>_<key>` the entity id.
-struct Ids<'a> {
-    topics: &'a Topics,
-    device: Device,
-    id_base: String,
-    entity_base: String,
+pub(crate) struct Ids<'a> {
+    pub topics: &'a Topics,
+    pub device: Device,
+    pub id_base: String,
+    pub entity_base: String,
 }
 
 impl Ids<'_> {
-    fn common(&self, component: &str, naming: Naming, availability: bool) -> Common {
+    pub(crate) fn common(&self, component: &str, naming: Naming, availability: bool) -> Common {
         let key = object_id(naming.key);
         Common {
             name: naming.name.map(str::to_owned),
@@ -68,7 +68,7 @@ impl Ids<'_> {
         }
     }
 
-    fn config(&self, entity: Entity) -> DiscoveryConfig {
+    pub(crate) fn config(&self, entity: Entity) -> DiscoveryConfig {
         DiscoveryConfig {
             topic: self.topics.discovery(entity.component(), &entity.common().unique_id),
             entity,
@@ -76,6 +76,6 @@ impl Ids<'_> {
     }
 }
 
-fn bridge_identifier(topics: &Topics) -> String {
+pub(crate) fn bridge_identifier(topics: &Topics) -> String {
     format!("{}_bridge", topics.node_id())
 }

@@ -11,17 +11,20 @@ use tokio::time::Instant;
 
 /// How often a read's progress goes out on the state topic.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// While the state cannot be written, how often writing it is tried again between polls.
+const SAVE_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 use super::clocked::ClockedValues;
-use super::delivery::{self, AccountState, Pending};
+use super::delivery::{self, AccountState, MeterState, Pending};
+use super::shared::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use super::summary::Newest;
-use super::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use crate::model::{Meter, MeterValue};
+use crate::mqtt::entities::timestamp::Timestamp;
+use crate::mqtt::entities::{field_topics_of, history, state, value};
 use crate::mqtt::payloads::{HistoryImport, MeterState as StatePayload, ReadingItem, ReadingsBatch};
-use crate::mqtt::topics::{object_id, FIELD_TOPICS};
 use crate::mqtt::{discovery, ConnectionState, MqttEvent};
 use crate::sink::{AccountId, Batch, Delivery, PollReport, Progress, Sink, SinkError, StatusBoard};
-use crate::state::sanitize;
+use crate::state::{sanitize, StateError, StateStore};
 
 pub struct AccountSink {
     sinks: MqttSinks,
@@ -36,6 +39,17 @@ pub struct AccountSink {
     newest: HashMap<String, Newest>,
     /// The state file differs from what is on disk.
     dirty: bool,
+    /// The last write of the state file failed (disk full, read-only, removed): no more readings
+    /// go out until it is written, so a restart repeats at most the last round.
+    unsaved: bool,
+    /// The cursors as the state file on disk has them (and its `fresh_from` under `None`): what
+    /// the bridge is told this sink needs.
+    saved: Saved,
+    /// The discovery file differs from what is on disk.
+    discovery_unsaved: bool,
+    /// This poll already said that readings wait for the state to be written.
+    held_for_state: bool,
+
     /// When a read's progress last went out on the state topics.
     progress_published: Option<Instant>,
     /// Readings are waiting for the broker: publish nothing more this poll, and ask for a poll
@@ -51,27 +65,57 @@ impl AccountSink {
         let stem = format!("{}-{}", sanitize(account.kind), sanitize(&account.label));
         let file = PathBuf::from(format!("{stem}.json"));
         let discovery_file = PathBuf::from(format!("{stem}.discovery.json"));
-        let (store, path, discovery_path) = (sinks.store.clone(), file.clone(), discovery_file.clone());
-        let loaded = tokio::task::spawn_blocking(move || {
-            let state = store.load_json::<AccountState>(&path)?;
-            let discovery = store.load_json::<BTreeSet<String>>(&discovery_path)?;
-            Ok::<_, crate::state::StateError>((state, discovery))
-        })
+        let loaded = async {
+            let state = lost_or_loaded::<AccountState>(&sinks.store, file.clone()).await?;
+            let discovery = lost_or_loaded::<BTreeSet<String>>(&sinks.store, discovery_file.clone()).await?;
+            Ok::<_, StateError>((state, discovery))
+        }
         .await;
-        let state = match loaded {
-            Ok(Ok((state, discovery))) => {
-                let mut state = state.unwrap_or_default();
-                if let Some(discovery) = discovery {
-                    state.discovery = discovery;
+        let lookback = sinks.settings.lookback;
+        let (mut state, fresh_from) = match loaded {
+            Ok((state, discovery)) => {
+                let fresh_from = match &state {
+                    Loaded::Lost { path, moved_to, reason } => {
+                        let from = Utc::now() - lookback;
+                        let message = format!(
+                            "MQTT state file {} is corrupt ({reason}) and has no usable backup; it was moved to {}. \
+                             Lost: the record of what was published. Starting afresh from {}: readings since then are \
+                             published again (some a second time), earlier ones are not; readings before it that were \
+                             never published (a history import under way) stay unpublished unless you delete {} and \
+                             restart, which publishes the whole history again (meters added later start from it too)",
+                            path.display(),
+                            moved_to.display(),
+                            from.format("%Y-%m-%d %H:%M UTC"),
+                            path.display(),
+                        );
+                        tracing::warn!(account = %account, "{message}");
+                        board.note_error(&message);
+                        Some(from)
+                    }
+                    _ => None,
+                };
+                let mut state = state.into_value().unwrap_or_default();
+                match discovery {
+                    Loaded::Value(discovery) => state.discovery = discovery,
+                    Loaded::Lost { path, moved_to, reason } => tracing::warn!(
+                        account = %account,
+                        "MQTT discovery file {} is corrupt ({reason}) and has no usable backup; it was moved to {}. \
+                         Lost: which discovery configs were published, so those of meters that have gone since are \
+                         not cleared; current meters are published again",
+                        path.display(),
+                        moved_to.display(),
+                    ),
+                    Loaded::Missing => {}
                 }
-                state
+                (state, fresh_from)
             }
-            Ok(Err(e)) => return Err(SinkError(e.to_string())),
-            Err(e) => return Err(SinkError(format!("loading the MQTT state of {account} failed: {e}"))),
+            Err(e) => return Err(SinkError(e.to_string())),
         };
+        state.fresh_from = state.fresh_from.or(fresh_from);
+        let saved = Saved::of(&state);
         let connects = sinks.mqtt.events();
         let clocked = ClockedValues::new(sinks.mqtt.clone(), sinks.retained.clone(), sinks.settings.clock.clone());
-        Ok(AccountSink {
+        let mut sink = AccountSink {
             clocked,
             sinks,
             account,
@@ -83,10 +127,19 @@ impl AccountSink {
             payloads: HashMap::new(),
             newest: HashMap::new(),
             dirty: false,
+            unsaved: false,
+            saved,
+            discovery_unsaved: false,
+            held_for_state: false,
             progress_published: None,
             behind: false,
             connects,
-        })
+        };
+        if fresh_from.is_some() {
+            // The new starting point must outlive a restart, or the next start reads everything.
+            sink.save().await;
+        }
+        Ok(sink)
     }
 
     fn payload(&mut self, meter: &Meter) -> &mut StatePayload {
@@ -95,28 +148,33 @@ impl AccountSink {
             .or_insert_with(|| StatePayload::new(meter))
     }
 
+    /// Writes the state file. The store logs a failure (at most once a minute); the bridge's
+    /// "Last error" shows it, and `unsaved` holds further readings back until a write succeeds.
     async fn save(&mut self) {
-        let (store, file, state) = (self.sinks.store.clone(), self.file.clone(), self.state.clone());
-        match tokio::task::spawn_blocking(move || store.save_json(&file, &state)).await {
-            Ok(Ok(())) => self.dirty = false,
-            Ok(Err(e)) => {
-                tracing::error!(account = %self.account, "{e}");
-                self.board.note_error(&e.to_string());
+        let state = self.state.clone();
+        match self.sinks.store.save(self.file.clone(), state.clone()).await {
+            Ok(()) => {
+                self.saved = Saved::of(&state);
+                self.dirty = false;
+                self.unsaved = false;
             }
-            Err(e) => tracing::error!(account = %self.account, "saving state failed: {e}"),
+            Err(e) => self.not_saved(e.to_string()),
         }
     }
 
+    fn not_saved(&mut self, message: String) {
+        self.unsaved = true;
+        self.board.note_error(&message);
+    }
+
     async fn save_discovery(&mut self) {
-        let (store, file) = (self.sinks.store.clone(), self.discovery_file.clone());
         let topics = self.state.discovery.clone();
-        match tokio::task::spawn_blocking(move || store.save_json(&file, &topics)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(account = %self.account, "{e}");
+        match self.sinks.store.save(self.discovery_file.clone(), topics).await {
+            Ok(()) => self.discovery_unsaved = false,
+            Err(e) => {
+                self.discovery_unsaved = true;
                 self.board.note_error(&e.to_string());
             }
-            Err(e) => tracing::error!(account = %self.account, "saving state failed: {e}"),
         }
     }
 
@@ -175,6 +233,11 @@ impl AccountSink {
             if self.dirty {
                 self.save().await;
             }
+            if self.unsaved {
+                // What went out is in memory only: a restart would send this round again, and
+                // no further round may join it.
+                break;
+            }
             if let Some((meter, e)) = lost {
                 self.hold_back(format!(
                     "readings of {meter} not delivered: {e}; they are sent again after the reconnect"
@@ -191,26 +254,15 @@ impl AccountSink {
         let sinks = self.sinks.clone();
         let topics = &sinks.settings.topics;
         let status = self.payload(meter);
-        let times = [
-            ("data_until", status.data_until),
-            ("last_poll", status.last_poll),
-            ("next_poll", status.next_poll),
-        ];
-        let payload = serde_json::to_vec(status).unwrap_or_default();
-        sinks
-            .retained
-            .publish_if_changed(&sinks.mqtt, topics.meter_state(meter), payload);
-        let import = status.history_import.as_ref().and_then(|h| serde_json::to_vec(h).ok());
-        let fields = times
-            .into_iter()
-            .filter_map(|(field, time)| {
-                time.map(|t| (field, t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into_bytes()))
-            })
-            .chain(import.map(|bytes| ("history_import", bytes)));
-        for (field, bytes) in fields {
-            sinks
-                .retained
-                .publish_if_changed(&sinks.mqtt, topics.meter_field(meter, field), bytes);
+        let publish = |topic, payload| sinks.retained.publish_if_changed(&sinks.mqtt, topic, payload);
+        publish(state::topic(topics, meter), state::payload(status));
+        for time in Timestamp::ALL {
+            if let Some(payload) = time.payload(status) {
+                publish(time.topic(topics, meter), payload);
+            }
+        }
+        if let Some(payload) = history::payload(status) {
+            publish(history::topic(topics, meter), payload);
         }
     }
 
@@ -244,14 +296,13 @@ impl AccountSink {
             if let Some(payload) = self.payloads.remove(&id) {
                 let topic = sinks.settings.topics.meter_state_of(&payload.provider, &id);
                 sinks.retained.publish(&sinks.mqtt, topic.clone(), Vec::new());
-                for field in FIELD_TOPICS {
-                    let time = sinks.settings.topics.meter_field_of(&payload.provider, &id, field);
-                    sinks.retained.publish(&sinks.mqtt, time, Vec::new());
+                for field in field_topics_of(&sinks.settings.topics, &payload.provider, &id) {
+                    sinks.retained.publish(&sinks.mqtt, field, Vec::new());
                 }
             }
             self.newest.remove(&id);
         }
-        if self.state.discovery != now_published {
+        if self.state.discovery != now_published || self.discovery_unsaved {
             self.state.discovery = now_published;
             self.save_discovery().await;
         }
@@ -275,26 +326,48 @@ impl Sink for AccountSink {
     async fn meters_listed(&mut self, meters: &[Meter], values: &HashMap<String, Vec<MeterValue>>) {
         // A new poll: whatever was held back is tried again.
         self.behind = false;
+        self.held_for_state = false;
         self.values = values.clone();
         self.sync_discovery(meters).await;
     }
 
     async fn needs_from(&mut self, meter: &Meter) -> Option<DateTime<Utc>> {
-        self.state.meters.get(&meter.id).and_then(|m| m.cursor)
+        self.saved.cursor(&meter.id)
     }
 
     async fn deliver(&mut self, batches: &[Batch<'_>]) -> Delivery {
         let record_from = Utc::now() - self.sinks.settings.lookback - chrono::Duration::days(1);
+        if self.unsaved {
+            // Whatever can be written now goes first; then the readings can follow.
+            self.save().await;
+        }
+        let fresh_from = self.state.fresh_from;
         let queues: Vec<(&Meter, Vec<Pending>)> = batches
             .iter()
             .map(|b| {
-                let state = self.state.meters.entry(b.meter.id.clone()).or_default();
+                let state = self
+                    .state
+                    .meters
+                    .entry(b.meter.id.clone())
+                    .or_insert_with(|| MeterState {
+                        cursor: fresh_from,
+                        ..MeterState::default()
+                    });
                 (b.meter, delivery::pending(state, record_from, b.readings))
             })
             .collect();
         let waiting: usize = queues.iter().map(|(_, p)| p.len()).sum();
         let mut published = 0;
-        if waiting > 0 && self.sinks.mqtt.state() != ConnectionState::Connected {
+        if waiting > 0 && self.unsaved {
+            if !self.held_for_state {
+                // Once a poll: the store itself reports the failing directory.
+                self.held_for_state = true;
+                tracing::warn!(
+                    account = %self.account,
+                    "{waiting} readings held back: the MQTT state cannot be written; they are sent once it can"
+                );
+            }
+        } else if waiting > 0 && self.sinks.mqtt.state() != ConnectionState::Connected {
             // Waiting out the broker would hold up the other sinks; the readings stay pending
             // and the next ConnAck wakes this account to send them.
             self.hold_back(format!(
@@ -355,21 +428,11 @@ impl Sink for AccountSink {
             clocked.extend(
                 values
                     .iter()
-                    .filter(|v| !v.timetable.is_empty())
-                    .map(|v| (topics.meter_value(meter, &v.key), v.clone())),
+                    .filter(|v| value::is_clocked(v))
+                    .map(|v| (value::clocked_topic(topics, meter, v), v.clone())),
             );
             let status = self.payload(meter);
-            status.extras = values
-                .iter()
-                .filter(|v| v.timetable.is_empty())
-                .map(|v| {
-                    let attributes = serde_json::Value::Object(v.attributes.clone());
-                    (
-                        object_id(&v.key),
-                        serde_json::json!({ "value": v.value, "attributes": attributes }),
-                    )
-                })
-                .collect();
+            status.extras = value::extras(&values);
             self.publish_state(meter);
         }
         self.clocked.set(clocked, self.sinks.settings.clock.now());
@@ -380,6 +443,17 @@ impl Sink for AccountSink {
     }
 
     async fn wake(&mut self) {
+        if self.unsaved {
+            loop {
+                tokio::time::sleep(SAVE_RETRY).await;
+                self.save().await;
+                if !self.unsaved {
+                    break;
+                }
+            }
+            tracing::info!(account = %self.account, "the MQTT state is written again; polling now to send what was held back");
+            return;
+        }
         if !self.behind {
             return std::future::pending().await;
         }
@@ -392,5 +466,62 @@ impl Sink for AccountSink {
         }
         self.behind = false;
         tracing::info!(account = %self.account, "MQTT is back; polling now to send what was held back");
+    }
+}
+
+/// A state file as found at start-up.
+enum Loaded<T> {
+    Missing,
+    Value(T),
+    /// Corrupt, and its `.prev` backup too or there is none: the file was moved aside.
+    Lost {
+        path: PathBuf,
+        moved_to: PathBuf,
+        reason: String,
+    },
+}
+
+impl<T> Loaded<T> {
+    fn into_value(self) -> Option<T> {
+        match self {
+            Loaded::Value(value) => Some(value),
+            Loaded::Missing | Loaded::Lost { .. } => None,
+        }
+    }
+}
+
+/// Reads a state file; a corrupt one without a usable backup is reported, not an error, so that
+/// the account starts afresh instead of not at all. Other errors (unreadable) stay errors.
+async fn lost_or_loaded<T: serde::de::DeserializeOwned + Send + 'static>(
+    store: &StateStore,
+    path: PathBuf,
+) -> Result<Loaded<T>, StateError> {
+    match store.load::<T>(path).await {
+        Ok(Some(value)) => Ok(Loaded::Value(value)),
+        Ok(None) => Ok(Loaded::Missing),
+        Err(StateError::Corrupt { path, moved_to, reason }) => Ok(Loaded::Lost { path, moved_to, reason }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Where each meter's record on disk ends.
+struct Saved {
+    cursors: HashMap<String, Option<DateTime<Utc>>>,
+    fresh_from: Option<DateTime<Utc>>,
+}
+
+impl Saved {
+    fn of(state: &AccountState) -> Saved {
+        Saved {
+            cursors: state.meters.iter().map(|(id, m)| (id.clone(), m.cursor)).collect(),
+            fresh_from: state.fresh_from,
+        }
+    }
+
+    fn cursor(&self, meter: &str) -> Option<DateTime<Utc>> {
+        match self.cursors.get(meter) {
+            Some(cursor) => *cursor,
+            None => self.fresh_from,
+        }
     }
 }

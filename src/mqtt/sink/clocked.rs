@@ -5,13 +5,13 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::retained::Retained;
 use crate::clock::SharedClock;
 use crate::model::MeterValue;
+use crate::mqtt::entities::value::clocked_payload;
 use crate::mqtt::MqttHandle;
 
 /// One value and the topic it goes to.
@@ -89,13 +89,5 @@ impl Drop for ClockedValues {
 
 /// `{"value": <the value at now>, "attributes": {...}}`, retained, when it changed.
 fn publish(mqtt: &MqttHandle, retained: &Retained, topic: &str, value: &MeterValue, now: DateTime<Utc>) {
-    retained.publish_if_changed(mqtt, topic.to_owned(), payload(value, now));
-}
-
-pub fn payload(value: &MeterValue, now: DateTime<Utc>) -> Vec<u8> {
-    let body = json!({
-        "value": value.value_at(now),
-        "attributes": Value::Object(value.attributes.clone()),
-    });
-    serde_json::to_vec(&body).unwrap_or_default()
+    retained.publish_if_changed(mqtt, topic.to_owned(), clocked_payload(value, now));
 }

@@ -18,6 +18,11 @@ pub struct AccountState {
     /// written after every round of a history import. Read here from files of older versions.
     #[serde(default, skip_serializing)]
     pub discovery: BTreeSet<String>,
+    /// Set when this file replaced one that was lost (corrupt, without a usable backup): a meter
+    /// without a record starts here instead of at the history start, so that nothing older than
+    /// the look-back window is published a second time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_from: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

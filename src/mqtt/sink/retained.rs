@@ -2,7 +2,7 @@
 //! can be published again after a reconnect or when Home Assistant restarts.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::mqtt::MqttHandle;
 
@@ -16,7 +16,7 @@ impl Retained {
     /// up a poll or a shutdown, and everything remembered goes out again on the next ConnAck.
     pub fn publish(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
         {
-            let mut map = self.inner.lock().expect("retained map lock");
+            let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             if payload.is_empty() {
                 map.remove(&topic);
             } else {
@@ -28,14 +28,14 @@ impl Retained {
 
     /// Publishes only when the payload differs from what was last published.
     pub fn publish_if_changed(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
-        let same = self.inner.lock().expect("retained map lock").get(&topic) == Some(&payload);
+        let same = self.inner.lock().unwrap_or_else(PoisonError::into_inner).get(&topic) == Some(&payload);
         if !same {
             self.publish(mqtt, topic, payload);
         }
     }
 
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
-        let map = self.inner.lock().expect("retained map lock");
+        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         // Discovery configs first, so entities exist before their states arrive.
         let (mut first, rest): (Vec<_>, Vec<_>) = map
             .iter()

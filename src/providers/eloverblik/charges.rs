@@ -66,8 +66,7 @@ pub async fn fetch(api: &Api, ids: &[&str]) -> Result<HashMap<String, PointCharg
     let endpoint = Api::endpoint("POST", path);
     let mut out = HashMap::new();
     for chunk in ids.chunks(BATCH) {
-        let response = api.post(path, &MeteringPointsRequest::new(chunk)).await?;
-        let items: ApiList<Item<Charges>> = response.json(KIND, &endpoint)?;
+        let items: ApiList<Item<Charges>> = api.post(path, &MeteringPointsRequest::new(chunk)).await?;
         for item in items.into_items() {
             let Some(id) = item.id.clone().filter(|id| !id.trim().is_empty()) else {
                 continue;

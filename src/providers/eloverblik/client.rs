@@ -1,10 +1,11 @@
 //! Authorised calls: the data access token on every request, and one token refresh when the API
 //! answers 401 (the token lapsed early or was revoked), after which a second 401 is final.
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{EloverblikApi, KIND, NEW_TOKEN_HINT};
-use crate::http::{ApiClient, HttpError, HttpResponse};
+use super::settings::{EloverblikApi, KIND, NEW_TOKEN_HINT};
+use crate::http::{ApiClient, HttpError};
 use crate::providers::kit::{authorised, AccessToken, TokenCache};
 use crate::providers::ProviderError;
 
@@ -47,13 +48,14 @@ impl Api {
         }
     }
 
-    /// `GET {base_url}{path}`; `path` starts with `/api/` and may carry a query.
-    pub async fn get(&self, path: &str) -> Result<HttpResponse, ProviderError> {
-        self.call::<()>(path, Method::Get).await
+    /// `GET {base_url}{path}`, the answer parsed as `T`; `path` starts with `/api/` and may carry
+    /// a query. An answer that does not parse is retried like a 5xx.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProviderError> {
+        self.call::<T, ()>(path, Method::Get).await
     }
 
-    /// `POST {base_url}{path}` with a JSON body.
-    pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> Result<HttpResponse, ProviderError> {
+    /// `POST {base_url}{path}` with a JSON body, the answer parsed as `T`.
+    pub async fn post<T: DeserializeOwned, B: Serialize>(&self, path: &str, body: &B) -> Result<T, ProviderError> {
         self.call(path, Method::Post(body)).await
     }
 
@@ -63,7 +65,11 @@ impl Api {
         format!("{method} {path}")
     }
 
-    async fn call<B: Serialize>(&self, path: &str, method: Method<'_, B>) -> Result<HttpResponse, ProviderError> {
+    async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        path: &str,
+        method: Method<'_, B>,
+    ) -> Result<T, ProviderError> {
         let endpoint = Api::endpoint(if matches!(method, Method::Get) { "GET" } else { "POST" }, path);
         let url = format!("{}{path}", self.base_url);
         let refused_again = |message: String| ProviderError::Auth {
@@ -85,16 +91,16 @@ impl Api {
         .await
     }
 
-    async fn send<B: Serialize>(
+    async fn send<T: DeserializeOwned, B: Serialize>(
         &self,
         endpoint: &str,
         url: &str,
         method: &Method<'_, B>,
         token: &AccessToken,
-    ) -> Result<HttpResponse, HttpError> {
+    ) -> Result<T, HttpError> {
         let bearer = token.value.expose();
         self.http
-            .send(endpoint, |client| match method {
+            .fetch_json(endpoint, |client| match method {
                 Method::Get => client.get(url).bearer_auth(bearer),
                 Method::Post(body) => client.post(url).bearer_auth(bearer).json(body),
             })

@@ -41,9 +41,7 @@ pub async fn fetch(api: &Api) -> Result<Vec<MeteringPoint>, ProviderError> {
     match api.paths.flavour {
         EloverblikApi::Customer => list(api, CUSTOMER_LIST).await,
         EloverblikApi::Thirdparty => {
-            let response = api.get(AUTHORIZATIONS).await?;
-            let endpoint = Api::endpoint("GET", AUTHORIZATIONS);
-            let authorizations: ApiList<Authorization> = response.json(KIND, &endpoint)?;
+            let authorizations: ApiList<Authorization> = api.get(AUTHORIZATIONS).await?;
             let mut points = Vec::new();
             for id in authorizations.into_items().into_iter().filter_map(|a| a.id) {
                 if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -64,8 +62,7 @@ pub async fn fetch(api: &Api) -> Result<Vec<MeteringPoint>, ProviderError> {
 }
 
 async fn list(api: &Api, path: &str) -> Result<Vec<MeteringPoint>, ProviderError> {
-    let response = api.get(path).await?;
-    let list: ApiList<MeteringPoint> = response.json(KIND, &Api::endpoint("GET", path))?;
+    let list: ApiList<MeteringPoint> = api.get(path).await?;
     Ok(list.into_items())
 }
 

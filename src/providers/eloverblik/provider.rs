@@ -19,7 +19,7 @@ use super::windows::{self, local_day, Aggregation, Window};
 use super::{default_base_url, error_body, schedule, token, EloverblikApi, Settings, KIND};
 use crate::clock::{system_clock, SharedClock};
 use crate::http::{build_client, ApiClient, Budget, Pace, RateLimiter, RetryPolicy, Sleeper, TokioPace, TokioSleeper};
-use crate::model::{Direction, IntervalReading, Meter, MeterValue, PriceSeries, TimeRange};
+use crate::model::{Direction, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::registry::BuildContext;
 use crate::providers::{CheckLine, Provider, ProviderError, Receive, Window as ReadWindow};
 use crate::state::StateStore;
@@ -249,8 +249,8 @@ impl EloverblikProvider {
             window.path_segment(),
             aggregation.as_path()
         );
-        let response = self.api.post(&path, &MeteringPointsRequest::new(ids)).await?;
-        timeseries::decode(&response, &Api::endpoint("POST", &path))
+        let list: timeseries::Answer = self.api.post(&path, &MeteringPointsRequest::new(ids)).await?;
+        Ok(timeseries::outcomes(list, &Api::endpoint("POST", &path)))
     }
 
     /// Reads `ids` (one aggregation) ten at a time, window by window, handing each call's
@@ -349,11 +349,6 @@ impl Provider for EloverblikProvider {
 
     async fn meters(&self) -> Result<Vec<Meter>, ProviderError> {
         self.list().await
-    }
-
-    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
-        let mut results = self.readings_many(std::slice::from_ref(meter), range).await;
-        results.pop().map_or_else(|| Ok(Vec::new()), |(_, result)| result)
     }
 
     async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {

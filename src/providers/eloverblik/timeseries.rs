@@ -7,17 +7,18 @@ use chrono::{DateTime, Days, Duration, Utc};
 use super::dto::{ApiList, Item, MarketDocument, Period, QualityCode, TimeSeries};
 use super::windows::{local_day, local_midnight};
 use super::KIND;
-use crate::http::HttpResponse;
 use crate::model::{IntervalReading, Quality, Unit};
 use crate::providers::ProviderError;
 
 /// What one response says about one metering point.
 pub type PointOutcome = (String, Result<Vec<IntervalReading>, ProviderError>);
 
-/// Parses a response body and normalises every item. A malformed body is an error for the whole
-/// call; a malformed series or a per-item failure is an error for that metering point only.
-pub fn decode(response: &HttpResponse, endpoint: &str) -> Result<Vec<PointOutcome>, ProviderError> {
-    let list: ApiList<Item<MarketDocument>> = response.json(KIND, endpoint)?;
+/// A `gettimeseries` answer as the HTTP layer parses it.
+pub type Answer = ApiList<Item<MarketDocument>>;
+
+/// Normalises every item of a parsed response (a body that does not parse was retried by the
+/// HTTP layer). A malformed series or a per-item failure is an error for that metering point only.
+pub fn outcomes(list: Answer, endpoint: &str) -> Vec<PointOutcome> {
     let mut out = Vec::new();
     for item in list.into_items() {
         let item_id = item.id.clone().filter(|id| !id.trim().is_empty());
@@ -67,7 +68,7 @@ pub fn decode(response: &HttpResponse, endpoint: &str) -> Result<Vec<PointOutcom
             out.push((id, result));
         }
     }
-    Ok(out)
+    out
 }
 
 /// One series' readings, oldest first, one per interval start (a repeated position keeps the
@@ -209,8 +210,13 @@ impl Resolution {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::HttpError;
+    use crate::http::{HttpError, HttpResponse};
     use bytes::Bytes;
+
+    /// What the provider does with an answer: parse (in the HTTP layer), then normalise.
+    fn decode(response: &HttpResponse, endpoint: &str) -> Result<Vec<PointOutcome>, ProviderError> {
+        Ok(outcomes(response.json::<Answer>(KIND, endpoint)?, endpoint))
+    }
 
     fn fixture(name: &str) -> HttpResponse {
         let path = format!("{}/tests/fixtures/eloverblik/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::Duration;
 
 use super::dto::TokenResponse;
-use super::{KIND, NEW_TOKEN_HINT};
+use super::settings::{KIND, NEW_TOKEN_HINT};
 use crate::clock::SharedClock;
 use crate::http::{ApiClient, HttpError};
 use crate::providers::kit::{Issuer, Persistence, RefreshAhead, TokenCache, TokenPolicy};
@@ -60,9 +60,23 @@ impl Issuer for RefreshToken {
     async fn issue(&self) -> Result<Secret, ProviderError> {
         // A pasted token often ends in a newline, which no HTTP header may carry.
         let refresh = self.refresh_token.expose().trim();
-        let response = self
-            .http
-            .send(TOKEN_ENDPOINT, |client| client.get(&self.token_url).bearer_auth(refresh))
+        // An answer without a token is as unusable as one cut short: retried the same way. The
+        // body holds the new token, so neither it nor serde's quote of it may reach an error.
+        self.http
+            .fetch_secret(
+                TOKEN_ENDPOINT,
+                |client| client.get(&self.token_url).bearer_auth(refresh),
+                |response| {
+                    let body: TokenResponse = serde_json::from_slice(&response.body).map_err(|e| {
+                        format!("not the documented JSON ({:?} error at line {} column {})", e.classify(), e.line(), e.column())
+                    })?;
+                    body.result
+                        .map(|t| t.trim().to_owned())
+                        .filter(|t| !t.is_empty())
+                        .map(Secret::new)
+                        .ok_or_else(|| "the answer holds no access token in \"result\"".to_owned())
+                },
+            )
             .await
             .map_err(|e| match e {
                 HttpError::Unauthorized { status, message, .. } => ProviderError::Auth {
@@ -73,16 +87,6 @@ impl Issuer for RefreshToken {
                     ),
                 },
                 other => other.into(),
-            })?;
-        let body: TokenResponse = response.json(KIND, TOKEN_ENDPOINT)?;
-        body.result
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .map(Secret::new)
-            .ok_or_else(|| ProviderError::Response {
-                provider: KIND,
-                endpoint: TOKEN_ENDPOINT.to_owned(),
-                message: "the answer holds no access token in \"result\"".to_owned(),
             })
     }
 }

@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 
-use super::TZ;
 use crate::model::TimeRange;
+
+/// Request dates are Danish local days; the API answers in UTC.
+pub const TZ: chrono_tz::Tz = chrono_tz::Europe::Copenhagen;
 
 /// The API's limit for one call.
 pub const MAX_DAYS: u32 = 730;

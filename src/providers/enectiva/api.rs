@@ -4,11 +4,14 @@
 use reqwest::header::ACCEPT;
 use reqwest::Url;
 
-use super::{JSON_API, KIND};
-use crate::http::{ApiClient, HttpError, HttpResponse};
+use super::settings::KIND;
+use crate::http::{ApiClient, HttpError};
 use crate::providers::kit::{authorised, redact_http_error, TokenCache};
 use crate::providers::ProviderError;
 use crate::secret::Secret;
+
+/// Every request sends it as `Accept`, and requests with a body as `Content-Type` (else 406 / 415).
+pub const JSON_API: &str = "application/vnd.api+json";
 
 pub struct EnectivaApi {
     account: String,
@@ -35,8 +38,15 @@ impl EnectivaApi {
         endpoint_url(&self.base, segments)
     }
 
-    /// `GET` the path made of `segments`, with `query` pairs (repeatable keys such as `filter[]`).
-    pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> Result<HttpResponse, ProviderError> {
+    /// `GET` the path made of `segments`, with `query` pairs (repeatable keys such as `filter[]`),
+    /// the body read by `decode` (given the endpoint) as part of each attempt, so that an answer
+    /// it cannot read is retried like a 5xx.
+    pub async fn get<T>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        decode: impl Fn(&[u8], &str) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
         let url = self.url(segments);
         let endpoint = format!("GET /{}", segments.join("/"));
         let refused_again = |message: String| ProviderError::Auth {
@@ -51,16 +61,20 @@ impl EnectivaApi {
             &self.tokens,
             &endpoint,
             |token| {
-                let (url, endpoint) = (&url, &endpoint);
+                let (url, endpoint, decode) = (&url, &endpoint, &decode);
                 async move {
                     self.http
-                        .send(endpoint, |client| {
-                            client
-                                .get(url.clone())
-                                .query(query)
-                                .bearer_auth(token.value.expose())
-                                .header(ACCEPT, JSON_API)
-                        })
+                        .fetch(
+                            endpoint,
+                            |client| {
+                                client
+                                    .get(url.clone())
+                                    .query(query)
+                                    .bearer_auth(token.value.expose())
+                                    .header(ACCEPT, JSON_API)
+                            },
+                            |response| decode(&response.body, endpoint),
+                        )
                         .await
                         .map_err(|e: HttpError| redact_http_error(e, &[&token.value, &self.login_token]))
                 }

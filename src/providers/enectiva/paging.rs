@@ -50,12 +50,14 @@ impl<'a> Pages<'a> {
         if let Some(until) = self.until {
             query.push(("filter[]", format!("readings.time<{}", timestamp(until))));
         }
-        let response = self
+        let meter = self.meter;
+        let page = self
             .api
-            .get(&["meters", &self.meter.id, "readings"], &query)
+            .get(&["meters", &meter.id, "readings"], &query, |body, endpoint| {
+                readings::page(body, endpoint, meter)
+            })
             .await
             .map_err(|e| unknown_meter(e, self.meter))?;
-        let page = readings::page(&response.body, &self.endpoint, self.meter)?;
         if page.sent < PAGE_LIMIT {
             self.done = true;
             return Ok(Some(page.readings));

@@ -20,7 +20,7 @@ use super::Settings;
 use super::{intervals, jsonapi, KIND};
 use crate::clock::{system_clock, SharedClock};
 use crate::http::{build_client, ApiClient, RetryPolicy, Sleeper, TokioSleeper};
-use crate::model::{IntervalReading, Meter, MeterValue, TimeRange};
+use crate::model::{Meter, MeterValue, TimeRange};
 use crate::providers::{Provider, ProviderError, Receive, Window as ReadWindow};
 
 /// How far past a range's end to look for the reading that closes its last interval, in the same
@@ -89,10 +89,8 @@ impl EnectivaProvider {
     }
 
     async fn entities(&self) -> Result<HashMap<String, Entity>, ProviderError> {
-        match self.api.get(&["entities"], &[]).await {
-            Ok(response) => Ok(meters::entities(
-                &jsonapi::collection(&response.body, "GET /entities", "entities")?.resources,
-            )),
+        match self.api.get(&["entities"], &[], entities_collection).await {
+            Ok(collection) => Ok(meters::entities(&collection.resources)),
             // Buildings only add areas and time zones; a token without that scope still reads meters.
             Err(e) if is_unavailable(&e) => {
                 tracing::warn!(account = %self.account, "buildings (GET /entities) not available: {e}; meters get no area and the Europe/Prague time zone");
@@ -106,15 +104,18 @@ impl EnectivaProvider {
         if let Some(context) = lock(&self.contexts).get(&meter.id) {
             return Ok(context.clone());
         }
-        let endpoint = format!("GET /meters/{}", meter.id);
-        let response = self.api.get(&["meters", &meter.id], &[]).await.map_err(|e| match e {
-            ProviderError::Http(ref http) if http.status() == Some(404) => ProviderError::UnknownMeter {
-                provider: KIND,
-                meter: meter.id.clone(),
-            },
-            other => other,
-        })?;
-        let (_, context) = meters::meter(&jsonapi::single(&response.body, &endpoint, "meters")?, &HashMap::new());
+        let resource = self
+            .api
+            .get(&["meters", &meter.id], &[], meter_resource)
+            .await
+            .map_err(|e| match e {
+                ProviderError::Http(ref http) if http.status() == Some(404) => ProviderError::UnknownMeter {
+                    provider: KIND,
+                    meter: meter.id.clone(),
+                },
+                other => other,
+            })?;
+        let (_, context) = meters::meter(&resource, &HashMap::new());
         lock(&self.contexts).insert(meter.id.clone(), context.clone());
         Ok(context)
     }
@@ -138,16 +139,9 @@ impl EnectivaProvider {
         let today = self.clock.now().with_timezone(&meter.timezone).date_naive();
         let energy = context.energy.as_deref();
         if !lock(&self.no_meter_deltas).contains(&meter.id) {
-            match self.api.get(&["meters", &meter.id, "deltas"], &[]).await {
-                Ok(response) => {
-                    let endpoint = format!("GET /meters/{}/deltas", meter.id);
-                    let values = monthly_values(
-                        &deltas(&response.body, &endpoint)?,
-                        meter,
-                        energy,
-                        &DeltaSource::Meter,
-                        today,
-                    );
+            match self.api.get(&["meters", &meter.id, "deltas"], &[], deltas).await {
+                Ok(deltas) => {
+                    let values = monthly_values(&deltas, meter, energy, &DeltaSource::Meter, today);
                     if !values.is_empty() {
                         return Ok(values);
                     }
@@ -162,9 +156,8 @@ impl EnectivaProvider {
         let Some(entity_id) = context.entity_id else {
             return Ok(Vec::new());
         };
-        let endpoint = format!("GET /entities/{entity_id}/deltas");
-        let body = match self.api.get(&["entities", &entity_id, "deltas"], &[]).await {
-            Ok(response) => response.body,
+        let building = match self.api.get(&["entities", &entity_id, "deltas"], &[], deltas).await {
+            Ok(building) => building,
             Err(e) if is_unavailable(&e) => {
                 tracing::debug!(meter = %meter.id, entity = %entity_id, "building deltas not available ({e})");
                 return Ok(Vec::new());
@@ -175,13 +168,7 @@ impl EnectivaProvider {
             id: entity_id,
             name: meter.device.suggested_area.clone(),
         };
-        Ok(monthly_values(
-            &deltas(&body, &endpoint)?,
-            meter,
-            energy,
-            &source,
-            today,
-        ))
+        Ok(monthly_values(&building, meter, energy, &source, today))
     }
 
     /// One meter's intervals in `range`, a page of register readings at a time: each page's
@@ -250,6 +237,18 @@ impl EnectivaProvider {
 }
 
 /// 404 (no such resource here) or 403 (the token lacks that scope): the data is not offered.
+fn entities_collection(body: &[u8], endpoint: &str) -> Result<jsonapi::Collection, ProviderError> {
+    jsonapi::collection(body, endpoint, "entities")
+}
+
+fn meters_collection(body: &[u8], endpoint: &str) -> Result<jsonapi::Collection, ProviderError> {
+    jsonapi::collection(body, endpoint, "meters")
+}
+
+fn meter_resource(body: &[u8], endpoint: &str) -> Result<jsonapi::Resource, ProviderError> {
+    jsonapi::single(body, endpoint, "meters")
+}
+
 fn is_unavailable(error: &ProviderError) -> bool {
     matches!(error, ProviderError::Http(http) if matches!(http.status(), Some(403 | 404)))
 }
@@ -276,8 +275,7 @@ impl Provider for EnectivaProvider {
         } else {
             Vec::new()
         };
-        let response = self.api.get(&["meters"], &query).await?;
-        let collection = jsonapi::collection(&response.body, "GET /meters", "meters")?;
+        let collection = self.api.get(&["meters"], &query, meters_collection).await?;
         if collection.sent >= PAGE_LIMIT {
             tracing::warn!(account = %self.account, "GET /meters returned {} meters, the API's list limit; some may be missing", collection.sent);
         }
@@ -292,11 +290,6 @@ impl Provider for EnectivaProvider {
             .unzip();
         *lock(&self.contexts) = contexts;
         Ok(meters)
-    }
-
-    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
-        let mut results = self.readings_many(std::slice::from_ref(meter), range).await;
-        results.pop().map_or_else(|| Ok(Vec::new()), |(_, result)| result)
     }
 
     async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {

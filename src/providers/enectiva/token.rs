@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::Duration;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use super::{jsonapi, JSON_API, KIND};
+use super::api::JSON_API;
+use super::jsonapi;
+use super::settings::KIND;
 use crate::clock::SharedClock;
 use crate::http::{ApiClient, HttpError};
 use crate::providers::kit::{redact_http_error, redact_secrets, Issuer, RefreshAhead, TokenCache, TokenPolicy};
@@ -64,25 +66,29 @@ impl Issuer for LoginToken {
             endpoint: ENDPOINT.into(),
             message: format!("could not encode the request: {e}"),
         })?;
-        let response = self
-            .http
-            .send(ENDPOINT, |client| {
-                client
-                    .post(url.clone())
-                    .bearer_auth(login_token.expose())
-                    .header(ACCEPT, JSON_API)
-                    .header(CONTENT_TYPE, JSON_API)
-                    .body(body.clone())
-            })
+        // The answer holds the new token: errors say what was wrong with it, never what it holds.
+        self.http
+            .fetch_secret(
+                ENDPOINT,
+                |client| {
+                    client
+                        .post(url.clone())
+                        .bearer_auth(login_token.expose())
+                        .header(ACCEPT, JSON_API)
+                        .header(CONTENT_TYPE, JSON_API)
+                        .body(body.clone())
+                },
+                |response| {
+                    let resource = jsonapi::single(&response.body, ENDPOINT, "access_tokens")
+                        .map_err(|_| "not a JSON:API document with one access_tokens resource")?;
+                    resource
+                        .text("encoded")
+                        .map(Secret::new)
+                        .ok_or("the response has no data.attributes.encoded (the access token)")
+                },
+            )
             .await
-            .map_err(|e| self.refused(e))?;
-        let resource = jsonapi::single(&response.body, ENDPOINT, "access_tokens")?;
-        let encoded = resource.text("encoded").ok_or_else(|| ProviderError::Response {
-            provider: KIND,
-            endpoint: ENDPOINT.into(),
-            message: "the response has no data.attributes.encoded (the access token)".into(),
-        })?;
-        Ok(Secret::new(encoded))
+            .map_err(|e| self.refused(e))
     }
 }
 

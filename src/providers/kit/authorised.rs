@@ -4,20 +4,20 @@
 use std::future::Future;
 
 use super::token::{AccessToken, TokenCache};
-use crate::http::{HttpError, HttpResponse};
+use crate::http::HttpError;
 use crate::providers::ProviderError;
 
 /// Sends `call` with a current token. `refused_again` words the error when a newly issued
 /// token is refused too: the provider knows what the user can do about it.
-pub async fn authorised<F, Fut>(
+pub async fn authorised<T, F, Fut>(
     tokens: &TokenCache,
     endpoint: &str,
     call: F,
     refused_again: impl FnOnce(String) -> ProviderError,
-) -> Result<HttpResponse, ProviderError>
+) -> Result<T, ProviderError>
 where
     F: Fn(AccessToken) -> Fut,
-    Fut: Future<Output = Result<HttpResponse, HttpError>>,
+    Fut: Future<Output = Result<T, HttpError>>,
 {
     let token = tokens.get().await?;
     match call(token.clone()).await {

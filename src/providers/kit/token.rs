@@ -189,15 +189,10 @@ impl TokenCache {
 
     async fn load(&self) -> Option<AccessToken> {
         let p = self.persistence.as_ref()?;
-        let (store, file) = (p.store.clone(), p.file.clone());
-        let persisted = match tokio::task::spawn_blocking(move || store.load_json::<Persisted>(&file)).await {
-            Ok(Ok(persisted)) => persisted?,
-            Ok(Err(e)) => {
-                tracing::warn!(account = %self.label, "could not read the saved access token ({e}); a new one will be requested");
-                return None;
-            }
+        let persisted = match p.store.load::<Persisted>(p.file.clone()).await {
+            Ok(persisted) => persisted?,
             Err(e) => {
-                tracing::warn!(account = %self.label, "reading the saved access token failed: {e}");
+                tracing::warn!(account = %self.label, "could not read the saved access token ({e}); a new one will be requested");
                 return None;
             }
         };
@@ -220,13 +215,8 @@ impl TokenCache {
             refresh_after: token.refresh_after,
             expires_at: token.expires_at,
         };
-        let (store, file) = (p.store.clone(), p.file.clone());
-        match tokio::task::spawn_blocking(move || store.save_json(&file, &persisted)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(account = %self.label, "could not save the access token ({e}); the next start spends a token call")
-            }
-            Err(e) => tracing::warn!(account = %self.label, "saving the access token failed: {e}"),
+        if let Err(e) = p.store.save(p.file.clone(), persisted).await {
+            tracing::warn!(account = %self.label, "could not save the access token ({e}); the next start spends a token call")
         }
     }
 }

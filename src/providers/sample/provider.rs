@@ -11,7 +11,7 @@ use crate::model::{
     local_midnight, DeviceInfo, Direction, IntervalReading, Medium, Meter, MeterValue, PricePoint, PricePurpose,
     PriceSeries, Quality, TimeRange, TimedValue, Unit, ValueKind,
 };
-use crate::providers::{Provider, ProviderError};
+use crate::providers::{Provider, ProviderError, Receive, Window};
 
 const TZ: Tz = chrono_tz::Europe::Copenhagen;
 
@@ -130,6 +130,35 @@ pub fn price_value(now: DateTime<Utc>) -> MeterValue {
     value
 }
 
+impl SampleProvider {
+    /// The sample readings of `meter` that start in `range`.
+    fn series(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
+        if meter.id != "house" && meter.id != "gas" {
+            return Err(ProviderError::UnknownMeter {
+                provider: KIND,
+                meter: meter.id.clone(),
+            });
+        }
+        let hour = chrono::Duration::hours(1);
+        let from = range.start.max(self.first).duration_trunc(hour).unwrap_or(range.start);
+        let until = range.end.min(self.data_end(Utc::now()));
+        let mut out = Vec::new();
+        let mut start = if from < range.start { from + hour } else { from };
+        while start + hour <= until {
+            out.push(IntervalReading {
+                start,
+                end: start + hour,
+                value: Some(sample_value(&meter.id, start)),
+                unit: meter.unit.clone(),
+                quality: Quality::Measured,
+                reading: None,
+            });
+            start += hour;
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl Provider for SampleProvider {
     fn kind(&self) -> &'static str {
@@ -163,30 +192,16 @@ impl Provider for SampleProvider {
         ])
     }
 
-    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
-        if meter.id != "house" && meter.id != "gas" {
-            return Err(ProviderError::UnknownMeter {
-                provider: KIND,
-                meter: meter.id.clone(),
-            });
+    async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {
+        for meter in meters {
+            if out
+                .window(Window::of_meter(meter, range, self.series(meter, range)))
+                .await
+                .is_break()
+            {
+                return;
+            }
         }
-        let hour = chrono::Duration::hours(1);
-        let from = range.start.max(self.first).duration_trunc(hour).unwrap_or(range.start);
-        let until = range.end.min(self.data_end(Utc::now()));
-        let mut out = Vec::new();
-        let mut start = if from < range.start { from + hour } else { from };
-        while start + hour <= until {
-            out.push(IntervalReading {
-                start,
-                end: start + hour,
-                value: Some(sample_value(&meter.id, start)),
-                unit: meter.unit.clone(),
-                quality: Quality::Measured,
-                reading: None,
-            });
-            start += hour;
-        }
-        Ok(out)
     }
 
     async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {

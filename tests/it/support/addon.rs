@@ -1,4 +1,4 @@
-//! Shared by the add-on tests: distinctive secrets, a fake Supervisor, options files.
+//! Shared by the add-on tests: distinctive secrets, fake Supervisors, options files.
 // Each test binary uses a part of this module.
 
 use std::path::PathBuf;
@@ -8,8 +8,12 @@ use meter2mqtt::addon::{load_with, AddonEnv, AddonError};
 use meter2mqtt::http::RetryPolicy;
 use meter2mqtt::secret::Secret;
 use meter2mqtt::Config;
+
+use super::fake_ha::FakeHa;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -101,4 +105,46 @@ pub async fn load(options: &Value, server: &MockServer) -> (TempDir, Result<Conf
     let (dir, file) = write_options(options);
     let result = load_with(&file, &env(&server.uri())).await;
     (dir, result)
+}
+
+/// A Supervisor on a loopback port, as the app reaches the real one at `http://supervisor`: it
+/// answers `GET /services/mqtt` with the broker at `broker_port` (user `addons`,
+/// [`MQTT_PASSWORD`]) to this add-on's token and 401 to any other caller, and passes every other
+/// request (the websocket upgrade at `/core/websocket`) through to Home Assistant. Returns the
+/// port.
+pub async fn proxying_supervisor(broker_port: u16, ha: &FakeHa) -> u16 {
+    let ha_addr = ha.url().trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let ha_addr = ha_addr.clone();
+            tokio::spawn(async move {
+                let mut head = vec![0u8; 4096];
+                let n = client.peek(&mut head).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&head[..n]).into_owned();
+                if request.starts_with("GET /services/mqtt") {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = client.read(&mut buf).await;
+                    let authorized = request.contains(&format!("Bearer {SUPERVISOR_TOKEN}"));
+                    let (status, body) = if authorized {
+                        let mut answer = mqtt_answer();
+                        answer["data"]["host"] = json!("127.0.0.1");
+                        answer["data"]["port"] = json!(broker_port);
+                        ("200 OK", answer.to_string())
+                    } else {
+                        (
+                            "401 Unauthorized",
+                            json!({"result": "error", "message": "unauthorized"}).to_string(),
+                        )
+                    };
+                    let response = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let _ = client.write_all(response.as_bytes()).await;
+                } else if let Ok(mut upstream) = TcpStream::connect(&ha_addr).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    port
 }

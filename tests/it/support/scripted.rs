@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use meter2mqtt::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit};
-use meter2mqtt::providers::{Provider, ProviderError};
+use meter2mqtt::providers::{Provider, ProviderError, Receive, Window};
 
 /// A provider whose data the test controls: hourly intervals of one meter up to a watermark.
 #[derive(Clone)]
@@ -81,7 +81,19 @@ impl Provider for ScriptedProvider {
             Ok(vec![])
         }
     }
-    async fn readings(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
+    async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {
+        for meter in meters {
+            let result = self.fetch(meter, range);
+            if out.window(Window::of_meter(meter, range, result)).await.is_break() {
+                return;
+            }
+        }
+    }
+}
+
+impl ScriptedProvider {
+    /// One meter's readings in `range`, as the script says.
+    fn fetch(&self, meter: &Meter, range: TimeRange) -> Result<Vec<IntervalReading>, ProviderError> {
         *self.calls.lock().unwrap() += 1;
         self.ranges.lock().unwrap().push(range);
         if let Some(status) = *self.failing.lock().unwrap() {

@@ -11,19 +11,14 @@ mod serve;
 mod state;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use state::BrokerOptions;
 use state::State;
-
-#[derive(Debug, Clone, Default)]
-pub struct BrokerOptions {
-    /// When set, CONNECT must carry exactly these credentials.
-    pub credentials: Option<(String, String)>,
-}
 
 pub struct EmbeddedBroker {
     addr: SocketAddr,
@@ -60,26 +55,29 @@ impl EmbeddedBroker {
     /// Stops accepting and drops every connection (clients see a broken connection). Retained
     /// messages and persistent sessions are kept, as a broker with persistence keeps them.
     pub fn stop(&self) {
-        self.running.lock().expect("broker run lock").cancel();
-        self.state.lock().expect("broker state").disconnect_all();
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).cancel();
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .disconnect_all();
     }
 
     /// Listens again on the same address after [`stop`](Self::stop), with what was kept.
     pub async fn restart(&self) -> std::io::Result<()> {
         self.stop();
-        let acceptor = self.acceptor.lock().expect("broker acceptor lock").take();
+        let acceptor = self.acceptor.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(acceptor) = acceptor {
             // The port is free only once the old listener is dropped.
             let _ = acceptor.await;
         }
         let listener = TcpListener::bind(self.addr).await?;
-        *self.running.lock().expect("broker run lock") = CancellationToken::new();
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) = CancellationToken::new();
         self.accept(listener);
         Ok(())
     }
 
     fn accept(&self, listener: TcpListener) {
-        let stop = self.running.lock().expect("broker run lock").clone();
+        let stop = self.running.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let (state, options) = (self.state.clone(), self.options.clone());
         let acceptor = tokio::spawn(async move {
             loop {
@@ -91,7 +89,7 @@ impl EmbeddedBroker {
                     },
                 };
                 let _ = socket.set_nodelay(true);
-                let connection = state.lock().expect("broker state").next_connection();
+                let connection = state.lock().unwrap_or_else(PoisonError::into_inner).next_connection();
                 tokio::spawn(serve::serve(
                     socket,
                     connection,
@@ -101,13 +99,13 @@ impl EmbeddedBroker {
                 ));
             }
         });
-        *self.acceptor.lock().expect("broker acceptor lock") = Some(acceptor);
+        *self.acceptor.lock().unwrap_or_else(PoisonError::into_inner) = Some(acceptor);
     }
 }
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
-        self.running.lock().expect("broker run lock").cancel();
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).cancel();
     }
 }
 

@@ -1,7 +1,7 @@
 //! One client connection: a reader that decodes packets and hands each to its handler, and a
 //! writer task that sends what the handlers and the router queue for this client.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::{self, QoS};
@@ -15,8 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::state::{Outbox, State};
-use super::BrokerOptions;
+use super::state::{BrokerOptions, Outbox, State};
 
 const MAX_PACKET: usize = 16 * 1024 * 1024;
 
@@ -155,7 +154,7 @@ impl Connection {
         } else {
             connect.client_id.clone()
         };
-        let mut state = self.state.lock().expect("broker state");
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let resumed = state.connect(&id, self.number, self.outbox.clone(), connect.clean_session);
         let _ = self
             .outbox
@@ -172,7 +171,7 @@ impl Connection {
         if publish.qos == QoS::AtLeastOnce {
             let _ = self.outbox.send(Packet::PubAck(PubAck::new(publish.pkid)));
         }
-        self.state.lock().expect("broker state").route(publish);
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).route(publish);
         Next::Continue
     }
 
@@ -194,7 +193,7 @@ impl Connection {
             })
             .collect();
         let codes = filters.iter().map(|(_, q)| SubscribeReasonCode::Success(*q)).collect();
-        let mut state = self.state.lock().expect("broker state");
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let retained = state.subscribe(&client.id, filters);
         let _ = self.outbox.send(Packet::SubAck(SubAck::new(subscribe.pkid, codes)));
         state.deliver_retained(&client.id, retained);
@@ -205,7 +204,7 @@ impl Connection {
         let Some(client) = &self.client else { return Next::Drop };
         self.state
             .lock()
-            .expect("broker state")
+            .unwrap_or_else(PoisonError::into_inner)
             .unsubscribe(&client.id, &unsubscribe.topics);
         let _ = self.outbox.send(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)));
         Next::Continue
@@ -215,7 +214,7 @@ impl Connection {
     /// the broker itself is stopping.
     fn close(&mut self, quiet: bool) {
         let Some(client) = self.client.take() else { return };
-        let mut state = self.state.lock().expect("broker state");
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.disconnect(&client.id, self.number);
         if quiet {
             return;

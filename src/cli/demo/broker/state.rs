@@ -10,6 +10,13 @@ use tokio::sync::mpsc;
 /// A persistent session keeps at most this many messages for an absent client; older ones go.
 const QUEUE_LIMIT: usize = 10_000;
 
+/// How the broker admits clients.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerOptions {
+    /// When set, CONNECT must carry exactly these credentials.
+    pub credentials: Option<(String, String)>,
+}
+
 pub type Outbox = mpsc::UnboundedSender<Packet>;
 
 struct Session {

@@ -239,6 +239,26 @@ impl FakeEnectiva {
     }
 }
 
+impl FakeEnectiva {
+    /// The fixture's first meter (4711) with hourly register readings `registers` from
+    /// `first_hour`, its entity and no deltas: the account of the add-on's end-to-end runs.
+    pub async fn serve_one_meter(&self, first_hour: DateTime<Utc>, registers: &[f64]) {
+        self.serve_any(
+            &[
+                ("/meters", json!({"data": [fixture("meters.json")["data"][0].clone()]})),
+                ("/entities", fixture("entities.json")),
+                ("/entities/88/deltas", fixture("entity_deltas.json")),
+                ("/meters/4711/deltas", json!({"data": []})),
+            ],
+            vec![(
+                "4711",
+                Series::regular(first_hour, chrono::Duration::hours(1), registers),
+            )],
+        )
+        .await;
+    }
+}
+
 pub fn error_body(status: u16, detail: &str) -> Value {
     json!({"errors": [{"status": status.to_string(), "title": reason(status), "detail": detail}]})
 }

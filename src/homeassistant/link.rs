@@ -1,0 +1,45 @@
+//! What callers and the connection task exchange: the link's settings, a request and how a call
+//! fails.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::messages::Failure;
+use super::ws_url::WsUrl;
+use super::Command;
+use crate::backoff_policy::RetryPolicy;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    pub url: WsUrl,
+    pub token: Secret,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Idle time after which a ping checks that the link still works.
+    pub heartbeat: Duration,
+    pub reconnect: RetryPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    Unreachable(String),
+    AuthFailed(String),
+    Timeout(Duration),
+    Failed(Failure),
+    Stopped,
+}
+
+pub struct Request {
+    pub command: Box<dyn Command>,
+    pub reply: oneshot::Sender<Result<Value, CallError>>,
+}
+
+/// A standing subscription: its command is sent again on every connection, and its events go
+/// to `events` until the receiver is dropped.
+pub struct Subscription {
+    pub command: std::sync::Arc<dyn Command>,
+    pub events: tokio::sync::mpsc::UnboundedSender<Value>,
+}
