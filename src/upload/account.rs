@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::series::Series;
 use super::status::Board;
+use crate::backoff_policy::RetryPolicy;
 use crate::clock::SharedClock;
 use crate::homeassistant::Client;
-use crate::http::RetryPolicy;
 use crate::providers::upload::{Delivered, ImportError, Record, SharedImporter, Target};
 
 /// What the ticks hand the loop.
