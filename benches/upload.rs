@@ -34,17 +34,25 @@ const CUSTOMER: &str = "5123d8ef-b501-4c71-b188-83ac399d66b9";
 #[allow(dead_code)]
 mod import;
 
-use import::{FakeImport, IMPORT_TOKEN};
 use fake_ha::{EntityHour, FakeHa};
+use import::{FakeImport, IMPORT_TOKEN};
 
 const HA_TOKEN: &str = "bench-ha-token";
 
 fn setting(flag: &str, var: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    let from_args = args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let from_args = args
+        .iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     from_args
         .or_else(|| std::env::var(var).ok())
-        .map(|raw| raw.trim().parse().unwrap_or_else(|_| panic!("{flag} / {var}: {raw:?} is not a number")))
+        .map(|raw| {
+            raw.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{flag} / {var}: {raw:?} is not a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -136,7 +144,11 @@ async fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let state = dir.path().join("state");
     let config_path = dir.path().join("bench.toml");
-    std::fs::write(&config_path, config(broker.port(), &ha.url(), &api.uri(), series, start, &state)).unwrap();
+    std::fs::write(
+        &config_path,
+        config(broker.port(), &ha.url(), &api.uri(), series, start, &state),
+    )
+    .unwrap();
     let log_path = dir.path().join("bridge.log");
     let log = File::create(&log_path).unwrap();
 
@@ -173,7 +185,10 @@ async fn main() {
         }
         if Instant::now() >= next_progress {
             next_progress += Duration::from_secs(30);
-            eprintln!("  {:>4.0} s: {received}/{expected} records", spawned.elapsed().as_secs_f64());
+            eprintln!(
+                "  {:>4.0} s: {received}/{expected} records",
+                spawned.elapsed().as_secs_f64()
+            );
         }
     };
     let seconds = spawned.elapsed().as_secs_f64();
