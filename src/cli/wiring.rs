@@ -64,8 +64,6 @@ pub fn start_mqtt_with_topics(
 /// stands in for a configured one); `None` without `[homeassistant]` or a token.
 pub fn home_assistant_link(config: &Config) -> Option<Result<crate::homeassistant::Client, String>> {
     use crate::homeassistant::{Client, LinkSettings, WsUrl};
-    use crate::http::RetryPolicy;
-    use std::time::Duration;
     let ha = config.homeassistant.as_ref()?;
     let token = ha
         .token
@@ -76,18 +74,7 @@ pub fn home_assistant_link(config: &Config) -> Option<Result<crate::homeassistan
         Ok(url) => url,
         Err(e) => return Some(Err(format!("homeassistant.url {:?}: {}", e.url, e.reason))),
     };
-    Some(Ok(Client::start(LinkSettings {
-        url,
-        token,
-        connect_timeout: Duration::from_secs(15),
-        request_timeout: Duration::from_secs(60),
-        heartbeat: Duration::from_secs(50),
-        reconnect: RetryPolicy {
-            initial_interval: Duration::from_secs(2),
-            max_interval: Duration::from_secs(300),
-            ..RetryPolicy::default()
-        },
-    })))
+    Some(Ok(Client::start(LinkSettings::standard(url, token))))
 }
 
 /// What the uploads need from the configuration.
