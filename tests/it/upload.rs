@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use meter2mqtt::homeassistant::{Client, Command, LinkSettings, WsUrl};
 use meter2mqtt::http::RetryPolicy;
-use meter2mqtt::mqtt::Topics;
+use meter2mqtt::mqtt::{MqttHandle, MqttSettings, Topics};
 use meter2mqtt::providers::enectiva::{ImportClient, ImportOptions, Settings};
 use meter2mqtt::providers::registry::BuildContext;
 use meter2mqtt::providers::upload::{RecordKind, UploadSeries, Uploads};
@@ -22,6 +22,7 @@ use crate::support::enectiva::import::{FakeImport, Received, IMPORT_TOKEN};
 use crate::support::enectiva::{at, RecordingSleeper, TestClock, CUSTOMER};
 use crate::support::fake_ha::{EntityHour, FakeHa};
 use crate::support::logs::Logs;
+use crate::support::{Broker, Collector};
 
 const HA_TOKEN: &str = "ha-token-upload";
 const ENTITY: &str = "sensor.heat_meter_energy";
@@ -123,6 +124,10 @@ impl Rig {
     }
 
     async fn start(&mut self, token: &str, all: Vec<UploadSeries>) {
+        self.start_with(token, all, None).await;
+    }
+
+    async fn start_with(&mut self, token: &str, all: Vec<UploadSeries>, mqtt: Option<MqttHandle>) {
         let store = StateStore::open(self.dir.path()).unwrap();
         let importer = ImportClient::new(
             &account(&self.api, token),
@@ -145,7 +150,7 @@ impl Rig {
             ticks: Ticks::Manual(self.ticks.clone()),
             outage: outage(),
         };
-        let uploader = Uploader::start(uploads, Some(self.client.clone()), None, store, settings)
+        let uploader = Uploader::start(uploads, Some(self.client.clone()), mqtt, store, settings)
             .await
             .unwrap();
         self.uploader = Some(uploader);
@@ -468,4 +473,234 @@ async fn a_restart_mid_request_loses_nothing_and_repeats_at_most_one_record() {
             .count();
         assert!(repeated <= 1, "{import_id}: at most one record repeated: {received:#?}");
     }
+}
+
+/// Publishes `payload` on `topic` once, with a client of its own.
+async fn publish(port: u16, topic: &str, payload: &str) {
+    let mut options = rumqttc::MqttOptions::new(format!("upload-test-{}", std::process::id()), "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    client
+        .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+        .await
+        .unwrap();
+    let acked = async {
+        loop {
+            if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = eventloop.poll().await {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), acked)
+        .await
+        .expect("published");
+}
+
+#[tokio::test]
+async fn a_topic_series_reads_its_pointer_skips_stale_values_and_its_sensor_shows_it() {
+    let broker = Broker::start().await;
+    let topic = "tele/heat/SENSOR";
+    let mqtt = MqttHandle::start(MqttSettings {
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        username: None,
+        password: None,
+        client_id: format!("upload-bridge-{}", std::process::id()),
+        keep_alive: Duration::from_secs(30),
+        availability_topic: "meter2mqtt/bridge/availability".into(),
+        subscriptions: vec![topic.into()],
+        tls: false,
+        ca_file: None,
+        reconnect: MqttSettings::reconnect_policy(),
+    });
+    let watcher = Collector::connect(
+        broker.port,
+        "upload-watcher",
+        &["homeassistant/sensor/+/config", "meter2mqtt/enectiva/upload/+/state"],
+        false,
+    )
+    .await;
+    let mut rig = Rig::new(at("2026-03-02T09:59:00Z")).await;
+    let mut tasmota = series("heat-main", RecordKind::Reading, ENTITY);
+    tasmota.entity = None;
+    tasmota.topic = Some(topic.into());
+    tasmota.value = Some("/ENERGY/Total".into());
+    tasmota.unit = Some("kWh".into());
+    rig.start_with(IMPORT_TOKEN, vec![tasmota], Some(mqtt.clone())).await;
+    mqtt.connected().await;
+
+    rig.clock.set(at("2026-03-02T10:00:00Z"));
+    publish(
+        broker.port,
+        topic,
+        r#"{"Time":"2026-03-02T10:00:00","ENERGY":{"Total":123.4}}"#,
+    )
+    .await;
+    // The message reaches the source at some point after its PUBACK: tick until it has.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rig.api.received().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the topic's value was never sent"
+        );
+        rig.tick("2026-03-02T10:00:00Z");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Older than two intervals at 10:45: no record.
+    rig.tick("2026-03-02T10:45:00Z");
+    rig.clock.set(at("2026-03-02T11:00:00Z"));
+    publish(broker.port, topic, r#"{"ENERGY":{"Total":"125.0"}}"#).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rig.api.received().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second value was never sent"
+        );
+        rig.tick("2026-03-02T11:00:00Z");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = rig.api.received();
+    assert_eq!(times(&received, 201), ["2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z"]);
+    assert_eq!(received.iter().map(|r| r.value).collect::<Vec<_>>(), [123.4, 125.0]);
+
+    watcher
+        .wait_until(Duration::from_secs(10), "the series' sensor and state", |messages| {
+            messages
+                .iter()
+                .any(|m| m.topic.ends_with("/state") && m.payload.contains("\"accepted\":\"2026-03-02T11:00:00Z\""))
+        })
+        .await;
+    let messages = watcher.messages();
+    let config = messages
+        .iter()
+        .find(|m| m.topic.starts_with("homeassistant/sensor/") && m.payload.contains("upload"))
+        .expect("a discovery config");
+    let config: Value = serde_json::from_str(&config.payload).unwrap();
+    assert_eq!(config["name"], "Enectiva upload heat-main");
+    assert_eq!(config["entity_category"], "diagnostic");
+    assert_eq!(config["device_class"], "timestamp");
+    let state = messages.iter().rev().find(|m| m.topic.ends_with("/state")).unwrap();
+    let state: Value = serde_json::from_str(&state.payload).unwrap();
+    assert_eq!(
+        (state["pending"].as_u64(), state["refused"].as_u64()),
+        (Some(0), Some(0))
+    );
+    rig.stop().await;
+    mqtt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_command_sends_or_prints_history_and_check_shows_each_series() {
+    let ha = FakeHa::start("2025.10.1", HA_TOKEN).await;
+    ha.set_hours(ENTITY, &hours("2026-03-02T00:00:00Z", 6, |h| 100.0 + h as f64));
+    ha.set_state(ENTITY, "106", Some("MWh"));
+    ha.set_state("sensor.kitchen", "unavailable", None);
+    let api = FakeImport::start().await;
+    api.seed("readings", "heat-main", at("2026-03-02T03:00:00Z"), 102.0);
+    let broker = meter2mqtt::test_support::EmbeddedBroker::start("127.0.0.1:0", Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[mqtt]
+host = "127.0.0.1"
+port = {port}
+[state]
+dir = "{state}"
+[homeassistant]
+url = "{ha}"
+token = "{HA_TOKEN}"
+statistics = false
+[[enectiva]]
+customer_uuid = "{CUSTOMER}"
+import_token = "{IMPORT_TOKEN}"
+base_url = "{api}"
+[[enectiva.upload]]
+entity = "{ENTITY}"
+import_id = "heat-main"
+[[enectiva.upload]]
+entity = "sensor.kitchen"
+import_id = "kitchen"
+type = "data_point"
+"#,
+            port = broker.port(),
+            state = dir.path().join("state").display(),
+            ha = ha.url(),
+            api = api.uri(),
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let wait = Duration::from_secs(30);
+
+    let mut dry = crate::support::Proc::spawn(
+        &[
+            "upload",
+            "--config",
+            &config,
+            "--series",
+            "heat-main",
+            "--from",
+            "2026-03-02",
+            "--to",
+            "2026-03-03",
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert_eq!(dry.wait_exit(wait).await, 0, "{}", dry.text());
+    let text = dry.text();
+    assert!(text.contains("import_id,suit,type,time,to,value,unit"), "{text}");
+    assert!(
+        text.contains("heat-main,default,reading,2026-03-02T01:00:00Z,,100,"),
+        "{text}"
+    );
+    assert!(
+        text.contains("heat-main,default,reading,2026-03-02T06:00:00Z,,105,"),
+        "{text}"
+    );
+    assert!(api.received().is_empty(), "a dry run sends nothing");
+
+    let mut send = crate::support::Proc::spawn(
+        &[
+            "upload",
+            "--config",
+            &config,
+            "--series",
+            "heat-main",
+            "--from",
+            "2026-03-02",
+            "--to",
+            "2026-03-03",
+        ],
+        &[],
+    );
+    assert_eq!(send.wait_exit(wait).await, 0, "{}", send.text());
+    assert!(
+        send.text().contains("heat-main: 5 stored, 1 already there, 0 refused"),
+        "{}",
+        send.text()
+    );
+
+    let mut check = crate::support::Proc::spawn(&["check", "--config", &config], &[]);
+    assert_eq!(
+        check.wait_exit(wait).await,
+        1,
+        "the kitchen sensor has no number: {}",
+        check.text()
+    );
+    let text = check.text();
+    for expected in [
+        "Enectiva uploads, account 1: import token ok",
+        "heat-main (reading): latest record 2026-03-02T06:00:00Z",
+        "source: sensor.heat_meter_energy: 106 MWh",
+        "kitchen (data_point): no record yet",
+        "source: sensor.kitchen: FAILED: state \"unavailable\" is not a number",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
+    }
+    assert!(!text.contains(IMPORT_TOKEN) && !text.contains(HA_TOKEN), "{text}");
 }
