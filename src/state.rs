@@ -194,12 +194,12 @@ impl StateStore {
 
     /// Replaces `name` with `bytes` atomically, without a `.prev` backup: for files that keep
     /// their own history (the upload outboxes' journals).
-    pub fn replace(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    pub(crate) fn replace(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
         self.write_atomic(name, bytes)
     }
 
     /// Opens `name` for appending, creating it (and its directory) private.
-    pub fn open_append(&self, name: &Path) -> Result<fs::File, StateError> {
+    pub(crate) fn open_append(&self, name: &Path) -> Result<fs::File, StateError> {
         let path = self.dir.join(name);
         let io = |action: &'static str| {
             let path = path.clone();

@@ -47,7 +47,7 @@ pub fn start_mqtt(config: &Config, store: StateStore, clock: SharedClock) -> (Mq
 }
 
 /// The broker connection with the upload series' topics subscribed too, and the MQTT sink.
-pub fn start_mqtt_with_topics(
+pub(crate) fn start_mqtt_with_topics(
     config: &Config,
     store: StateStore,
     clock: SharedClock,
@@ -62,7 +62,7 @@ pub fn start_mqtt_with_topics(
 
 /// A websocket link to the configured Home Assistant (inside the add-on the Supervisor's token
 /// stands in for a configured one); `None` without `[homeassistant]` or a token.
-pub fn home_assistant_link(config: &Config) -> Option<Result<crate::homeassistant::Client, String>> {
+pub(crate) fn home_assistant_link(config: &Config) -> Option<Result<crate::homeassistant::Client, String>> {
     use crate::homeassistant::{Client, LinkSettings, WsUrl};
     let ha = config.homeassistant.as_ref()?;
     let token = ha
@@ -78,7 +78,7 @@ pub fn home_assistant_link(config: &Config) -> Option<Result<crate::homeassistan
 }
 
 /// What the uploads need from the configuration.
-pub fn upload_settings(config: &Config, clock: SharedClock) -> crate::upload::UploadSettings {
+pub(crate) fn upload_settings(config: &Config, clock: SharedClock) -> crate::upload::UploadSettings {
     crate::upload::UploadSettings {
         history_start: config.bridge.history_start_or_default(clock.now().date_naive()),
         lookback: chrono::Duration::from_std(config.bridge.lookback).unwrap_or_default(),

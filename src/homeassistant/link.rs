@@ -47,7 +47,7 @@ pub struct Subscription {
 impl LinkSettings {
     /// The link as the daemon keeps it: 15 s to connect, a minute per answer, a ping after 50 s
     /// of silence, reconnects from 2 s backing off to 5 minutes.
-    pub fn standard(url: WsUrl, token: Secret) -> LinkSettings {
+    pub(crate) fn standard(url: WsUrl, token: Secret) -> LinkSettings {
         LinkSettings {
             url,
             token,

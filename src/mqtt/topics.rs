@@ -53,7 +53,7 @@ impl Topics {
     }
 
     /// The state of one upload series of provider `kind` (see `discovery::upload_config`).
-    pub fn upload_state(&self, kind: &str, key: &str) -> String {
+    pub(crate) fn upload_state(&self, kind: &str, key: &str) -> String {
         format!("{}/{}/upload/{}/state", self.base, segment(kind), segment(key))
     }
 

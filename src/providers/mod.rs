@@ -58,7 +58,10 @@ pub fn build(accounts: &[Account], store: &crate::state::StateStore) -> Result<V
 
 /// Every configured account's uploads (the accounts without upload series have none). The
 /// accounts share one [`BuildContext`], so the import API's limiter is one per host.
-pub fn uploads(accounts: &[Account], store: &crate::state::StateStore) -> Result<Vec<upload::Uploads>, ProviderError> {
+pub(crate) fn uploads(
+    accounts: &[Account],
+    store: &crate::state::StateStore,
+) -> Result<Vec<upload::Uploads>, ProviderError> {
     let context = BuildContext::new(store.clone());
     let mut all = Vec::new();
     for account in accounts {

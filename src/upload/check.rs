@@ -10,9 +10,9 @@ use crate::providers::upload::{api_time, ImportError, Target, Uploads};
 
 /// One line of the check; `problem` fails it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckLine {
-    pub text: String,
-    pub problem: bool,
+pub(crate) struct CheckLine {
+    pub(crate) text: String,
+    pub(crate) problem: bool,
 }
 
 #[derive(Debug)]
@@ -32,7 +32,7 @@ impl Command for GetStates {
     }
 }
 
-pub async fn check(uploads: &[Uploads], ha: Option<&Client>) -> Vec<CheckLine> {
+pub(crate) async fn check(uploads: &[Uploads], ha: Option<&Client>) -> Vec<CheckLine> {
     let mut lines = Vec::new();
     let mut line = |text: String, problem: bool| lines.push(CheckLine { text, problem });
     let states = match ha {

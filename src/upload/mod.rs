@@ -19,7 +19,7 @@ mod source;
 mod status;
 mod ticks;
 
-pub use check::{check, CheckLine};
+pub(crate) use check::check;
 pub use ticks::Ticks;
 
 use std::path::PathBuf;
@@ -72,7 +72,7 @@ impl UploadSettings {
 }
 
 /// The MQTT topics upload series read; the broker connection subscribes to them.
-pub fn topic_subscriptions(uploads: &[Uploads]) -> Vec<String> {
+pub(crate) fn topic_subscriptions(uploads: &[Uploads]) -> Vec<String> {
     let mut topics: Vec<String> = uploads
         .iter()
         .flat_map(|u| u.series.iter().filter_map(|s| s.topic.clone()))

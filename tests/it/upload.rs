@@ -10,7 +10,6 @@ use meter2mqtt::homeassistant::{Client, Command, LinkSettings, WsUrl};
 use meter2mqtt::http::RetryPolicy;
 use meter2mqtt::mqtt::{MqttHandle, MqttSettings, Topics};
 use meter2mqtt::providers::enectiva::{ImportClient, ImportOptions, Settings};
-use meter2mqtt::providers::registry::BuildContext;
 use meter2mqtt::providers::upload::{RecordKind, UploadSeries, Uploads};
 use meter2mqtt::secret::Secret;
 use meter2mqtt::state::StateStore;
@@ -133,7 +132,6 @@ impl Rig {
             &account(&self.api, token),
             Secret::new(token),
             "house".into(),
-            &BuildContext::new(store.clone()),
             options(),
         )
         .unwrap();

@@ -16,7 +16,7 @@ pub use entity::{
     Availability, BinarySensor, Common, Device, Entity, EntityCategory, Origin, Sensor, ORIGIN_NAME, SUPPORT_URL,
 };
 pub use meter::{device_class, meter_configs};
-pub use upload::{upload_config, UploadSensor};
+pub(crate) use upload::{upload_config, UploadSensor};
 
 use super::topics::{object_id, Topics};
 

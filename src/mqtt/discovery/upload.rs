@@ -7,16 +7,16 @@ use crate::mqtt::topics::{object_id, Topics};
 
 /// One upload series, as its sensor shows it.
 #[derive(Debug, Clone)]
-pub struct UploadSensor {
+pub(crate) struct UploadSensor {
     /// The provider's machine name (topic segment).
-    pub kind: String,
+    pub(crate) kind: String,
     /// Unique within the provider: account, import id, suit, type.
-    pub key: String,
+    pub(crate) key: String,
     /// `"<API> upload <import_id>"`.
-    pub name: String,
+    pub(crate) name: String,
 }
 
-pub fn upload_config(topics: &Topics, sensor: &UploadSensor) -> DiscoveryConfig {
+pub(crate) fn upload_config(topics: &Topics, sensor: &UploadSensor) -> DiscoveryConfig {
     let ids = Ids {
         topics,
         device: super::Device {

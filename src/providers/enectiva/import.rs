@@ -58,32 +58,32 @@ fn every_import(_endpoint: &str) -> bool {
     true
 }
 
+/// At most `per_minute` import requests in any minute.
+fn limiter(per_minute: u32) -> RateLimiter {
+    RateLimiter::new(
+        KIND,
+        vec![Budget {
+            name: "import requests",
+            calls: per_minute.max(1) as usize,
+            per: Duration::from_secs(60),
+            applies: every_import,
+        }],
+    )
+}
+
 impl ImportClient {
+    /// The client of one account, pacing itself by `import_requests_per_minute`.
     pub fn new(
         settings: &Settings,
         token: Secret,
         account: String,
-        context: &BuildContext,
         options: ImportOptions,
     ) -> Result<ImportClient, ProviderError> {
         let base = parse_base_url(&settings.base_url)?;
-        let per_minute = settings.import_requests_per_minute.max(1) as usize;
-        let host = format!("{}:{per_minute}", base.host_str().unwrap_or_default());
-        let limiter = context.shared(&format!("import:{host}"), || {
-            RateLimiter::new(
-                KIND,
-                vec![Budget {
-                    name: "import requests",
-                    calls: per_minute,
-                    per: Duration::from_secs(60),
-                    applies: every_import,
-                }],
-            )
-        });
         let client = build_client(KIND, options.timeout)?;
         let http = ApiClient::new(KIND, client, options.policy, parse_error_body)
             .with_sleeper(options.sleeper)
-            .with_limiter(limiter);
+            .with_limiter(Arc::new(limiter(settings.import_requests_per_minute)));
         Ok(ImportClient {
             account,
             customer: settings.customer_uuid.trim().to_owned(),
@@ -92,6 +92,15 @@ impl ImportClient {
             token,
             sender: format!("meter2mqtt/{}", env!("CARGO_PKG_VERSION")),
         })
+    }
+
+    /// Paced by the limiter every account of the run shares for this host and pace.
+    pub(crate) fn sharing(mut self, settings: &Settings, context: &BuildContext) -> ImportClient {
+        let per_minute = settings.import_requests_per_minute;
+        let key = format!("import:{}:{per_minute}", self.base.host_str().unwrap_or_default());
+        let shared = context.shared(&key, || limiter(per_minute));
+        self.http = self.http.with_limiter(shared);
+        self
     }
 
     fn collection(kind: RecordKind) -> &'static str {

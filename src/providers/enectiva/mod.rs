@@ -131,7 +131,7 @@ impl Registration for Enectiva {
         let Some(token) = settings.import_token.clone().filter(|_| !settings.upload.is_empty()) else {
             return Ok(None);
         };
-        let importer = ImportClient::new(settings, token, label, context, Default::default())?;
+        let importer = ImportClient::new(settings, token, label, Default::default())?.sharing(settings, context);
         Ok(Some(Uploads {
             importer: std::sync::Arc::new(importer),
             series: settings.upload.clone(),
