@@ -702,3 +702,101 @@ type = "data_point"
     }
     assert!(!text.contains(IMPORT_TOKEN) && !text.contains(HA_TOKEN), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_history_upload_loses_nothing_and_repeats_at_most_one_record_per_series() {
+    let midnight = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let start = midnight - TimeDelta::days(2);
+    let ha = FakeHa::start("2025.10.1", HA_TOKEN).await;
+    for entity in ["sensor.heat", "sensor.water"] {
+        let rows: Vec<EntityHour> = (0..48)
+            .map(|h| EntityHour {
+                start: start + TimeDelta::hours(h),
+                state: Some(h as f64),
+                mean: None,
+                change: None,
+            })
+            .collect();
+        ha.set_hours(entity, &rows);
+    }
+    let api = FakeImport::start().await;
+    api.set_delay(Duration::from_millis(15));
+    let broker = meter2mqtt::test_support::EmbeddedBroker::start("127.0.0.1:0", Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[mqtt]
+host = "127.0.0.1"
+port = {port}
+[bridge]
+history_start = "{start}"
+[state]
+dir = "{state}"
+[homeassistant]
+url = "{ha}"
+token = "{HA_TOKEN}"
+statistics = false
+[[enectiva]]
+customer_uuid = "{CUSTOMER}"
+import_token = "{IMPORT_TOKEN}"
+base_url = "{api}"
+import_requests_per_minute = 100000
+upload = [{{ entity = "sensor.heat", import_id = "heat", interval = "1h" }}, {{ entity = "sensor.water", import_id = "water", interval = "1h" }}]
+"#,
+            port = broker.port(),
+            start = start.date_naive(),
+            state = dir.path().join("state").display(),
+            ha = ha.url(),
+            api = api.uri(),
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let wait_for = |count: usize| {
+        let api = api.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while api.received().len() < count {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{count} records: {:#?}",
+                    api.received()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    let mut first = crate::support::Proc::spawn(&["run", "--config", &config], &[]);
+    wait_for(30).await;
+    crate::support::unsafe_kill(first.child.id(), "KILL");
+    let _ = first.child.wait();
+    let mut second = crate::support::Proc::spawn(&["run", "--config", &config], &[]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while api.stored("readings", "heat").len() + api.stored("readings", "water").len() < 96 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", second.text());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for import_id in ["heat", "water"] {
+        let stored: Vec<f64> = api.stored("readings", import_id).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(
+            stored,
+            (0..48).map(|h| h as f64).collect::<Vec<_>>(),
+            "{import_id}: every hour, once"
+        );
+        let repeated = api
+            .received()
+            .iter()
+            .filter(|r| r.import_id == import_id && r.status == 409)
+            .count();
+        assert!(
+            repeated <= 1,
+            "{import_id}: {repeated} records sent again: {}",
+            second.text()
+        );
+    }
+    assert_eq!(second.terminate(Duration::from_secs(30)).await, 0, "{}", second.text());
+}

@@ -38,6 +38,8 @@ struct Store {
     received: Vec<Received>,
     /// Answers to give before the store is asked: status and delay.
     script: VecDeque<(u16, Duration)>,
+    /// How long every stored answer takes.
+    delay: Duration,
     next_id: u64,
 }
 
@@ -169,7 +171,9 @@ impl Respond for Responder {
             return error(409, "duplicity");
         }
         store.next_id += 1;
-        ResponseTemplate::new(201).set_body_json(json!({"data": {"id": store.next_id.to_string(), "type": collection}}))
+        ResponseTemplate::new(201)
+            .set_body_json(json!({"data": {"id": store.next_id.to_string(), "type": collection}}))
+            .set_delay(store.delay)
     }
 }
 
@@ -200,6 +204,11 @@ impl FakeImport {
     /// The next answers, before anything is stored: `(status, delay)`.
     pub fn script(&self, answers: &[(u16, Duration)]) {
         self.store.lock().unwrap().script.extend(answers.iter().copied());
+    }
+
+    /// Every stored answer takes `delay` from now on.
+    pub fn set_delay(&self, delay: Duration) {
+        self.store.lock().unwrap().delay = delay;
     }
 
     /// Every POST answered by the store (not the scripted ones), in order.
