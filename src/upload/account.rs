@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::history::hourly_records;
 use super::series::Series;
 use super::status::Board;
 use crate::backoff_policy::RetryPolicy;
@@ -155,22 +156,33 @@ impl AccountLoop {
                     Err(step) => return step,
                 }
             }
-            let ha = self.ha.clone();
-            let series = &mut self.series[index];
-            let record = match series.next(ha.as_ref()).await {
-                Ok(Some(record)) => record,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(series = %series.settings.label(), "{e}; trying again in a minute");
-                    series.outbox.set_error(Some(e));
-                    series.history_retry = Some(tokio::time::Instant::now() + HISTORY_RETRY);
-                    continue;
-                }
+            if let Err(e) = self.read_history(index).await {
+                let series = &mut self.series[index];
+                tracing::warn!(series = %series.settings.label(), "{e}; trying again in a minute");
+                series.outbox.set_error(Some(e));
+                series.history_retry = Some(tokio::time::Instant::now() + HISTORY_RETRY);
+                continue;
+            }
+            let Some(record) = self.series[index].next() else {
+                continue;
             };
             *turn = index + 1;
             return self.send(index, record).await;
         }
         Step::Idle
+    }
+
+    /// Reads the statistics that come before the series' next record, if any, queuing the live
+    /// records that arrive meanwhile.
+    async fn read_history(&mut self, index: usize) -> Result<(), String> {
+        let Some(ha) = self.ha.clone() else { return Ok(()) };
+        // A chunk may hold nothing still wanted (hours the API has): read on until records are
+        // at hand or the statistics are read to the end.
+        while let Some((entity, kind, from, end)) = self.series[index].chunk_to_read() {
+            let records = self.meanwhile(hourly_records(&ha, &entity, kind, from, end)).await?;
+            self.series[index].read(records, end);
+        }
+        Ok(())
     }
 
     /// A series the outbox knew nothing of starts after the API's newest record.

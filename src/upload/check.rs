@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::history::describe;
 use super::source::number;
 use crate::homeassistant::{Client, Command};
 use crate::providers::upload::{api_time, ImportError, Target, Uploads};
@@ -37,7 +38,7 @@ pub(crate) async fn check(uploads: &[Uploads], ha: Option<&Client>) -> Vec<Check
     let mut line = |text: String, problem: bool| lines.push(CheckLine { text, problem });
     let states = match ha {
         Some(ha) if uploads.iter().flat_map(|u| &u.series).any(|s| s.entity.is_some()) => {
-            Some(ha.call(GetStates).await.map_err(|e| format!("{e:?}")))
+            Some(ha.call(GetStates).await.map_err(|e| describe("the states", e)))
         }
         _ => None,
     };

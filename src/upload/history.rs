@@ -68,7 +68,7 @@ pub(crate) async fn hourly_records(
     Ok(records(&answer, entity, kind))
 }
 
-fn describe(entity: &str, error: CallError) -> String {
+pub(crate) fn describe(entity: &str, error: CallError) -> String {
     let why = match error {
         CallError::Unreachable(reason) => format!("Home Assistant is unreachable: {reason}"),
         CallError::AuthFailed(reason) => format!("Home Assistant refused the access token: {reason}"),
@@ -76,7 +76,7 @@ fn describe(entity: &str, error: CallError) -> String {
         CallError::Failed(failure) => format!("{}: {}", failure.code, failure.message),
         CallError::Stopped => "shutting down".into(),
     };
-    format!("statistics of {entity}: {why}")
+    format!("reading {entity} from Home Assistant: {why}")
 }
 
 /// A `statistics_during_period` answer as records; rows without the value are skipped.

@@ -7,12 +7,11 @@ use std::collections::VecDeque;
 use chrono::{DateTime, Duration as TimeDelta, NaiveDate, Utc};
 
 use super::grid::hour_floor;
-use super::history::{hourly_records, CHUNK_HOURS};
+use super::history::CHUNK_HOURS;
 use super::outbox::Outbox;
 use super::source::Latest;
 use super::status::SeriesStatus;
-use crate::homeassistant::Client;
-use crate::providers::upload::{Record, UploadSeries};
+use crate::providers::upload::{Record, RecordKind, UploadSeries};
 
 pub(crate) struct Series {
     pub(crate) settings: UploadSeries,
@@ -74,32 +73,40 @@ impl Series {
         });
     }
 
-    /// The next record to send, oldest first across history and live ticks; reads the next
-    /// chunk of statistics when history comes first. `Err` says why statistics could not be read.
-    pub(crate) async fn next(&mut self, ha: Option<&Client>) -> Result<Option<Record>, String> {
-        loop {
-            while self.backlog.front().is_some_and(|r| !self.outbox.wants(r)) {
-                self.backlog.pop_front();
-            }
-            if self.backlog.is_empty() {
-                if let (Some((from, to)), Some(ha), Some(entity)) = (self.history, ha, &self.settings.entity) {
-                    if self.history_retry.is_some_and(|at| at > tokio::time::Instant::now()) {
-                        return Ok(None);
-                    }
-                    let end = (from + TimeDelta::hours(CHUNK_HOURS)).min(to);
-                    let records = hourly_records(ha, entity, self.settings.kind, from, end).await?;
-                    self.history = (end < to).then_some((end, to));
-                    self.backlog
-                        .extend(records.into_iter().filter(|r| self.outbox.wants(r)));
-                    continue;
-                }
-            }
-            let queued = self.outbox.front();
-            return Ok(match (self.backlog.front().copied(), queued) {
-                (Some(old), Some(live)) if live.time < old.time => Some(live),
-                (Some(old), _) => Some(old),
-                (None, live) => live,
-            });
+    /// The next stretch of statistics to read before the next record can be chosen: the
+    /// entity, the kind and `[from, end)`. `None` when records are at hand (or nothing is left
+    /// to read, or a failed read waits for its retry).
+    pub(crate) fn chunk_to_read(&mut self) -> Option<(String, RecordKind, DateTime<Utc>, DateTime<Utc>)> {
+        while self.backlog.front().is_some_and(|r| !self.outbox.wants(r)) {
+            self.backlog.pop_front();
+        }
+        if !self.backlog.is_empty() || self.history_retry.is_some_and(|at| at > tokio::time::Instant::now()) {
+            return None;
+        }
+        let (from, to) = self.history?;
+        let entity = self.settings.entity.clone()?;
+        let end = (from + TimeDelta::hours(CHUNK_HOURS)).min(to);
+        Some((entity, self.settings.kind, from, end))
+    }
+
+    /// The records read for `[.., end)`: what is still wanted joins the backlog.
+    pub(crate) fn read(&mut self, records: Vec<Record>, end: DateTime<Utc>) {
+        self.history = self.history.and_then(|(_, to)| (end < to).then_some((end, to)));
+        let wanted: Vec<Record> = records.into_iter().filter(|r| self.outbox.wants(r)).collect();
+        self.backlog.extend(wanted);
+    }
+
+    /// The next record to send, oldest first across history and live ticks (history is read
+    /// first where it comes first: see [`Series::chunk_to_read`]).
+    pub(crate) fn next(&mut self) -> Option<Record> {
+        while self.backlog.front().is_some_and(|r| !self.outbox.wants(r)) {
+            self.backlog.pop_front();
+        }
+        let queued = self.outbox.front();
+        match (self.backlog.front().copied(), queued) {
+            (Some(old), Some(live)) if live.time < old.time => Some(live),
+            (Some(old), _) => Some(old),
+            (None, live) => live,
         }
     }
 
