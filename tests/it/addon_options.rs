@@ -98,13 +98,14 @@ async fn the_defaults_of_config_yaml_and_one_token_are_enough() {
 }
 
 #[tokio::test]
-async fn statistics_off_leaves_home_assistant_out() {
+async fn statistics_off_imports_none_but_keeps_home_assistant_for_uploads() {
     let server = healthy_supervisor().await;
     let mut options = one_account();
     options["statistics"] = json!(false);
     options["statistics_cost"] = json!(true);
     let (_dir, result) = load(&options, &server).await;
-    assert!(result.unwrap().homeassistant.is_none());
+    let ha = result.unwrap().homeassistant.expect("the link for upload entities");
+    assert!(!ha.statistics);
 }
 
 #[tokio::test]
