@@ -233,6 +233,21 @@ pub struct MeterValue {
     /// interval, sorted. Sinks show the interval's value that holds now, kept current between
     /// polls; empty for values that change only when a poll reads them.
     pub timetable: Vec<TimedValue>,
+    /// Set when the value is not the meter's own but a public one that meters share (the CO2
+    /// intensity of a price area): it is shown once, on a device of its own.
+    pub shared: Option<SharedSource>,
+}
+
+/// A public series that meters share, shown as a device of its own (`Energi Data Service DK1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedSource {
+    /// Where it comes from (`energidataservice`): the first part of its topics and ids.
+    pub source: String,
+    /// Which one of that source (`DK1`).
+    pub id: String,
+    /// The device's name.
+    pub name: String,
+    pub manufacturer: String,
 }
 
 /// One value of a [`MeterValue::timetable`], valid over `[start, end)`.
@@ -276,6 +291,9 @@ pub enum ValueKind {
     Price,
     /// An amount of money per period (a subscription).
     Monetary,
+    /// A quantity that holds now and is averaged over time, not money (the grid's CO2
+    /// intensity).
+    Measurement,
     Other,
 }
 

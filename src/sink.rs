@@ -123,6 +123,9 @@ pub trait Sink: Send + Sync {
     /// The account's meters as just listed, with their values beside the interval data.
     async fn meters_listed(&mut self, _meters: &[Meter], _values: &HashMap<String, Vec<MeterValue>>) {}
 
+    /// The meters' values read again between polls (live prices, CO2 intensity).
+    async fn values_refreshed(&mut self, _meters: &[Meter], _values: &HashMap<String, Vec<MeterValue>>) {}
+
     /// The end of what this sink holds for `meter`; `None`: nothing yet, read from the history
     /// start. The bridge re-reads a look-back window before it, for late corrections.
     async fn needs_from(&mut self, meter: &Meter) -> Option<DateTime<Utc>>;

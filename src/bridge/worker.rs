@@ -85,7 +85,7 @@ impl AccountWorker {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::timeout(READY_WAIT, ready) => {}
         }
-        loop {
+        'polls: loop {
             let polled_at = Utc::now().trunc_subsecs(0);
             let tally = match self.poll(&shutdown, polled_at).await {
                 Ok(tally) => tally,
@@ -102,11 +102,31 @@ impl AccountWorker {
                 delivered: tally.delivered,
                 errors: tally.errors,
             });
-            let wake = futures_util::future::select_all(self.sinks.iter_mut().map(|s| s.wake()));
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep_until(Instant::now() + wait) => {}
-                _ = wake => {}
+            let until = Instant::now() + wait;
+            loop {
+                // Live values between polls, while the next poll is further away than their
+                // refresh.
+                let refresh = self
+                    .provider
+                    .values_refresh()
+                    .map(|every| Instant::now() + every)
+                    .filter(|at| *at < until);
+                let refresh_due = async {
+                    match refresh {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let wake = futures_util::future::select_all(self.sinks.iter_mut().map(|s| s.wake()));
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'polls,
+                    _ = tokio::time::sleep_until(until) => break,
+                    _ = wake => break,
+                    _ = refresh_due => {}
+                }
+                if self.refresh_values(&shutdown).await.is_err() {
+                    break 'polls;
+                }
             }
         }
         tracing::debug!(account = %self.account, "stopped");
@@ -213,6 +233,15 @@ impl AccountWorker {
                     tracing::warn!(account = %self.account, meter = %meter.id, "could not read extra values: {e}")
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Reads the values again and hands them to the sinks.
+    async fn refresh_values(&mut self, shutdown: &CancellationToken) -> Result<(), Cancelled> {
+        self.read_values(shutdown).await?;
+        for sink in &mut self.sinks {
+            sink.values_refreshed(&self.meters, &self.values).await;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use super::area::PriceArea;
+use super::co2::Co2Row;
 use super::dto::{self, DayAheadRecord, ElspotRecord, Envelope};
 use super::error::PricesError;
 use super::spot::{days_covering, runs_by_dataset, SpotDataset, SpotPrice};
@@ -20,6 +21,9 @@ use crate::model::TimeRange;
 /// The API's name in logs and errors.
 pub const API: &str = "energidataservice";
 pub const DEFAULT_BASE_URL: &str = "https://api.energidataservice.dk";
+
+/// `limit=0` asks for every row; without it an answer stops at 100.
+const ALL: usize = 0;
 
 /// Price lists are asked from this date on, because a list stays valid until replaced (for
 /// years, for some charges) and `start` selects rows by `ValidFrom`: starting late would miss
@@ -98,6 +102,7 @@ impl EnergiDataService {
                     run_to,
                     json!({ "PriceArea": [area.as_str()] }),
                     &format!("{} asc", dataset.time_column()),
+                    ALL,
                 )
                 .await
                 .map_err(|source| PricesError::Spot {
@@ -138,7 +143,7 @@ impl EnergiDataService {
             "ChargeType": [dto::TARIFF],
         });
         let records = self
-            .dataset("DatahubPricelist", PRICELIST_FROM, until, filter, "ValidFrom asc")
+            .dataset("DatahubPricelist", PRICELIST_FROM, until, filter, "ValidFrom asc", ALL)
             .await
             .map_err(|source| PricesError::Pricelist {
                 charges: describe(charges),
@@ -149,6 +154,30 @@ impl EnergiDataService {
         Ok(rows)
     }
 
+    /// The CO2 rows of `area` from `dataset` over the Danish days `[start, end)`, sorted; with
+    /// `newest_only`, just the newest row.
+    pub async fn co2(
+        &self,
+        dataset: &'static str,
+        area: PriceArea,
+        start: NaiveDate,
+        end: NaiveDate,
+        newest_only: bool,
+    ) -> Result<Vec<Co2Row>, PricesError> {
+        let filter = json!({ "PriceArea": [area.as_str()] });
+        let (sort, limit) = if newest_only {
+            ("Minutes5UTC desc", 1)
+        } else {
+            ("Minutes5UTC asc", ALL)
+        };
+        let records = self
+            .dataset(dataset, start, end, filter, sort, limit)
+            .await
+            .map_err(|source| PricesError::Co2 { dataset, area, source })?;
+        Ok(dto::co2_rows(dataset, records, area))
+    }
+
+    /// One call for at most `limit` rows ([`ALL`]: every row).
     async fn dataset(
         &self,
         name: &str,
@@ -156,6 +185,7 @@ impl EnergiDataService {
         end: NaiveDate,
         filter: Value,
         sort: &str,
+        limit: usize,
     ) -> Result<Vec<Value>, HttpError> {
         let endpoint = format!("GET /dataset/{name}");
         let url = format!("{}/dataset/{name}", self.base_url);
@@ -164,10 +194,10 @@ impl EnergiDataService {
             ("end", end.format("%Y-%m-%d").to_string()),
             ("filter", filter.to_string()),
             ("sort", sort.to_owned()),
-            ("limit", "0".to_owned()),
+            ("limit", limit.to_string()),
         ];
         let envelope: Envelope = self.http.fetch_json(&endpoint, |c| c.get(&url).query(&query)).await?;
-        if let Some(total) = envelope.total {
+        if let Some(total) = envelope.total.filter(|_| limit == ALL) {
             if usize::try_from(total).is_ok_and(|t| t > envelope.records.len()) {
                 tracing::warn!(
                     api = API,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::area::PriceArea;
+use super::co2::Co2Row;
 use super::spot::{SpotDataset, SpotPrice};
 use super::tariffs::{ChargeKey, Resolution, TariffRow};
 use super::TZ;
@@ -132,6 +133,46 @@ pub fn spot_prices<R: SpotRecord>(records: Vec<Value>, area: PriceArea) -> Vec<S
             })
         })
         .collect()
+}
+
+/// A `CO2Emis` (realised) or `CO2EmisProg` (forecast) row: the grams of CO2 emitted per kWh
+/// consumed in a price area, per 5 minutes.
+#[derive(Debug, Deserialize)]
+pub struct Co2Record {
+    #[serde(rename = "Minutes5UTC", default, deserialize_with = "opt_text")]
+    pub time_utc: Option<String>,
+    #[serde(rename = "Minutes5DK", default, deserialize_with = "opt_text")]
+    pub time_dk: Option<String>,
+    #[serde(rename = "PriceArea", default, deserialize_with = "opt_text")]
+    pub price_area: Option<String>,
+    #[serde(rename = "CO2Emission", default, deserialize_with = "opt_number")]
+    pub grams_per_kwh: Option<f64>,
+}
+
+/// The usable rows of `area` among `records` (5 minutes each), sorted by time; rows of other
+/// areas are dropped quietly, unusable ones with a warning.
+pub fn co2_rows(dataset: &str, records: Vec<Value>, area: PriceArea) -> Vec<Co2Row> {
+    let mut rows: Vec<Co2Row> = typed_records::<Co2Record>(dataset, records)
+        .into_iter()
+        .filter(|r| {
+            r.price_area
+                .as_deref()
+                .is_some_and(|a| a.trim().eq_ignore_ascii_case(area.as_str()))
+        })
+        .filter_map(|r| {
+            let when = r.time_dk.as_deref().or(r.time_utc.as_deref()).unwrap_or("?").to_owned();
+            match (r.time_utc.as_deref().and_then(parse_utc), r.grams_per_kwh) {
+                (Some(start), Some(value)) => Some(Co2Row { start, value }),
+                _ => {
+                    tracing::warn!(dataset, %area, time = %when, "skipping a CO2 row without a UTC time or an emission");
+                    None
+                }
+            }
+        })
+        .collect();
+    rows.sort_by_key(|r| r.start);
+    rows.dedup_by_key(|r| r.start);
+    rows
 }
 
 /// A `DatahubPricelist` row: one price list of one charge, valid over `[ValidFrom, ValidTo)` in

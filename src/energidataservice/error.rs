@@ -20,6 +20,12 @@ pub enum PricesError {
     },
     #[error("Energi Data Service: reading DatahubPricelist for {charges} failed: {source}{}", hint(.source))]
     Pricelist { charges: String, source: HttpError },
+    #[error("Energi Data Service: reading {dataset} for {area} failed: {source}{}; the CO2 intensity sensor shows its last value until the next refresh", hint(.source))]
+    Co2 {
+        dataset: &'static str,
+        area: PriceArea,
+        source: HttpError,
+    },
     #[error("Energi Data Service: {0}")]
     Client(HttpError),
     #[error("price cache: {0}")]

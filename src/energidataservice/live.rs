@@ -2,87 +2,69 @@
 //! with today's and tomorrow's intervals in the attributes and as a timetable.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
-use super::{PriceBreakdown, TZ};
-use crate::model::{MeterValue, TimedValue, ValueKind};
+use super::shape::{self, PriceResolution, Shape, Slot};
+use super::{PriceArea, PriceBreakdown};
+use crate::model::MeterValue;
 
-fn round(v: f64) -> f64 {
-    (v * 1e5).round() / 1e5
-}
-
-/// The price sensors from the priced intervals of today and tomorrow.
-pub fn live_values(rows: &[PriceBreakdown], now: DateTime<Utc>) -> Vec<MeterValue> {
+/// The price sensors from the priced intervals of today and tomorrow, at `resolution`.
+pub fn live_values(
+    rows: &[PriceBreakdown],
+    now: DateTime<Utc>,
+    area: PriceArea,
+    resolution: PriceResolution,
+) -> Vec<MeterValue> {
     if rows.is_empty() {
         return Vec::new();
     }
-    let today = now.with_timezone(&TZ).date_naive();
-    let is_today = |r: &&PriceBreakdown| r.start.with_timezone(&TZ).date_naive() == today;
-    let interval = |r: &PriceBreakdown| {
-        json!({
-            "start": r.start.with_timezone(&TZ).to_rfc3339(),
-            "end": r.end.with_timezone(&TZ).to_rfc3339(),
-            "price": round(r.total),
-            "spot": round(r.spot),
-            "tariffs": round(r.tariffs),
-        })
-    };
-    let today_rows: Vec<&PriceBreakdown> = rows.iter().filter(is_today).collect();
-    let tomorrow_rows: Vec<&PriceBreakdown> = rows.iter().filter(|r| !is_today(r)).collect();
-    let stats = |pick: fn(&PriceBreakdown) -> f64| -> Map<String, Value> {
-        let values: Vec<f64> = today_rows.iter().map(|r| pick(r)).collect();
-        let mut m = Map::new();
-        if !values.is_empty() {
-            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let mean = values.iter().sum::<f64>() / values.len() as f64;
-            m.insert("today_min".into(), json!(round(min)));
-            m.insert("today_max".into(), json!(round(max)));
-            m.insert("today_mean".into(), json!(round(mean)));
-        }
-        m
-    };
-    let timetable = |pick: fn(&PriceBreakdown) -> f64| -> Vec<TimedValue> {
-        rows.iter()
-            .map(|r| TimedValue {
+    let slots = |value: fn(&PriceBreakdown) -> f64, parts: fn(&PriceBreakdown) -> Vec<f64>| {
+        let slots: Vec<Slot> = rows
+            .iter()
+            .map(|r| Slot {
                 start: r.start,
                 end: r.end,
-                value: round(pick(r)),
+                value: value(r),
+                parts: parts(r),
             })
-            .collect()
+            .collect();
+        shape::at_resolution(&slots, resolution)
     };
-    let mut price_attributes = stats(|r| r.total);
-    price_attributes.insert("currency".into(), json!("DKK"));
-    price_attributes.insert("vat_included".into(), json!(true));
-    price_attributes.insert("today".into(), today_rows.iter().map(|r| interval(r)).collect());
-    price_attributes.insert("tomorrow".into(), tomorrow_rows.iter().map(|r| interval(r)).collect());
-    let mut spot_attributes = stats(|r| r.spot);
-    spot_attributes.insert("currency".into(), json!("DKK"));
-    spot_attributes.insert("vat_included".into(), json!(false));
-    let mut values = vec![
-        MeterValue {
-            key: "price".into(),
-            name: "Price".into(),
-            value: None,
-            unit: Some("DKK/kWh".into()),
-            kind: ValueKind::Price,
-            attributes: price_attributes,
-            timetable: timetable(|r| r.total),
-        },
-        MeterValue {
-            key: "spot_price".into(),
-            name: "Spot price".into(),
-            value: None,
-            unit: Some("DKK/kWh".into()),
-            kind: ValueKind::Price,
-            attributes: spot_attributes,
-            timetable: timetable(|r| r.spot),
-        },
-    ];
-    for v in &mut values {
-        v.value = v.value_at(now);
-    }
-    values
+    let price = Shape {
+        region: area,
+        currency: Some("DKK"),
+        value_alias: Some("price"),
+        parts: &["spot", "tariffs"],
+        resolution,
+    };
+    let spot = Shape {
+        value_alias: None,
+        parts: &[],
+        ..price
+    };
+    [
+        (
+            "price",
+            "Price",
+            true,
+            price,
+            slots(|r| r.total, |r| vec![r.spot, r.tariffs]),
+        ),
+        (
+            "spot_price",
+            "Spot price",
+            false,
+            spot,
+            slots(|r| r.spot, |_| Vec::new()),
+        ),
+    ]
+    .into_iter()
+    .map(|(key, name, vat_included, shape, slots)| {
+        let mut value = shape::timed_sensor(key, name, "DKK/kWh", &slots, now, &shape);
+        value.attributes.insert("vat_included".into(), json!(vat_included));
+        value
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -106,33 +88,49 @@ mod tests {
     }
 
     #[test]
-    fn the_live_price_is_the_current_interval_with_today_and_tomorrow_in_attributes() {
+    fn the_live_price_is_the_current_slot_with_today_and_tomorrow_in_attributes() {
         // 23:00 UTC on 25 November is 00:00 local on the 26th.
         let midnight = Utc.with_ymd_and_hms(2025, 11, 25, 23, 0, 0).unwrap();
-        let rows: Vec<PriceBreakdown> = (0..4)
+        let rows: Vec<PriceBreakdown> = (0..8)
             .map(|q| row(midnight + chrono::Duration::minutes(15 * q), 15, 0.1 * q as f64, 0.5))
             .chain([row(midnight + chrono::Duration::hours(24), 15, -0.2, 0.5)])
             .collect();
         let now = midnight + chrono::Duration::minutes(20);
-        let values = live_values(&rows, now);
+
+        let values = live_values(&rows, now, PriceArea::DK1, PriceResolution::Quarter);
         assert_eq!(values.len(), 2);
         let price = &values[0];
         assert_eq!(price.key, "price");
-        assert_eq!(price.value, Some(round((0.1 + 0.5) * 1.25)));
-        assert_eq!(price.attributes["today"].as_array().unwrap().len(), 4);
-        assert_eq!(price.attributes["tomorrow"].as_array().unwrap().len(), 1);
-        assert_eq!(price.attributes["today_min"], json!(0.625));
-        assert_eq!(price.attributes["today_max"], json!(1.0));
-        assert_eq!(price.attributes["tomorrow"][0]["spot"], json!(-0.2));
+        assert_eq!(price.value, Some(shape::round((0.1 + 0.5) * 1.25)));
+        assert_eq!(price.attributes["current_price"], json!(0.75));
+        assert_eq!(price.attributes["today"].as_array().unwrap().len(), 8);
         assert_eq!(
-            price.attributes["today"][1]["start"],
+            price.attributes["tomorrow_valid"],
+            json!(false),
+            "one quarter of tomorrow is not a day"
+        );
+        assert_eq!(price.attributes["raw_tomorrow"], json!([]));
+        assert_eq!(price.attributes["today_min"]["price"], json!(0.625));
+        assert_eq!(price.attributes["region"], json!("DK1"));
+        assert_eq!(
+            price.attributes["raw_today"][1]["start"],
             json!("2025-11-26T00:15:00+01:00")
         );
         assert_eq!(values[1].value, Some(0.1));
         assert_eq!(price.next_change(now), Some(midnight + chrono::Duration::minutes(30)));
+
+        let values = live_values(&rows, now, PriceArea::DK2, PriceResolution::Hour);
+        let price = &values[0];
+        // The first hour's spot is the mean of 0.0, 0.1, 0.2 and 0.3.
+        assert_eq!(price.value, Some(shape::round((0.15 + 0.5) * 1.25)));
+        assert_eq!(price.attributes["raw_today"][0]["spot"], json!(0.15));
+        assert_eq!(price.attributes["raw_today"][1]["tariffs"], json!(0.5));
         assert_eq!(
-            price.value_at(midnight + chrono::Duration::minutes(50)),
-            Some(round(0.8 * 1.25))
+            price.attributes["raw_today"][0]["end"],
+            json!("2025-11-26T01:00:00+01:00")
         );
+        assert_eq!(price.next_change(now), Some(midnight + chrono::Duration::hours(1)));
+        assert_eq!(values[1].attributes["raw_today"][0]["value"], json!(0.15));
+        assert!(values[1].attributes["raw_today"][0].get("price").is_none());
     }
 }

@@ -22,20 +22,26 @@
 //! area, one spot call a day (tomorrow's prices, after their 13:00 publication) and one
 //! `DatahubPricelist` call a day per set of charges; a past day is never asked twice.
 //!
+//! CO2: the grid's CO2 intensity per area (`CO2Emis`, `CO2EmisProg`), read every
+//! [`CO2_REFRESH`] while the bridge runs: one call per dataset, about 96 a day each per area.
+//!
 //! Layout: `area` (the zones), `spot` (which dataset holds a day), `dto` (wire format), `client`
 //! (the calls), `tariffs` (which list applies when), `series` (prices and costs), `cache`
-//! (fetch each price about once), `error`; [`Prices`] ties them together; `live` makes the price
+//! (fetch each price about once), `co2` (the CO2 intensity sensor), `shape` (the attributes
+//! price tools read), `error`; [`Prices`] ties them together; `live` makes the price
 //! sensors and `service` is what a poll asks (time budget, pause after a failure).
 
 mod area;
 mod cache;
 mod client;
+mod co2;
 mod dto;
 mod error;
 mod live;
 mod prices;
 pub mod series;
 mod service;
+mod shape;
 mod spot;
 mod tariffs;
 #[cfg(test)]
@@ -44,11 +50,15 @@ mod tests;
 pub use area::{PriceArea, UnknownArea};
 pub use cache::{PRICELIST_REFRESH, PUBLICATION_HOUR};
 pub use client::{retry_policy, ClientOptions, EnergiDataService, DEFAULT_BASE_URL, PRICELIST_FROM};
+pub(crate) use co2::CO2_REFRESH;
+pub(crate) use co2::{co2_value, Co2Data, Co2Row};
 pub use error::PricesError;
 pub use live::live_values;
 pub use prices::Prices;
 pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
 pub use service::{PriceService, BUDGET, PAUSE};
+pub use shape::PriceResolution;
+pub(crate) use shape::{timed_sensor, Shape, Slot};
 pub use spot::{SpotPrice, DAY_AHEAD_FROM};
 pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
 

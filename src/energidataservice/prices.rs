@@ -1,12 +1,13 @@
 //! [`Prices`]: spot prices and tariff price lists, fetched through the cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, Days, NaiveDate};
 use tokio::sync::Mutex;
 
 use super::cache::{load_or_forget, pricelist_file, PricelistFile, SpotCache, SpotDay};
 use super::client::EnergiDataService;
+use super::co2::{self, Co2Data};
 use super::series::{self, PriceBreakdown, Terms};
 use super::spot::{day_range, days_covering, SpotPrice};
 use super::tariffs::{ChargeKey, MissingCharge, TariffSet};
@@ -24,6 +25,8 @@ pub struct Prices {
     /// One fetch at a time per kind, so concurrent callers do not ask for the same day twice.
     spot_lock: Mutex<()>,
     pricelist_lock: Mutex<()>,
+    /// The last CO2 answer per area; the lock also keeps two callers from asking at once.
+    co2: Mutex<HashMap<PriceArea, Co2Data>>,
 }
 
 impl Prices {
@@ -35,6 +38,7 @@ impl Prices {
             clock,
             spot_lock: Mutex::new(()),
             pricelist_lock: Mutex::new(()),
+            co2: Mutex::new(HashMap::new()),
         }
     }
 
@@ -157,6 +161,35 @@ impl Prices {
             }
         }
         Ok(TariffSet::new(&wanted, file.rows(&wanted)))
+    }
+
+    /// The CO2 intensity of `area`: the newest realised row and the forecast of today and
+    /// tomorrow, asked again once the last answer is [`co2::FRESH_FOR`] old (one call per
+    /// dataset).
+    pub async fn co2(&self, area: PriceArea) -> Result<Co2Data, PricesError> {
+        let mut cache = self.co2.lock().await;
+        let now = self.clock.now();
+        if let Some(data) = cache.get(&area).filter(|d| d.fresh(now)) {
+            return Ok(data.clone());
+        }
+        let [(realised_from, realised_to), (forecast_from, forecast_to)] = co2::days(now);
+        let realised = self
+            .client
+            .co2(co2::REALISED, area, realised_from, realised_to, true)
+            .await?
+            .pop();
+        let forecast = self
+            .client
+            .co2(co2::FORECAST, area, forecast_from, forecast_to, false)
+            .await?;
+        tracing::debug!(%area, forecast = forecast.len(), "fetched the CO2 intensity");
+        let data = Co2Data {
+            fetched: now,
+            realised,
+            forecast,
+        };
+        cache.insert(area, data.clone());
+        Ok(data)
     }
 
     /// Forgets cached spot prices of months before `before`'s month; returns how many months.

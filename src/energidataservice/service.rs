@@ -9,8 +9,9 @@ use std::time::Duration;
 use chrono::{DateTime, Days, Utc};
 
 use super::client::{ClientOptions, EnergiDataService};
+use super::co2::{co2_value, Co2Data};
 use super::live::live_values;
-use super::{ChargeKey, MissingCharge, PriceArea, Prices, PricesError, TariffSet, Terms, TZ};
+use super::{ChargeKey, MissingCharge, PriceArea, PriceResolution, Prices, PricesError, TariffSet, Terms, TZ};
 use crate::clock::SharedClock;
 use crate::http::{RetryPolicy, Sleeper};
 use crate::model::{local_midnight, MeterValue, PriceSeries, TimeRange};
@@ -46,6 +47,8 @@ pub struct PriceService {
     prices: Arc<Prices>,
     clock: SharedClock,
     paused_until: Arc<Mutex<Option<DateTime<Utc>>>>,
+    /// The CO2 datasets pause on their own: their failure must not hold up prices.
+    co2_paused_until: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 impl PriceService {
@@ -65,6 +68,7 @@ impl PriceService {
             prices: Arc::new(Prices::new(client, store, clock.clone())),
             clock,
             paused_until: Arc::new(Mutex::new(None)),
+            co2_paused_until: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -90,6 +94,7 @@ impl PriceService {
         area: PriceArea,
         charges: Vec<ChargeKey>,
         terms: Terms,
+        resolution: PriceResolution,
     ) -> Result<Option<(Vec<MeterValue>, Vec<MissingCharge>)>, PricesError> {
         let now = self.clock.now();
         let today = now.with_timezone(&TZ).date_naive();
@@ -99,7 +104,31 @@ impl PriceService {
                 prices.breakdown(area, &charges, range, terms).await
             })
             .await?;
-        Ok(answer.map(|(rows, missing)| (live_values(&rows, now), missing)))
+        Ok(answer.map(|(rows, missing)| (live_values(&rows, now, area, resolution), missing)))
+    }
+
+    /// The CO2 intensity sensor of `area`, its forecast at `resolution`; `None` while the CO2
+    /// datasets are paused after a failure or slow.
+    pub(crate) async fn co2_value(
+        &self,
+        area: PriceArea,
+        resolution: PriceResolution,
+    ) -> Result<Option<MeterValue>, PricesError> {
+        let now = self.clock.now();
+        let answer = self.co2(area, POLL_WAIT).await?;
+        Ok(answer.map(|data| co2_value(&data, now, area, resolution)))
+    }
+
+    /// The CO2 datasets' answer for `area`, waiting up to [`BUDGET`] (for `check`).
+    pub(crate) async fn co2_check(&self, area: PriceArea) -> Result<Option<Co2Data>, PricesError> {
+        self.co2(area, BUDGET).await
+    }
+
+    async fn co2(&self, area: PriceArea, wait: Duration) -> Result<Option<Co2Data>, PricesError> {
+        self.guarded_by(&self.co2_paused_until, wait, move |prices| async move {
+            prices.co2(area).await
+        })
+        .await
     }
 
     /// The tariff histories of `charges`, waiting up to [`BUDGET`] (for `check`).
@@ -118,9 +147,23 @@ impl PriceService {
         F: FnOnce(Arc<Prices>) -> Fut,
         Fut: std::future::Future<Output = Result<T, PricesError>> + Send + 'static,
     {
+        self.guarded_by(&self.paused_until, wait, question).await
+    }
+
+    /// [`PriceService::guarded`] with the pause kept in `pause`.
+    async fn guarded_by<T, F, Fut>(
+        &self,
+        pause: &Arc<Mutex<Option<DateTime<Utc>>>>,
+        wait: Duration,
+        question: F,
+    ) -> Result<Option<T>, PricesError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Prices>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, PricesError>> + Send + 'static,
+    {
         let now = self.clock.now();
-        if self
-            .paused_until
+        if pause
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some_and(|until| now < until)
@@ -128,7 +171,7 @@ impl PriceService {
             return Ok(None);
         }
         let call = question(self.prices.clone());
-        let paused_until = self.paused_until.clone();
+        let paused_until = pause.clone();
         let task = tokio::spawn(async move {
             let error = match tokio::time::timeout(BUDGET, call).await {
                 Ok(Ok(value)) => return Ok(value),

@@ -25,6 +25,8 @@ const ENERGINET: &str = "5790000432752";
 const DAY_AHEAD: &str = "/dataset/DayAheadPrices";
 const ELSPOT: &str = "/dataset/Elspotprices";
 const PRICELIST: &str = "/dataset/DatahubPricelist";
+const CO2_REALISED: &str = "/dataset/CO2Emis";
+const CO2_FORECAST: &str = "/dataset/CO2EmisProg";
 
 fn fixture(name: &str) -> Vec<Value> {
     let text = match name {
@@ -97,6 +99,15 @@ impl FakeEds {
                 time_column: "ValidFrom",
             },
         );
+        for co2 in [CO2_REALISED, CO2_FORECAST] {
+            map.insert(
+                co2,
+                Dataset {
+                    rows: Vec::new(),
+                    time_column: "Minutes5DK",
+                },
+            );
+        }
         FakeEds {
             datasets: Arc::new(Mutex::new(map)),
         }
@@ -173,9 +184,18 @@ impl Respond for FakeEds {
             })
             .cloned()
             .collect();
+        if let Some(sort) = q.get("sort") {
+            let column = sort.split_whitespace().next().unwrap_or_default();
+            rows.sort_by_key(|row| as_text(&row[column]));
+            if sort.ends_with(" desc") {
+                rows.reverse();
+            }
+        }
         let total = rows.len();
-        if q.get("limit").map(String::as_str) != Some("0") {
-            rows.truncate(100);
+        match q.get("limit").map(|l| l.parse::<usize>()) {
+            Some(Ok(0)) => {}
+            Some(Ok(n)) => rows.truncate(n),
+            _ => rows.truncate(100),
         }
         ResponseTemplate::new(200).set_body_json(json!({
             "total": total,
@@ -185,6 +205,8 @@ impl Respond for FakeEds {
         }))
     }
 }
+
+mod co2;
 
 #[derive(Default)]
 struct RecordingSleeper(Mutex<Vec<Duration>>);

@@ -1,7 +1,7 @@
 //! The topic layout (see docs/topics.md). Topic segments from ids are sanitised so a meter id can
 //! never inject a level or a wildcard.
 
-use crate::model::Meter;
+use crate::model::{Meter, SharedSource};
 
 /// `[A-Za-z0-9_-]`, everything else `_`.
 pub fn segment(raw: &str) -> String {
@@ -88,6 +88,18 @@ impl Topics {
     /// current between polls, as `{"value": ..., "attributes": {...}}`.
     pub fn meter_value(&self, meter: &Meter, key: &str) -> String {
         format!("{}/value/{}", self.meter_base(meter), object_id(key))
+    }
+
+    /// `<source>/<id>/<key>`: a value meters share (the CO2 intensity of a price area), as
+    /// `{"value": ..., "attributes": {...}}`.
+    pub fn shared_value(&self, shared: &SharedSource, key: &str) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.base,
+            segment(&shared.source),
+            segment(&shared.id),
+            object_id(key)
+        )
     }
 
     pub fn meter_readings(&self, meter: &Meter) -> String {

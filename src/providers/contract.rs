@@ -128,6 +128,12 @@ pub trait Provider: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// How often [`Provider::values`] changes by itself (live data such as a CO2 intensity):
+    /// the bridge reads the values again this often between polls. `None`: only at polls.
+    fn values_refresh(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The latest instant for which new data can exist, given what was already delivered up to
     /// `data_until`. Lets the bridge skip data calls when nothing new can have arrived.
     fn next_data_possible(&self, _data_until: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {

@@ -2,6 +2,7 @@
 //! `Config` or a clear error out. The environment is passed as an `AddonEnv`, so no test touches
 //! the process environment.
 
+use meter2mqtt::energidataservice::PriceResolution;
 use meter2mqtt::providers::{eloverblik, enectiva};
 use std::path::Path;
 use std::time::Duration;
@@ -19,7 +20,8 @@ async fn every_option_reaches_its_config_field() {
     let server = healthy_supervisor().await;
     let options = json!({
         "eloverblik": [
-            {"refresh_token": REFRESH_TOKEN, "metering_points": format!("{POINT_1}, {POINT_2}"), "name": "home"},
+            {"refresh_token": REFRESH_TOKEN, "metering_points": format!("{POINT_1}, {POINT_2}"), "name": "home",
+             "price_resolution": "quarter", "co2": false},
             {"refresh_token": REFRESH_TOKEN_2, "base_url": "https://preprod.example/customerapi"}
         ],
         "enectiva": [{"customer_uuid": UUID, "login_token": LOGIN_TOKEN, "name": "flat", "base_url": "https://enectiva.example:8443/api"}],
@@ -42,6 +44,10 @@ async fn every_option_reaches_its_config_field() {
     assert!(elo[1].metering_points.is_empty(), "no metering points: all of them");
     assert_eq!(elo[1].name, None);
     assert_eq!(elo[1].base_url, "https://preprod.example/customerapi");
+    assert_eq!(elo[0].price_resolution, Some(PriceResolution::Quarter));
+    assert!(!elo[0].co2);
+    assert_eq!(elo[1].price_resolution, None, "empty: the metering point's own");
+    assert!(elo[1].co2, "on where prices are on");
 
     let enectiva = config.accounts_of::<enectiva::Settings>();
     assert_eq!(enectiva.len(), 1);

@@ -404,7 +404,7 @@ async fn demo_runs_the_whole_pipeline_and_exits_zero() {
     assert_eq!(proc.wait_exit(Duration::from_secs(60)).await, 0, "{}", proc.text());
     let text = proc.text();
     assert!(
-        text.contains("Home Assistant would show 3 devices with 19 entities"),
+        text.contains("Home Assistant would show 4 devices with 20 entities"),
         "{text}"
     );
     assert!(text.contains("169 intervals"), "{text}");
@@ -414,6 +414,26 @@ async fn demo_runs_the_whole_pipeline_and_exits_zero() {
         .find(|l| l.contains("sensor.sample_house_price"))
         .unwrap_or_else(|| panic!("no price sensor:\n{text}"));
     assert!(price.contains("DKK/kWh") && !price.contains("unknown"), "{price}");
+    // With the price tools' attributes, and a CO2 sensor on a device of its own.
+    assert!(
+        text.contains(
+            "raw_today 24 slots, raw_tomorrow 24 (tomorrow_valid true), slot keys end/hour/price/start/value"
+        ) || text.contains("raw_today 23 slots")
+            || text.contains("raw_today 25 slots"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Device: Energi Data Service DK1  [Energinet]  (via the meter2mqtt bridge)"),
+        "{text}"
+    );
+    let co2 = text
+        .lines()
+        .find(|l| l.contains("sensor.energidataservice_dk1_co2_intensity"))
+        .unwrap_or_else(|| panic!("no CO2 sensor:\n{text}"));
+    assert!(
+        co2.contains("g/kWh") && co2.contains("state_class measurement"),
+        "{co2}"
+    );
     let cost = text
         .lines()
         .find(|l| l.starts_with("cost of 2024-10-27 (Sample house electricity): "))

@@ -198,6 +198,29 @@ fn wrong_types_and_syntax() {
 }
 
 #[test]
+fn price_resolution_is_hour_or_quarter_and_co2_follows_prices() {
+    let account = "[[eloverblik]]\nrefresh_token = \"x\"\n";
+    let text = issues(load(Some(&format!("{account}price_resolution = \"halfhour\"\n")), &[], &[]).0).join("\n");
+    assert!(
+        text.contains("eloverblik[0].price_resolution") && text.contains("`hour` or `quarter`"),
+        "{text}"
+    );
+    let config = load(Some(&format!("{account}price_resolution = \"quarter\"\n")), &[], &[])
+        .0
+        .unwrap();
+    let settings = &config.accounts_of::<eloverblik::Settings>()[0];
+    assert_eq!(
+        settings.price_resolution,
+        Some(meter2mqtt::energidataservice::PriceResolution::Quarter)
+    );
+    assert!(settings.co2, "on by default");
+    let config = load(Some(account), &[("METER2MQTT_ELOVERBLIK__0__CO2", "false")], &[])
+        .0
+        .unwrap();
+    assert!(!config.accounts_of::<eloverblik::Settings>()[0].co2);
+}
+
+#[test]
 fn a_named_file_that_does_not_exist_is_an_error() {
     let sources = Sources {
         file: Some("/nonexistent/meter2mqtt.toml".into()),

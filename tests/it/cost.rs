@@ -30,14 +30,14 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::support::eloverblik_fixture::{access_token, asked_points, timeseries_result};
-use crate::support::fake_eds::{FakeEds, DAY_AHEAD, ELSPOT, PRICELIST};
+use crate::support::fake_eds::{co2_rows, FakeEds, CO2_FORECAST, CO2_REALISED, DAY_AHEAD, ELSPOT, PRICELIST};
 use crate::support::fake_ha::FakeHa;
 use crate::support::{Broker, Proc};
 
 const WAIT: Duration = Duration::from_secs(90);
-const REFRESH_TOKEN: &str = "refresh-cost-SECRET-777";
+pub(crate) const REFRESH_TOKEN: &str = "refresh-cost-SECRET-777";
 const HA_TOKEN: &str = "ha-cost-SECRET-778";
-const HOME: &str = "571313180100000001";
+pub(crate) const HOME: &str = "571313180100000001";
 const SOLAR: &str = "571313180100000025";
 const N1: &str = "5790001089030";
 const ENERGINET: &str = "5790000432752";
@@ -48,7 +48,7 @@ const MARKUP: f64 = 0.05;
 const FEE: f64 = 0.02;
 const EUR_DKK: f64 = 7.46;
 
-fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+pub(crate) fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
@@ -65,7 +65,7 @@ fn days() -> Vec<NaiveDate> {
 }
 
 /// Local midnight of `d` in UTC.
-fn midnight(d: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn midnight(d: NaiveDate) -> DateTime<Utc> {
     TZ.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
         .earliest()
         .unwrap()
@@ -111,7 +111,7 @@ fn elspot_rows(d: NaiveDate) -> Vec<Value> {
 }
 
 /// Quarter-hourly `DayAheadPrices` rows of a day: both areas, negative 02:00–03:00.
-fn day_ahead_rows(d: NaiveDate) -> Vec<Value> {
+pub(crate) fn day_ahead_rows(d: NaiveDate) -> Vec<Value> {
     let mut rows = Vec::new();
     for (q, quarter) in steps(d, Span::minutes(15)).into_iter().enumerate() {
         let dk1 = if (8..12).contains(&q) {
@@ -224,7 +224,7 @@ fn charges() -> Value {
     json!({"result": [item(HOME, home), item(SOLAR, solar)]})
 }
 
-async fn fake_eloverblik() -> MockServer {
+pub(crate) async fn fake_eloverblik() -> MockServer {
     let server = MockServer::start().await;
     let bearer = format!("Bearer {REFRESH_TOKEN}");
     Mock::given(method("GET"))
@@ -526,15 +526,14 @@ async fn cost_and_compensation_match_the_hand_computed_prices() {
 }
 
 /// The live price sensor as Home Assistant sees it, at a pinned 11:20 (CET) on 26 October 2025:
-/// its discovery config and the retained message on its state topic (the price of the quarter
-/// hour 11:15–11:30, with today's intervals as attributes). Tomorrow's prices are not published
-/// before 13:00, so none are asked for.
+/// its discovery config and the retained message on its state topic (the point reads hourly, so
+/// the price of the hour 11:00–12:00, with today's 25 hours as attributes). Tomorrow's prices
+/// are not published before 13:00, so none are asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     use std::sync::Arc;
 
     use meter2mqtt::clock::SharedClock;
-    use meter2mqtt::providers::eloverblik::{EloverblikProvider, Options, Settings};
 
     let now = Utc.with_ymd_and_hms(2025, 10, 26, 10, 20, 0).unwrap();
     let clock: SharedClock = Arc::new(move || now);
@@ -543,20 +542,13 @@ async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     let eds = fake_eds().await;
     let dir = tempfile::tempdir().unwrap();
     let config = crate::support::config(broker.port, &dir.path().join("state"));
-    let settings: Settings = serde_json::from_value(json!({
-        "refresh_token": REFRESH_TOKEN,
-        "base_url": eloverblik.uri(),
-        "energidataservice_url": eds.uri(),
-        "metering_points": [HOME],
-        "supplier_markup": MARKUP,
-    }))
-    .unwrap();
-    let options = Options {
-        clock: clock.clone(),
-        ..Options::default()
-    };
-    let store = meter2mqtt::state::StateStore::open(&config.state.dir).unwrap();
-    let provider = EloverblikProvider::new(&settings, "1".into(), store, options).unwrap();
+    let provider = home_account(
+        &eloverblik,
+        &eds,
+        &config,
+        clock.clone(),
+        json!({ "supplier_markup": MARKUP }),
+    );
     let collector =
         crate::support::Collector::connect(broker.port, "price-sensor", &["homeassistant/#", "meter2mqtt/#"], false)
             .await;
@@ -580,15 +572,15 @@ async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     bridge.stop().await;
 
     // By hand: 11:15 CET is local hour 11, the winter lists: B2D Price12 0.1536, system 0.072,
-    // transmission 0.049, tax 0.72; the fixture's DK1 quarter at 10:15 UTC.
+    // transmission 0.049, tax 0.72. The point reads hourly, so the sensor is hourly: the spot
+    // price is the mean of the fixture's four DK1 quarters of 10:00-11:00 UTC.
     let spot = eds
         .records(DAY_AHEAD)
         .into_iter()
-        .find(|r| r["PriceArea"] == "DK1" && r["TimeUTC"] == "2025-10-26T10:15:00")
-        .unwrap()["DayAheadPriceDKK"]
-        .as_f64()
-        .unwrap()
-        / 1000.0;
+        .filter(|r| r["PriceArea"] == "DK1" && r["TimeUTC"].as_str().unwrap().starts_with("2025-10-26T10:"))
+        .map(|r| r["DayAheadPriceDKK"].as_f64().unwrap() / 1000.0)
+        .sum::<f64>()
+        / 4.0;
     let price = (spot + 0.1536 + 0.072 + 0.049 + 0.72) * (1.0 + VAT) + MARKUP;
     assert!((state["value"].as_f64().unwrap() - price).abs() < 1e-4, "{state}");
 
@@ -599,12 +591,76 @@ async fn the_price_sensor_and_its_state_at_a_pinned_time() {
     insta::assert_json_snapshot!("price_sensor_state", state);
 }
 
-/// `check` lists each point's price area, its tariffs and whether their history was found.
+/// The account of `HOME` against the fakes, on the state directory of `config`, its clock
+/// pinned; `extra` settings on top of the fakes' addresses.
+pub(crate) fn home_account(
+    eloverblik: &MockServer,
+    eds: &FakeEds,
+    config: &meter2mqtt::Config,
+    clock: meter2mqtt::clock::SharedClock,
+    extra: Value,
+) -> meter2mqtt::providers::eloverblik::EloverblikProvider {
+    use meter2mqtt::providers::eloverblik::{EloverblikProvider, Options, Settings};
+    let mut settings = json!({
+        "refresh_token": REFRESH_TOKEN,
+        "base_url": eloverblik.uri(),
+        "energidataservice_url": eds.uri(),
+        "metering_points": [HOME],
+    });
+    for (key, value) in extra.as_object().expect("settings") {
+        settings[key] = value.clone();
+    }
+    let settings: Settings = serde_json::from_value(settings).unwrap();
+    let options = Options {
+        clock,
+        ..Options::default()
+    };
+    let store = meter2mqtt::state::StateStore::open(&config.state.dir).unwrap();
+    EloverblikProvider::new(&settings, "1".into(), store, options).unwrap()
+}
+
+/// `check` lists each point's price area, its tariffs and whether their history was found, and
+/// whether the CO2 datasets answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_shows_price_areas_and_tariff_histories() {
+    let eds = fake_eds().await;
+    let now = Utc::now();
+    eds.add(CO2_REALISED, co2_rows(now - Span::hours(2), now, 0.0));
+    eds.add(
+        CO2_FORECAST,
+        co2_rows(now - Span::hours(24), now + Span::hours(48), 0.0),
+    );
+    let text = check_text(&eds).await;
+    for line in [
+        "price area: DK1 (from the postcode)",
+        "tariff 5790001089030 B2D \"Nettarif B lav\": price history found in Energi Data Service (3 price lists)",
+        "tariff 5790000432752 EA-001 \"Elafgift\": price history found in Energi Data Service (1 price lists)",
+        "compensation: the spot price less a supplier fee of 0 DKK/kWh",
+        "CO2 intensity (DK1): CO2Emis and CO2EmisProg reachable; newest ",
+        "all checks passed",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+/// A CO2 dataset that does not answer is a WARNING naming it, not a failed check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_when_the_co2_datasets_do_not_answer() {
+    let eds = fake_eds().await;
+    eds.remove(CO2_REALISED);
+    let text = check_text(&eds).await;
+    let line = text
+        .lines()
+        .find(|l| l.contains("CO2 intensity (DK1)"))
+        .unwrap_or_else(|| panic!("no CO2 line in:\n{text}"));
+    assert!(line.contains("CO2Emis") && line.ends_with(": WARNING"), "{line}");
+    assert!(text.contains("all checks passed"), "{text}");
+}
+
+/// `check` of one account against the fakes; its output.
+async fn check_text(eds: &FakeEds) -> String {
     let broker = Broker::start().await;
     let eloverblik = fake_eloverblik().await;
-    let eds = fake_eds().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -623,13 +679,5 @@ async fn check_shows_price_areas_and_tariff_histories() {
     let code = check.wait_exit(WAIT).await;
     let text = check.text();
     assert_eq!(code, 0, "{text}");
-    for line in [
-        "price area: DK1 (from the postcode)",
-        "tariff 5790001089030 B2D \"Nettarif B lav\": price history found in Energi Data Service (3 price lists)",
-        "tariff 5790000432752 EA-001 \"Elafgift\": price history found in Energi Data Service (1 price lists)",
-        "compensation: the spot price less a supplier fee of 0 DKK/kWh",
-        "all checks passed",
-    ] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
-    }
+    text
 }

@@ -103,6 +103,8 @@ impl Fake {
             charges: true,
             prices: false,
             price_area: None,
+            price_resolution: None,
+            co2: true,
             vat: 25.0,
             supplier_markup: 0.0,
             supplier_fee: 0.0,

@@ -1,68 +1,48 @@
 //! Endurance: an outage longer than one poll's retries, and a long backfill killed at any moment.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Days;
-use meter2mqtt::bridge::{Bridge, BridgeEvent};
-use meter2mqtt::config::BridgeConfig;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::collector::reading_counts;
 use crate::support::generated_datahub::{danish_today, quarters_between, start_fake_eloverblik};
-use crate::support::recording::Recording;
+use crate::support::recording::{RecordedBridge, Recording};
 use crate::support::{utc, Broker, Collector, Message, Proc, ScriptedProvider};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-async fn next_poll(events: &mut tokio::sync::broadcast::Receiver<BridgeEvent>) -> (usize, usize) {
-    match events.recv().await.unwrap() {
-        event @ BridgeEvent::PollFinished { errors, .. } => (event.delivered_to("recording"), errors),
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_fault_storm_longer_than_the_retry_budget_is_retried_within_minutes_not_hours() {
     let provider = ScriptedProvider::new(utc(2024, 3, 1, 0), 24);
     *provider.failing.lock().unwrap() = Some(503);
     let sink = Recording::default();
-    let settings = BridgeConfig {
-        poll_interval: Duration::from_secs(3600),
-        jitter: Duration::ZERO,
-        history_start: chrono::NaiveDate::from_ymd_opt(2024, 1, 1),
-        ..BridgeConfig::default()
-    };
-    let bridge = Bridge::new(settings, vec![Arc::new(provider.clone())]).with_sink(Arc::new(sink.clone()));
-    let mut events = bridge.events();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(bridge.run(stop.clone()));
+    let mut bridge = RecordedBridge::hourly(&provider, &sink);
     let start = Instant::now();
     let minutes = |since: Instant| since.elapsed().as_secs() / 60;
 
     // Every call of the first poll ran out of retries: the next try is 5 minutes later.
-    assert_eq!(next_poll(&mut events).await, (0, 1));
-    assert_eq!(next_poll(&mut events).await, (0, 1));
+    assert_eq!(bridge.next_poll().await, (0, 1));
+    assert_eq!(bridge.next_poll().await, (0, 1));
     assert_eq!(minutes(start), 5);
 
     // The storm outlasted two polls' retries; DataHub is back now. The data flows at the next
     // try, 10 minutes later, not at the next hourly poll.
     let recovered = Instant::now();
     *provider.failing.lock().unwrap() = None;
-    assert_eq!(next_poll(&mut events).await, (24, 0));
+    assert_eq!(bridge.next_poll().await, (24, 0));
     assert_eq!(minutes(recovered), 10);
 
     // `next_poll` said when each try would come; after the good poll, the regular interval.
     assert_eq!(sink.announced_minutes(), [5, 10, 60]);
     // A good poll resets the back-off: the next failure is retried after 5 minutes again.
     *provider.failing.lock().unwrap() = Some(429);
-    assert_eq!(next_poll(&mut events).await, (0, 1));
+    assert_eq!(bridge.next_poll().await, (0, 1));
     let last = *sink.next_polls.lock().unwrap().last().unwrap();
     assert_eq!((last.1 - last.0).num_minutes(), 5);
 
-    stop.cancel();
-    task.await.unwrap();
+    bridge.stop().await;
 }
 
 /// The readings messages received so far (each holds up to 200 intervals of one meter).

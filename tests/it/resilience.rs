@@ -52,6 +52,8 @@ impl Running {
             charges: false,
             prices: false,
             price_area: None,
+            price_resolution: None,
+            co2: true,
             vat: 25.0,
             supplier_markup: 0.0,
             supplier_fee: 0.0,

@@ -79,6 +79,9 @@ pub(super) fn print_summary(seen: &Seen, config: &Config) {
                 format!("{value} {unit}").trim_end(),
                 notes.join(", ")
             );
+            if let Some(slots) = slots_note(entity, seen) {
+                println!("    {:<width$}  {slots}", "");
+            }
         }
     }
     println!();
@@ -129,6 +132,28 @@ fn render_value(entity: &Value, seen: &Seen) -> String {
         },
         other => other.to_string(),
     }
+}
+
+/// For a sensor in the price tools' shape: how many slots today and tomorrow carry, with the
+/// keys of a slot and the day's cheapest.
+fn slots_note(entity: &Value, seen: &Seen) -> Option<String> {
+    let payload = seen.retained.get(entity["state_topic"].as_str()?)?;
+    let json: Value = serde_json::from_str(payload).ok()?;
+    let attributes = json.get("attributes")?;
+    let today = attributes.get("raw_today")?.as_array()?;
+    let tomorrow = attributes["raw_tomorrow"].as_array().map_or(0, Vec::len);
+    let keys: Vec<&str> = today
+        .first()
+        .and_then(Value::as_object)
+        .map(|slot| slot.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    Some(format!(
+        "raw_today {} slots, raw_tomorrow {tomorrow} (tomorrow_valid {}), slot keys {}, today_min {}",
+        today.len(),
+        attributes["tomorrow_valid"],
+        keys.join("/"),
+        attributes["today_min"]
+    ))
 }
 
 fn print_readings(topic: &str, messages: &[Value]) {

@@ -16,7 +16,13 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
     entities.extend(Timestamp::ALL.iter().map(|t| t.sensor(&device)));
     entities.push(state::api_status(&device));
     entities.push(history::sensor(&device));
-    entities.extend(values.iter().map(|v| value::sensor(&device, v)));
+    // Shared values have a device of their own: see `entities::shared`.
+    entities.extend(
+        values
+            .iter()
+            .filter(|v| v.shared.is_none())
+            .map(|v| value::sensor(&device, v)),
+    );
     entities.into_iter().map(|s| device.config(s)).collect()
 }
 
@@ -54,6 +60,7 @@ mod tests {
             kind,
             attributes: Default::default(),
             timetable: Vec::new(),
+            shared: None,
         }
     }
 

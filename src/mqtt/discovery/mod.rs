@@ -1,5 +1,5 @@
-//! Home Assistant MQTT discovery: a bridge device and one device per meter (`via_device` the
-//! bridge), built from typed payloads (`entity`). Delayed interval values never get a
+//! Home Assistant MQTT discovery: a bridge device, one device per meter and one per source of
+//! shared values such as a price area's CO2 intensity (`via_device` the bridge), built from typed payloads (`entity`). Delayed interval values never get a
 //! `state_class`: it would make Home Assistant book yesterday's consumption at the hour it was
 //! fetched. Hourly history goes in as statistics.
 //!

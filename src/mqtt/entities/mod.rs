@@ -6,10 +6,12 @@
 //! `state`: the sensors read from the meter's state topic (newest interval, last day, API status);
 //! `timestamp`: the times with a topic each (data until, last poll, next poll); `history`: how
 //! far a history import has come; `value`: a provider's extra values, on the state topic or, when
-//! they change by the clock, on a topic each.
+//! they change by the clock, on a topic each; `shared`: values meters share (a price area's CO2
+//! intensity), on a device and a topic of their own.
 
 mod device;
 pub mod history;
+pub mod shared;
 pub mod state;
 pub mod timestamp;
 pub mod value;

@@ -31,20 +31,30 @@ pub fn clocked_topic(topics: &Topics, meter: &Meter, value: &MeterValue) -> Stri
     topics.meter_value(meter, &value.key)
 }
 
-/// `{"value": <the value at now>, "attributes": {...}}` on a clocked value's topic.
+/// The attribute that price tools read as the value now (Nordpool's `current_price`).
+const CURRENT: &str = "current_price";
+
+/// `{"value": <the value at now>, "attributes": {...}}` on a clocked value's topic. An attribute
+/// named [`CURRENT`] repeats the value and follows it.
 pub fn clocked_payload(value: &MeterValue, now: DateTime<Utc>) -> Vec<u8> {
+    let current = value.value_at(now);
+    let mut attributes = value.attributes.clone();
+    if let Some(slot) = attributes.get_mut(CURRENT) {
+        *slot = json!(current);
+    }
     let body = json!({
-        "value": value.value_at(now),
-        "attributes": Value::Object(value.attributes.clone()),
+        "value": current,
+        "attributes": Value::Object(attributes),
     });
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-/// The `extras` of the state payload: every value that does not change by the clock, by key.
+/// The `extras` of the state payload: every value of the meter's own that does not change by the
+/// clock, by key.
 pub fn extras(values: &[MeterValue]) -> Map<String, Value> {
     values
         .iter()
-        .filter(|v| !is_clocked(v))
+        .filter(|v| !is_clocked(v) && v.shared.is_none())
         .map(|v| {
             let attributes = Value::Object(v.attributes.clone());
             (object_id(&v.key), json!({ "value": v.value, "attributes": attributes }))
@@ -93,7 +103,59 @@ fn extra_sensor(sensor: Sensor, meter: &Meter, value: &MeterValue) -> Sensor {
             sensor.common.icon = Some("mdi:cash");
             sensor.suggested_display_precision = Some(2);
         }
+        ValueKind::Measurement => {
+            sensor.state_class = Some("measurement");
+        }
         ValueKind::Other => {}
     }
     sensor
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::model::TimedValue;
+
+    #[test]
+    fn current_price_follows_the_clock_with_the_value() {
+        let at = Utc.with_ymd_and_hms(2025, 11, 26, 10, 0, 0).unwrap();
+        let quarter = chrono::Duration::minutes(15);
+        let mut attributes = Map::new();
+        attributes.insert(CURRENT.into(), json!(1.0));
+        attributes.insert("average".into(), json!(1.5));
+        let value = MeterValue {
+            key: "price".into(),
+            name: "Price".into(),
+            value: Some(1.0),
+            unit: Some("DKK/kWh".into()),
+            kind: ValueKind::Price,
+            attributes,
+            timetable: vec![
+                TimedValue {
+                    start: at,
+                    end: at + quarter,
+                    value: 1.0,
+                },
+                TimedValue {
+                    start: at + quarter,
+                    end: at + quarter * 2,
+                    value: 2.0,
+                },
+            ],
+            shared: None,
+        };
+        let at_second: Value = serde_json::from_slice(&clocked_payload(&value, at + quarter)).unwrap();
+        assert_eq!(at_second["value"], json!(2.0));
+        assert_eq!(at_second["attributes"][CURRENT], json!(2.0));
+        assert_eq!(at_second["attributes"]["average"], json!(1.5));
+        let after: Value = serde_json::from_slice(&clocked_payload(&value, at + quarter * 2)).unwrap();
+        assert_eq!(after["attributes"][CURRENT], Value::Null);
+        // Without the attribute, none is added.
+        let mut plain = value.clone();
+        plain.attributes.remove(CURRENT);
+        let body: Value = serde_json::from_slice(&clocked_payload(&plain, at)).unwrap();
+        assert!(body["attributes"].get(CURRENT).is_none());
+    }
 }

@@ -20,7 +20,7 @@ use super::shared::{MqttSinks, ACK_LIMIT, BATCH, SINK};
 use super::summary::Newest;
 use crate::model::{Meter, MeterValue};
 use crate::mqtt::entities::timestamp::Timestamp;
-use crate::mqtt::entities::{field_topics_of, history, state, value};
+use crate::mqtt::entities::{field_topics_of, history, shared, state, value};
 use crate::mqtt::payloads::{HistoryImport, MeterState as StatePayload, ReadingItem, ReadingsBatch};
 use crate::mqtt::{discovery, ConnectionState, MqttEvent};
 use crate::sink::{AccountId, Batch, Delivery, PollReport, Progress, Sink, SinkError, StatusBoard};
@@ -266,6 +266,26 @@ impl AccountSink {
         }
     }
 
+    /// The meters' states with their values, and the values that have topics of their own
+    /// (clocked or shared).
+    fn publish_values(&mut self, meters: &[Meter]) {
+        let mut clocked = Vec::new();
+        for meter in meters {
+            let values = self.values.get(&meter.id).cloned().unwrap_or_default();
+            let topics = &self.sinks.settings.topics;
+            // Shared values go to their source's topic, the same from every meter that has them.
+            clocked.extend(values.iter().filter_map(|v| match shared::topic(topics, v) {
+                Some(topic) => Some((topic, v.clone())),
+                None if value::is_clocked(v) => Some((value::clocked_topic(topics, meter, v), v.clone())),
+                None => None,
+            }));
+            let status = self.payload(meter);
+            status.extras = value::extras(&values);
+            self.publish_state(meter);
+        }
+        self.clocked.set(clocked, self.sinks.settings.clock.now());
+    }
+
     /// Publishes the configs of current meters and clears those of meters that disappeared.
     async fn sync_discovery(&mut self, meters: &[Meter]) {
         let sinks = self.sinks.clone();
@@ -273,7 +293,10 @@ impl AccountSink {
         if sinks.settings.discovery {
             for meter in meters {
                 let values = self.values.get(&meter.id).map(Vec::as_slice).unwrap_or_default();
-                for config in discovery::meter_configs(&sinks.settings.topics, meter, values) {
+                let configs = discovery::meter_configs(&sinks.settings.topics, meter, values)
+                    .into_iter()
+                    .chain(shared::configs(&sinks.settings.topics, values));
+                for config in configs {
                     now_published.insert(config.topic.clone());
                     sinks
                         .retained
@@ -412,10 +435,14 @@ impl Sink for AccountSink {
         }
     }
 
+    async fn values_refreshed(&mut self, meters: &[Meter], values: &HashMap<String, Vec<MeterValue>>) {
+        self.values = values.clone();
+        self.sync_discovery(meters).await;
+        self.publish_values(meters);
+    }
+
     async fn poll_finished(&mut self, report: &PollReport<'_>) {
-        let mut clocked = Vec::new();
         for meter in report.meters {
-            let values = self.values.get(&meter.id).cloned().unwrap_or_default();
             let outcome = report.outcomes.get(&meter.id).cloned();
             let status = self.payload(meter);
             if let Some(outcome) = outcome {
@@ -424,18 +451,8 @@ impl Sink for AccountSink {
             }
             status.last_poll = Some(report.at);
             status.next_poll = Some(report.next_poll);
-            let topics = &self.sinks.settings.topics;
-            clocked.extend(
-                values
-                    .iter()
-                    .filter(|v| value::is_clocked(v))
-                    .map(|v| (value::clocked_topic(topics, meter, v), v.clone())),
-            );
-            let status = self.payload(meter);
-            status.extras = value::extras(&values);
-            self.publish_state(meter);
         }
-        self.clocked.set(clocked, self.sinks.settings.clock.now());
+        self.publish_values(report.meters);
         self.progress_published = None;
         if self.dirty {
             self.save().await;

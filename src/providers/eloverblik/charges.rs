@@ -180,6 +180,7 @@ fn tariff_value(tariffs: &[Tariff], now: DateTime<Utc>) -> Option<MeterValue> {
         kind: ValueKind::Price,
         attributes,
         timetable: Vec::new(),
+        shared: None,
     })
 }
 
@@ -216,6 +217,7 @@ fn subscription_value(subscriptions: &[Charge], now: DateTime<Utc>) -> Option<Me
         kind: ValueKind::Monetary,
         attributes,
         timetable: Vec::new(),
+        shared: None,
     })
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::dto::{Charges, Tariff};
 use super::{Settings, KIND};
 use crate::clock::SharedClock;
-use crate::energidataservice::{ChargeKey, PriceArea, PriceService, PricesError, PAUSE};
+use crate::energidataservice::{ChargeKey, PriceArea, PriceResolution, PriceService, PricesError, PAUSE, TZ};
 use crate::http::Sleeper;
 use crate::model::{Direction, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::{CheckLine, ProviderError};
@@ -27,6 +27,8 @@ pub struct Pricing {
     reported: Mutex<HashSet<String>>,
     /// The last live values per meter, shown while the service is paused.
     live: Mutex<HashMap<String, Vec<MeterValue>>>,
+    /// The last CO2 intensity sensor per area and resolution, shown while its datasets fail.
+    co2_live: Mutex<HashMap<(PriceArea, PriceResolution), MeterValue>>,
 }
 
 impl Pricing {
@@ -44,6 +46,7 @@ impl Pricing {
             settings: settings.clone(),
             reported: Mutex::new(HashSet::new()),
             live: Mutex::new(HashMap::new()),
+            co2_live: Mutex::new(HashMap::new()),
         })
     }
 
@@ -91,12 +94,14 @@ impl Pricing {
     }
 
     /// The all-in price and the spot price of a consumption point, now, with today's and
-    /// tomorrow's intervals. While the service is paused, the last values stand in.
+    /// tomorrow's slots at the configured resolution, else at the point's own. While the
+    /// service is paused, the last values stand in.
     pub async fn live_values(
         &self,
         meter: &Meter,
         area: Option<PriceArea>,
         charges: Option<&Charges>,
+        point_resolution: PriceResolution,
     ) -> Vec<MeterValue> {
         if meter.direction != Direction::Consumption {
             return Vec::new();
@@ -105,7 +110,8 @@ impl Pricing {
             return Vec::new();
         };
         let terms = self.settings.terms(Direction::Consumption);
-        let fresh = match self.service.live_values(area, keys, terms).await {
+        let resolution = self.settings.price_resolution.unwrap_or(point_resolution);
+        let fresh = match self.service.live_values(area, keys, terms, resolution).await {
             Ok(Some((values, missing))) => {
                 self.report_missing(meter, charges, &missing);
                 Some(values)
@@ -119,6 +125,28 @@ impl Pricing {
                 values
             }
             None => live.get(&meter.id).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Whether the CO2 intensity sensor is on.
+    pub fn co2_enabled(&self) -> bool {
+        self.settings.co2
+    }
+
+    /// The CO2 intensity sensor of the point's area, its forecast at the configured resolution,
+    /// else at `default` (the account's, so that every meter of an area gives the same sensor).
+    /// While the datasets fail, the last value stands in.
+    pub async fn co2_value(&self, point_area: Option<PriceArea>, default: PriceResolution) -> Option<MeterValue> {
+        let area = self.area(point_area)?;
+        let resolution = self.settings.price_resolution.unwrap_or(default);
+        let fresh = self.service.co2_value(area, resolution).await.ok().flatten();
+        let mut last = self.co2_live.lock().unwrap_or_else(PoisonError::into_inner);
+        match fresh {
+            Some(value) => {
+                last.insert((area, resolution), value.clone());
+                Some(value)
+            }
+            None => last.get(&(area, resolution)).cloned(),
         }
     }
 
@@ -142,6 +170,9 @@ impl Pricing {
                 ));
                 return lines;
             }
+        }
+        if let (true, Some(area)) = (self.settings.co2, self.area(point_area)) {
+            lines.push(self.co2_line(area).await);
         }
         let charges = match charges {
             None => {
@@ -200,6 +231,29 @@ impl Pricing {
             lines.push(line);
         }
         lines
+    }
+
+    /// Whether the CO2 datasets answer for `area`.
+    async fn co2_line(&self, area: PriceArea) -> CheckLine {
+        match self.service.co2_check(area).await {
+            Ok(Some(data)) => match data.realised {
+                Some(newest) => CheckLine::info(format!(
+                    "CO2 intensity ({area}): CO2Emis and CO2EmisProg reachable; newest {} g/kWh at {}, {} forecast rows",
+                    newest.value,
+                    newest.start.with_timezone(&TZ).format("%Y-%m-%d %H:%M"),
+                    data.forecast.len()
+                )),
+                None => CheckLine::problem(format!(
+                    "CO2 intensity ({area}): CO2Emis reachable but has no rows since yesterday; the sensor shows \
+                     unknown until it has"
+                )),
+            },
+            Ok(None) => CheckLine::problem(format!(
+                "CO2 intensity ({area}): Energi Data Service paused after a failure (asked again in {} minutes)",
+                PAUSE.num_minutes()
+            )),
+            Err(e) => CheckLine::problem(format!("CO2 intensity ({area}): {e}")),
+        }
     }
 
     /// The point's charges as price list keys; `None` (logged once) when a tariff cannot be

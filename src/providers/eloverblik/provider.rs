@@ -18,6 +18,7 @@ use super::timeseries::{self, PointOutcome};
 use super::windows::{self, local_day, Aggregation, Window};
 use super::{default_base_url, error_body, schedule, token, EloverblikApi, Settings, KIND};
 use crate::clock::{system_clock, SharedClock};
+use crate::energidataservice::{PriceResolution, CO2_REFRESH};
 use crate::http::{build_client, ApiClient, Budget, Pace, RateLimiter, RetryPolicy, Sleeper, TokioPace, TokioSleeper};
 use crate::model::{Direction, Meter, MeterValue, PriceSeries, TimeRange};
 use crate::providers::registry::BuildContext;
@@ -173,6 +174,18 @@ impl EloverblikProvider {
         let listing = metering_points::to_meters(metering_points::fetch(&self.api).await?, &self.wanted);
         *self.points.write().unwrap_or_else(PoisonError::into_inner) = listing.points;
         Ok(listing.meters)
+    }
+
+    /// Quarter hours when any point of the account is read per quarter hour, else hours: the
+    /// CO2 sensor is one per area whichever meter asks, so its default must not depend on the
+    /// meter.
+    fn finest_resolution(&self) -> PriceResolution {
+        let points = self.points.read().unwrap_or_else(PoisonError::into_inner);
+        if points.values().any(|p| p.aggregation == Aggregation::Quarter) {
+            PriceResolution::Quarter
+        } else {
+            PriceResolution::Hour
+        }
     }
 
     fn point(&self, id: &str) -> Option<PointInfo> {
@@ -405,22 +418,36 @@ impl Provider for EloverblikProvider {
     async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
         let info = self.info(meter).await?;
         let wants_live = self.pricing.is_some() && meter.direction == Direction::Consumption;
-        if info.child || !(self.charges_enabled || wants_live) {
+        let wants_co2 = self.pricing.as_ref().is_some_and(Pricing::co2_enabled);
+        if info.child || !(self.charges_enabled || wants_live || wants_co2) {
             return Ok(Vec::new());
         }
-        let charges = self.charges_of(meter).await;
+        let resolution = info.aggregation.price_resolution();
+        let charges = if self.charges_enabled || wants_live {
+            Some(self.charges_of(meter).await)
+        } else {
+            None
+        };
         let mut values = match (&charges, self.charges_enabled) {
-            (Ok(charges), true) => charges::values(charges, self.clock.now()),
-            (Err(e), true) if !wants_live => return Err(e.clone()),
+            (Some(Ok(charges)), true) => charges::values(charges, self.clock.now()),
+            (Some(Err(e)), true) if !(wants_live || wants_co2) => return Err(e.clone()),
             _ => Vec::new(),
         };
-        if let (Some(pricing), Ok(charges)) = (&self.pricing, &charges) {
-            values.extend(pricing.live_values(meter, info.area, Some(charges)).await);
+        if let (Some(pricing), Some(Ok(charges))) = (&self.pricing, &charges) {
+            values.extend(pricing.live_values(meter, info.area, Some(charges), resolution).await);
+        }
+        if let Some(pricing) = self.pricing.as_ref().filter(|_| wants_co2) {
+            values.extend(pricing.co2_value(info.area, self.finest_resolution()).await);
         }
         match charges {
-            Err(e) if values.is_empty() => Err(e),
+            Some(Err(e)) if values.is_empty() => Err(e),
             _ => Ok(values),
         }
+    }
+
+    /// Live prices and the CO2 intensity change by themselves: read them every quarter hour.
+    fn values_refresh(&self) -> Option<Duration> {
+        self.pricing.as_ref().map(|_| CO2_REFRESH)
     }
 
     /// The point's price area, its tariffs (owner, code, name) and whether Energi Data Service
@@ -489,6 +516,8 @@ mod tests {
             charges: true,
             prices: false,
             price_area: None,
+            price_resolution: None,
+            co2: true,
             vat: 25.0,
             supplier_markup: 0.0,
             supplier_fee: 0.0,

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::de::{lenient_opt_string, lenient_strings, yes};
-use crate::energidataservice::{PriceArea, Terms, DEFAULT_BASE_URL};
+use crate::energidataservice::{PriceArea, PriceResolution, Terms, DEFAULT_BASE_URL};
 use crate::model::Direction;
 use crate::secret::Secret;
 
@@ -40,6 +40,15 @@ pub struct Settings {
     /// `DK1` or `DK2`; by default each metering point's zone follows from its postcode.
     #[serde(default)]
     pub price_area: Option<PriceArea>,
+    /// `hour` or `quarter`: the slots of the live price sensors; by default each metering
+    /// point's own resolution (PT15M: quarter, else hour). The cost statistic always prices
+    /// each reading at its own resolution.
+    #[serde(default)]
+    pub price_resolution: Option<PriceResolution>,
+    /// A CO2 intensity sensor per price area in use, from Energi Data Service (only where
+    /// `prices` is on).
+    #[serde(default = "yes")]
+    pub co2: bool,
     /// VAT in percent (25 = 25 %), on spot price and tariffs.
     #[serde(default = "default_vat")]
     pub vat: f64,

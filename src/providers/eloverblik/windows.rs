@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 
+use crate::energidataservice::PriceResolution;
 use crate::model::TimeRange;
 
 /// Request dates are Danish local days; the API answers in UTC.
@@ -31,6 +32,14 @@ impl Aggregation {
         match meter_reading_occurrence.map(str::trim) {
             Some("PT15M") => Aggregation::Quarter,
             _ => Aggregation::Hour,
+        }
+    }
+
+    /// The live price sensors' resolution that matches the point's readings.
+    pub fn price_resolution(self) -> PriceResolution {
+        match self {
+            Aggregation::Quarter => PriceResolution::Quarter,
+            Aggregation::Hour => PriceResolution::Hour,
         }
     }
 

@@ -29,6 +29,7 @@ pub fn register_value(meter: &Meter, latest: Option<RegisterReading>) -> MeterVa
         kind: ValueKind::Register,
         attributes,
         timetable: Vec::new(),
+        shared: None,
     }
 }
 
@@ -110,6 +111,7 @@ fn month_value(
         kind: ValueKind::PeriodTotal,
         attributes,
         timetable: Vec::new(),
+        shared: None,
     }
 }
 

@@ -7,9 +7,10 @@ use chrono::{DateTime, DurationRound, Utc};
 use chrono_tz::Tz;
 
 use super::{Settings, KIND};
+use crate::energidataservice::{co2_value, timed_sensor, Co2Data, Co2Row, PriceArea, PriceResolution, Shape, Slot};
 use crate::model::{
     local_midnight, DeviceInfo, Direction, IntervalReading, Medium, Meter, MeterValue, PricePoint, PricePurpose,
-    PriceSeries, Quality, TimeRange, TimedValue, Unit, ValueKind,
+    PriceSeries, Quality, TimeRange, Unit,
 };
 use crate::providers::{Provider, ProviderError, Receive, Window};
 
@@ -98,35 +99,70 @@ fn price_points(range: TimeRange) -> Vec<PricePoint> {
     out
 }
 
-/// The price sensor of the electricity meter: today's and tomorrow's hourly sample prices, the
-/// one of the current hour shown.
-pub fn price_value(now: DateTime<Utc>) -> MeterValue {
+/// Today and tomorrow (Danish days) from local midnight.
+fn two_days(now: DateTime<Utc>) -> TimeRange {
     let today = now.with_timezone(&TZ).date_naive();
-    let range = TimeRange::new(
+    TimeRange::new(
         local_midnight(today, TZ),
         local_midnight(today + chrono::Days::new(2), TZ),
-    );
-    let timetable: Vec<TimedValue> = price_points(range)
+    )
+}
+
+/// The price sensor of the electricity meter: today's and tomorrow's hourly sample prices in the
+/// shape price tools read, the one of the current hour shown.
+pub fn price_value(now: DateTime<Utc>) -> MeterValue {
+    let slots: Vec<Slot> = price_points(two_days(now))
         .into_iter()
-        .map(|p| TimedValue {
+        .map(|p| Slot {
             start: p.start,
             end: p.end,
             value: p.price,
+            parts: Vec::new(),
         })
         .collect();
-    let mut attributes = serde_json::Map::new();
-    attributes.insert("currency".into(), "DKK".into());
-    attributes.insert("sample".into(), true.into());
-    let mut value = MeterValue {
-        key: "price".into(),
-        name: "Price".into(),
-        value: None,
-        unit: Some("DKK/kWh".into()),
-        kind: ValueKind::Price,
-        attributes,
-        timetable,
+    let shape = Shape {
+        region: PriceArea::DK1,
+        currency: Some("DKK"),
+        value_alias: Some("price"),
+        parts: &[],
+        resolution: PriceResolution::Hour,
     };
-    value.value = value.value_at(now);
+    let mut value = timed_sensor("price", "Price", "DKK/kWh", &slots, now, &shape);
+    value.attributes.insert("sample".into(), true.into());
+    value
+}
+
+/// A sample CO2 intensity in g/kWh for the 5 minutes from `start`: low at night and midday,
+/// with stable hash noise.
+fn sample_co2(start: DateTime<Utc>) -> f64 {
+    (40.0 + sample_value("co2", start) * 90.0).round()
+}
+
+/// The CO2 intensity sensor of the sample area (DK1): the sample value of the current 5 minutes
+/// as realised, today and tomorrow as the forecast.
+pub fn co2_sample(now: DateTime<Utc>) -> MeterValue {
+    let five = chrono::Duration::minutes(5);
+    let range = two_days(now);
+    let mut forecast = Vec::new();
+    let mut at = range.start;
+    while at < range.end {
+        forecast.push(Co2Row {
+            start: at,
+            value: sample_co2(at),
+        });
+        at += five;
+    }
+    let newest = now.duration_trunc(five).unwrap_or(now) - five;
+    let data = Co2Data {
+        fetched: now,
+        realised: Some(Co2Row {
+            start: newest,
+            value: sample_co2(newest),
+        }),
+        forecast,
+    };
+    let mut value = co2_value(&data, now, PriceArea::DK1, PriceResolution::Hour);
+    value.attributes.insert("sample".into(), true.into());
     value
 }
 
@@ -206,7 +242,7 @@ impl Provider for SampleProvider {
 
     async fn values(&self, meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
         Ok(match meter.medium {
-            Medium::Electricity => vec![price_value(Utc::now())],
+            Medium::Electricity => vec![price_value(Utc::now()), co2_sample(Utc::now())],
             _ => Vec::new(),
         })
     }
@@ -271,10 +307,19 @@ mod tests {
         let meters = p.meters().await.unwrap();
         let now = Utc::now();
         let values = p.values(&meters[0]).await.unwrap();
-        assert_eq!(values.len(), 1);
-        assert_eq!(values[0].kind, ValueKind::Price);
+        assert_eq!(values.len(), 2);
+        assert_eq!(values[0].kind, crate::model::ValueKind::Price);
         assert!(values[0].timetable.len() >= 46, "today and tomorrow, hourly");
         assert!(values[0].value_at(now).is_some());
+        assert_eq!(values[0].attributes["tomorrow_valid"], serde_json::json!(true));
+        assert!(values[0].attributes["raw_today"].as_array().unwrap().len() >= 23);
+        assert_eq!(values[1].key, "co2_intensity");
+        assert_eq!(values[1].shared.as_ref().unwrap().name, "Energi Data Service DK1");
+        assert!(values[1].value.is_some_and(|g| (40.0..=300.0).contains(&g)));
+        assert_eq!(
+            values[1].attributes["tomorrow"].as_array().unwrap().len(),
+            values[1].attributes["raw_tomorrow"].as_array().unwrap().len()
+        );
         assert!(p.values(&meters[1]).await.unwrap().is_empty());
         // The 25-hour day: 25 hourly prices, the same each time.
         let day = TimeRange::new(

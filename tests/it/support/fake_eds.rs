@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -15,6 +16,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 pub const DAY_AHEAD: &str = "DayAheadPrices";
 pub const ELSPOT: &str = "Elspotprices";
 pub const PRICELIST: &str = "DatahubPricelist";
+pub const CO2_REALISED: &str = "CO2Emis";
+pub const CO2_FORECAST: &str = "CO2EmisProg";
 
 /// The `records` of one fixture file.
 pub fn fixture_records(file: &str) -> Vec<Value> {
@@ -29,6 +32,7 @@ fn local_column(dataset: &str) -> &'static str {
     match dataset {
         DAY_AHEAD => "TimeDK",
         ELSPOT => "HourDK",
+        CO2_REALISED | CO2_FORECAST => "Minutes5DK",
         _ => "ValidFrom",
     }
 }
@@ -50,6 +54,9 @@ impl FakeEds {
             map.insert(DAY_AHEAD.into(), fixture_records("dayaheadprices_2025-10-26.json"));
             map.insert(ELSPOT.into(), fixture_records("elspotprices_2025-03-30.json"));
             map.insert(PRICELIST.into(), fixture_records("datahubpricelist.json"));
+            // Empty until a test adds rows (see `co2_rows`).
+            map.insert(CO2_REALISED.into(), Vec::new());
+            map.insert(CO2_FORECAST.into(), Vec::new());
         }
         let server = MockServer::start().await;
         Mock::given(method("GET"))
@@ -74,6 +81,11 @@ impl FakeEds {
             .extend(rows);
     }
 
+    /// Takes a dataset away: it answers 404 from now on.
+    pub fn remove(&self, dataset: &str) {
+        self.datasets.0.lock().unwrap().remove(dataset);
+    }
+
     /// Every row of a dataset, as served.
     pub fn records(&self, dataset: &str) -> Vec<Value> {
         self.datasets
@@ -96,6 +108,29 @@ impl FakeEds {
             .filter(|r| r.url.path() == wanted)
             .count()
     }
+}
+
+/// Synthetic 5-minute CO2 rows for both areas over `[from, to)` (UTC), as `CO2Emis` and
+/// `CO2EmisProg` have them: g/kWh between 40 and 250, DK2 a little higher, the realised values a
+/// little off the forecast (`offset`).
+pub fn co2_rows(from: DateTime<Utc>, to: DateTime<Utc>, offset: f64) -> Vec<Value> {
+    let tz = chrono_tz::Europe::Copenhagen;
+    let mut rows = Vec::new();
+    let mut at = from;
+    while at < to {
+        let i = (at - from).num_minutes() / 5;
+        let dk1 = 40.0 + ((i * 37) % 170) as f64 + offset;
+        for (area, grams) in [("DK1", dk1), ("DK2", dk1 + 35.0)] {
+            rows.push(json!({
+                "Minutes5UTC": at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "Minutes5DK": at.with_timezone(&tz).format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "PriceArea": area,
+                "CO2Emission": grams,
+            }));
+        }
+        at += chrono::Duration::minutes(5);
+    }
+    rows
 }
 
 /// A date or date-time as the API takes it, widened to `YYYY-MM-DDTHH:MM:SS` for comparing.

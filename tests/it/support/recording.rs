@@ -6,11 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use meter2mqtt::model::Meter;
+use meter2mqtt::model::{Meter, MeterValue};
 use meter2mqtt::sink::{AccountId, Batch, Delivery, Outcome, PollReport, Sink, SinkError, SinkFactory, StatusBoard};
 
 /// A poll's start and the next poll it announced.
 pub type Announced = (DateTime<Utc>, DateTime<Utc>);
+
+/// Values handed to the sink: when, `poll` or `refresh`, and the values by meter.
+pub type Handed = (tokio::time::Instant, &'static str, HashMap<String, Vec<MeterValue>>);
 
 #[derive(Clone, Default)]
 pub struct Recording {
@@ -18,6 +21,9 @@ pub struct Recording {
     pub next_polls: Arc<Mutex<Vec<Announced>>>,
     /// Each poll's outcome per meter, as the API status sensor shows it.
     pub outcomes: Arc<Mutex<Vec<HashMap<String, Outcome>>>>,
+    /// The values handed over, each with when (the runtime's clock) and whether at a poll
+    /// (`meters_listed`) or between polls (`values_refreshed`).
+    pub values: Arc<Mutex<Vec<Handed>>>,
 }
 
 impl Recording {
@@ -40,6 +46,16 @@ impl Sink for Recording {
 
     fn verb(&self) -> &'static str {
         "recorded"
+    }
+
+    async fn meters_listed(&mut self, _meters: &[Meter], values: &HashMap<String, Vec<MeterValue>>) {
+        let now = tokio::time::Instant::now();
+        self.values.lock().unwrap().push((now, "poll", values.clone()));
+    }
+
+    async fn values_refreshed(&mut self, _meters: &[Meter], values: &HashMap<String, Vec<MeterValue>>) {
+        let now = tokio::time::Instant::now();
+        self.values.lock().unwrap().push((now, "refresh", values.clone()));
     }
 
     async fn needs_from(&mut self, meter: &Meter) -> Option<DateTime<Utc>> {
@@ -80,5 +96,45 @@ impl SinkFactory for Recording {
 
     async fn open(&self, _account: &AccountId, _board: &StatusBoard) -> Result<Box<dyn Sink>, SinkError> {
         Ok(Box::new(self.clone()))
+    }
+}
+
+/// A running bridge over one provider into a [`Recording`] alone.
+pub struct RecordedBridge {
+    pub events: tokio::sync::broadcast::Receiver<meter2mqtt::bridge::BridgeEvent>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordedBridge {
+    /// Polls `provider` hourly, without jitter, from 1 January 2024, into `sink` (meant for the
+    /// paused clock).
+    pub fn hourly(provider: &super::ScriptedProvider, sink: &Recording) -> RecordedBridge {
+        use meter2mqtt::bridge::Bridge;
+        let settings = meter2mqtt::config::BridgeConfig {
+            poll_interval: std::time::Duration::from_secs(3600),
+            jitter: std::time::Duration::ZERO,
+            history_start: chrono::NaiveDate::from_ymd_opt(2024, 1, 1),
+            ..meter2mqtt::config::BridgeConfig::default()
+        };
+        let bridge = Bridge::new(settings, vec![Arc::new(provider.clone())]).with_sink(Arc::new(sink.clone()));
+        let events = bridge.events();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(bridge.run(stop.clone()));
+        RecordedBridge { events, stop, task }
+    }
+
+    /// `(recorded, errors)` of the next finished poll.
+    pub async fn next_poll(&mut self) -> (usize, usize) {
+        match self.events.recv().await.unwrap() {
+            event @ meter2mqtt::bridge::BridgeEvent::PollFinished { errors, .. } => {
+                (event.delivered_to("recording"), errors)
+            }
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
     }
 }

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use meter2mqtt::model::{DeviceInfo, Direction, IntervalReading, Medium, Meter, Quality, TimeRange, Unit};
+use meter2mqtt::model::{
+    DeviceInfo, Direction, IntervalReading, Medium, Meter, MeterValue, Quality, TimeRange, Unit, ValueKind,
+};
 use meter2mqtt::providers::{Provider, ProviderError, Receive, Window};
 
 /// A provider whose data the test controls: hourly intervals of one meter up to a watermark.
@@ -26,6 +28,10 @@ pub struct ScriptedProvider {
     pub failing: Arc<Mutex<Option<u16>>>,
     /// The range of every readings call.
     pub ranges: Arc<Mutex<Vec<TimeRange>>>,
+    /// When set, the meter has a live value that changes by itself this often: each values call
+    /// gives the number of calls so far.
+    pub live_every: Arc<Mutex<Option<std::time::Duration>>>,
+    pub values_calls: Arc<Mutex<usize>>,
 }
 
 impl ScriptedProvider {
@@ -39,6 +45,8 @@ impl ScriptedProvider {
             present: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             failing: Default::default(),
             ranges: Default::default(),
+            live_every: Default::default(),
+            values_calls: Default::default(),
         }
     }
 
@@ -80,6 +88,26 @@ impl Provider for ScriptedProvider {
         } else {
             Ok(vec![])
         }
+    }
+    async fn values(&self, _meter: &Meter) -> Result<Vec<MeterValue>, ProviderError> {
+        if self.live_every.lock().unwrap().is_none() {
+            return Ok(Vec::new());
+        }
+        let mut calls = self.values_calls.lock().unwrap();
+        *calls += 1;
+        Ok(vec![MeterValue {
+            key: "live".into(),
+            name: "Live".into(),
+            value: Some(*calls as f64),
+            unit: None,
+            kind: ValueKind::Other,
+            attributes: Default::default(),
+            timetable: Vec::new(),
+            shared: None,
+        }])
+    }
+    fn values_refresh(&self) -> Option<std::time::Duration> {
+        *self.live_every.lock().unwrap()
     }
     async fn read(&self, meters: &[Meter], range: TimeRange, out: &mut dyn Receive) {
         for meter in meters {
