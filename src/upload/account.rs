@@ -46,6 +46,9 @@ pub(crate) struct AccountLoop {
     pub(crate) outage: RetryPolicy,
     /// The token was refused: nothing is sent until a restart; live records are still queued.
     pub(crate) auth_failed: bool,
+    /// Cancelled at shutdown: a request still waiting is given up (its record is sent again
+    /// after the restart, which the API answers 409 if it had stored it).
+    pub(crate) stop: CancellationToken,
 }
 
 enum Step {
@@ -55,7 +58,8 @@ enum Step {
 }
 
 impl AccountLoop {
-    pub(crate) async fn run(mut self, stop: CancellationToken) {
+    pub(crate) async fn run(mut self) {
+        let stop = self.stop.clone();
         let now = self.clock.now();
         for series in &mut self.series {
             series.fill(None, now, self.history_start);
@@ -98,6 +102,8 @@ impl AccountLoop {
                 }
             }
         }
+        // Ticks already taken are kept for the next start.
+        self.drain().await;
         self.show_all();
     }
 
@@ -179,7 +185,10 @@ impl AccountLoop {
         // A chunk may hold nothing still wanted (hours the API has): read on until records are
         // at hand or the statistics are read to the end.
         while let Some((entity, kind, from, end)) = self.series[index].chunk_to_read() {
-            let records = self.meanwhile(hourly_records(&ha, &entity, kind, from, end)).await?;
+            let Some(records) = self.meanwhile(hourly_records(&ha, &entity, kind, from, end)).await else {
+                return Ok(());
+            };
+            let records = records?;
             self.series[index].read(records, end);
         }
         Ok(())
@@ -198,7 +207,9 @@ impl AccountLoop {
             unit: None,
         };
         let importer = self.importer.clone();
-        let answer = self.meanwhile(importer.latest(&target)).await;
+        let Some(answer) = self.meanwhile(importer.latest(&target)).await else {
+            return Err(Step::Stop);
+        };
         let series = &mut self.series[index];
         match answer {
             Ok(latest) => {
@@ -230,7 +241,9 @@ impl AccountLoop {
             unit: unit.as_deref(),
         };
         let importer = self.importer.clone();
-        let answer = self.meanwhile(importer.send(&target, &record)).await;
+        let Some(answer) = self.meanwhile(importer.send(&target, &record)).await else {
+            return Step::Stop;
+        };
         let series = &mut self.series[index];
         let label = series.settings.label();
         let written = match answer {
@@ -254,11 +267,14 @@ impl AccountLoop {
 
     /// Awaits `request` while queuing the live records that arrive meanwhile: an answer can take
     /// minutes of retries, and a tick must reach its outbox at once.
-    async fn meanwhile<T>(&mut self, request: impl std::future::Future<Output = T>) -> T {
+    /// `None` when the uploads stop first.
+    async fn meanwhile<T>(&mut self, request: impl std::future::Future<Output = T>) -> Option<T> {
         tokio::pin!(request);
+        let stop = self.stop.clone();
         loop {
             tokio::select! {
-                answer = &mut request => return answer,
+                _ = stop.cancelled() => return None,
+                answer = &mut request => return Some(answer),
                 Some(event) = self.events.recv() => self.apply(event).await,
             }
         }

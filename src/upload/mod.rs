@@ -165,8 +165,9 @@ impl Uploader {
                 clock: settings.clock.clone(),
                 outage: settings.outage.clone(),
                 auth_failed: false,
+                stop: stop.clone(),
             };
-            tasks.spawn(account.run(stop.clone()));
+            tasks.spawn(account.run());
         }
         if let (Some(ha), false) = (&ha, entity_feeds.is_empty()) {
             tasks.spawn(source::follow_entities(

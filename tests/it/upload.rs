@@ -800,3 +800,32 @@ upload = [{{ entity = "sensor.heat", import_id = "heat", interval = "1h" }}, {{ 
     }
     assert_eq!(second.terminate(Duration::from_secs(30)).await, 0, "{}", second.text());
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_slow_api() {
+    let mut rig = Rig::new(at("2026-03-02T09:59:00Z")).await;
+    rig.ha.set_state(ENTITY, "5", Some("kWh"));
+    rig.start(IMPORT_TOKEN, vec![series("heat-main", RecordKind::Reading, ENTITY)])
+        .await;
+    // The API answers after 20 s, and then with a 503 the policy retries.
+    rig.api.script(&[(503, Duration::from_secs(20)); 4]);
+    rig.tick("2026-03-02T10:00:00Z");
+    let posts = || async {
+        let requests = rig.api.server.received_requests().await.unwrap_or_default();
+        requests.iter().filter(|r| r.method.as_str() == "POST").count()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while posts().await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "a request is on its way");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = tokio::time::timeout(Duration::from_secs(5), rig.stop()).await;
+    assert!(stopped.is_ok(), "the uploads stop without waiting for the answer");
+    // The record is still queued for the next start.
+    let journal = std::fs::read_dir(rig.dir.path().join("upload"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(std::fs::read_to_string(journal.path()).unwrap().contains("\"push\""));
+}
