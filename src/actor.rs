@@ -11,17 +11,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// What an actor's task watches to know it must wind down.
-pub type StopSignal = CancellationToken;
+pub(crate) type StopSignal = CancellationToken;
 
 /// The task behind a connection, and the one way to stop it.
-pub struct Actor {
+pub(crate) struct Actor {
     stop: StopSignal,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Actor {
     /// Spawns `run` on the current runtime with the signal it must watch.
-    pub fn spawn<F>(run: impl FnOnce(StopSignal) -> F) -> Actor
+    pub(crate) fn spawn<F>(run: impl FnOnce(StopSignal) -> F) -> Actor
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -35,7 +35,7 @@ impl Actor {
 
     /// Fires the stop signal and waits for the task to finish its goodbye (an `offline`
     /// message, a websocket close); after `grace` it is aborted. Later calls return at once.
-    pub async fn stop(&self, grace: Duration) {
+    pub(crate) async fn stop(&self, grace: Duration) {
         self.stop.cancel();
         let task = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(mut task) = task {
@@ -44,10 +44,6 @@ impl Actor {
                 task.abort();
             }
         }
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        self.stop.is_cancelled()
     }
 }
 
@@ -64,7 +60,7 @@ mod tests {
         });
         polite.stop(Duration::from_secs(1)).await;
         assert!(goodbye.await.is_ok());
-        assert!(polite.is_stopping());
+        assert!(polite.stop.is_cancelled());
         polite.stop(Duration::from_secs(1)).await;
 
         let stuck = Actor::spawn(|_| std::future::pending());

@@ -36,7 +36,7 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn delays(&self) -> Delays {
+    pub(crate) fn delays(&self) -> Delays {
         Delays {
             inner: ExponentialBackoff {
                 current_interval: self.initial_interval,
@@ -52,16 +52,16 @@ impl RetryPolicy {
 }
 
 /// Successive exponential delays with jitter.
-pub struct Delays {
+pub(crate) struct Delays {
     inner: ExponentialBackoff,
 }
 
 impl Delays {
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         self.inner.next_backoff().unwrap_or(self.inner.max_interval)
     }
 
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.inner.reset();
     }
 }

@@ -18,7 +18,7 @@ impl<F: Fn() -> DateTime<Utc> + Send + Sync> Clock for F {
 }
 
 /// The wall clock.
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {

@@ -9,13 +9,13 @@ use serde::{Deserialize, Deserializer};
 
 use crate::secret::deserialize_lenient_string;
 
-pub use crate::secret::deserialize_lenient_strings as lenient_strings;
+pub(crate) use crate::secret::deserialize_lenient_strings as lenient_strings;
 
-pub fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
-pub fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     struct S(#[serde(deserialize_with = "deserialize_lenient_string")] String);
     Ok(Option::<S>::deserialize(d)?
@@ -24,7 +24,7 @@ pub fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Stri
 }
 
 /// `"1h"`, `"90s"`, `"7d"` (humantime), or a number of seconds.
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -43,7 +43,7 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     }
 }
 
-pub fn opt_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+pub(crate) fn opt_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
         Some(s) if s.trim().is_empty() => Ok(None),

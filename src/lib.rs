@@ -6,17 +6,41 @@
 //! to every sink ([`mqtt`] and [`statistics`]); each sink keeps its own cursor in the [`state`]
 //! directory. [`config`] and [`addon`] build the [`Config`]; [`cli`] wires it all together for
 //! `run`, `check`, `demo` and `fetch`. [`homeassistant`] is the websocket client the statistics
-//! use, [`http`] the retrying HTTP client the providers use, [`actor`] the connection-task
-//! pattern both links follow. See docs/architecture.md.
+//! use, [`http`] the retrying HTTP client the providers use; Energi Data Service (public Danish
+//! grid data: prices, CO2) is a source of its own that a provider asks. See
+//! docs/architecture.md.
+//!
+//! # What is public, and why
+//!
+//! meter2mqtt is an application, not a library for others: the crate is a library so that the
+//! binary (`src/main.rs`, which calls [`cli::main`]), the integration tests (`tests/it`, which
+//! drive the parts from outside against fake APIs and a real broker) and the benchmarks
+//! (`benches/`) can reach it. Everything else is `pub(crate)`, so the compiler reports what
+//! nothing uses (`unreachable_pub` and the dead-code warnings). What is `pub` is what those
+//! three name, and the types their signatures carry:
+//!
+//! - [`cli::main`] for the binary, [`cli::wiring`] for a test bridge wired like `run`;
+//! - the domain they assert on: [`model`], the [`sink`] contract, the [`bridge`];
+//! - what they build or stand in for: [`config`] and [`addon`] (options, environment),
+//!   [`providers`] (the contract, the registry's kinds, each provider's client and options),
+//!   [`http`] (retry policy, rate limiter, sleeper), [`clock`], [`secret`], [`state`], [`mqtt`]
+//!   (the connection), [`statistics`] and [`homeassistant`] (the websocket link's state),
+//!   [`energidataservice`] (only the price resolution a setting takes);
+//! - [`test_support`]: the embedded broker `demo` runs on, for machines without mosquitto.
+//!
+//! The connection-task pattern, the backoff policy and the lenient deserialisers are private:
+//! only the crate uses them.
 
-pub mod actor;
+#![warn(unreachable_pub)]
+
+mod actor;
 pub mod addon;
-pub mod backoff_policy;
+mod backoff_policy;
 pub mod bridge;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod de;
+mod de;
 pub mod energidataservice;
 pub mod homeassistant;
 pub mod http;
@@ -37,15 +61,4 @@ pub use config::Config;
 #[doc(hidden)]
 pub mod test_support {
     pub use crate::cli::demo::{BrokerOptions, EmbeddedBroker};
-}
-
-/// Errors that reach the command line.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    #[error(transparent)]
-    State(#[from] state::StateError),
-    #[error(transparent)]
-    Provider(#[from] providers::ProviderError),
 }

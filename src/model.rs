@@ -18,18 +18,7 @@ pub enum Medium {
     Other,
 }
 
-impl Medium {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Medium::Electricity => "electricity",
-            Medium::Gas => "gas",
-            Medium::Water => "water",
-            Medium::Heat => "heat",
-            Medium::Cooling => "cooling",
-            Medium::Other => "other",
-        }
-    }
-}
+impl Medium {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -39,7 +28,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Direction::Consumption => "consumption",
             Direction::Production => "production",
@@ -88,11 +77,11 @@ impl Unit {
         }
     }
 
-    pub fn is_energy(&self) -> bool {
+    pub(crate) fn is_energy(&self) -> bool {
         matches!(self, Unit::Wh | Unit::KWh | Unit::MWh | Unit::GJ | Unit::MJ)
     }
 
-    pub fn is_volume(&self) -> bool {
+    pub(crate) fn is_volume(&self) -> bool {
         matches!(self, Unit::CubicMeters | Unit::Liters)
     }
 }
@@ -128,7 +117,7 @@ pub enum Quality {
 }
 
 impl Quality {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Quality::Measured => "measured",
             Quality::Estimated => "estimated",
@@ -200,16 +189,7 @@ pub struct IntervalReading {
     pub reading: Option<f64>,
 }
 
-impl IntervalReading {
-    /// Whether a later copy of this interval says something different.
-    pub fn differs_from(&self, other: &IntervalReading) -> bool {
-        self.quality != other.quality
-            || !same_value(self.value, other.value)
-            || !same_value(self.reading, other.reading)
-    }
-}
-
-pub fn same_value(a: Option<f64>, b: Option<f64>) -> bool {
+pub(crate) fn same_value(a: Option<f64>, b: Option<f64>) -> bool {
     match (a, b) {
         (None, None) => true,
         // Providers send decimal strings with at most a few decimals; 1e-9 absorbs float noise only.
@@ -242,26 +222,26 @@ pub struct MeterValue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedSource {
     /// Where it comes from (`energidataservice`): the first part of its topics and ids.
-    pub source: String,
+    pub(crate) source: String,
     /// Which one of that source (`DK1`).
-    pub id: String,
+    pub(crate) id: String,
     /// The device's name.
-    pub name: String,
-    pub manufacturer: String,
+    pub(crate) name: String,
+    pub(crate) manufacturer: String,
 }
 
 /// One value of a [`MeterValue::timetable`], valid over `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TimedValue {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub value: f64,
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
+    pub(crate) value: f64,
 }
 
 impl MeterValue {
     /// The value at `now`: the timetable's entry when there is a timetable (`None` outside it),
     /// else [`MeterValue::value`].
-    pub fn value_at(&self, now: DateTime<Utc>) -> Option<f64> {
+    pub(crate) fn value_at(&self, now: DateTime<Utc>) -> Option<f64> {
         if self.timetable.is_empty() {
             return self.value;
         }
@@ -272,7 +252,7 @@ impl MeterValue {
     }
 
     /// When the value shown next changes by the clock: the next timetable boundary after `now`.
-    pub fn next_change(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_change(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.timetable
             .iter()
             .flat_map(|t| [t.start, t.end])
@@ -331,7 +311,7 @@ pub struct PriceSeries {
 impl PriceSeries {
     /// The time-weighted mean price over `[start, end)`: a quantity used evenly over the interval
     /// pays each price for its share. `None` when any part of the interval has no price.
-    pub fn mean_price(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<f64> {
+    pub(crate) fn mean_price(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<f64> {
         let points = &self.points;
         if end <= start {
             return None;
@@ -359,7 +339,7 @@ impl PriceSeries {
 
 /// The first instant of `day` in `tz`: local midnight, or (in zones whose DST change skips
 /// midnight) the first hour that exists.
-pub fn local_midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+pub(crate) fn local_midnight(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
     (0..4)
         .filter_map(|hour| tz.from_local_datetime(&day.and_hms_opt(hour, 0, 0)?).earliest())
         .map(|t| t.with_timezone(&Utc))
@@ -379,7 +359,7 @@ impl TimeRange {
         TimeRange { start, end }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.end <= self.start
     }
 }
@@ -425,28 +405,5 @@ mod tests {
             local_midnight(d(2024, 9, 8), chrono_tz::America::Santiago).to_rfc3339(),
             "2024-09-08T04:00:00+00:00"
         );
-    }
-
-    #[test]
-    fn differs_detects_value_and_quality_changes() {
-        let t = Utc::now();
-        let a = IntervalReading {
-            start: t,
-            end: t,
-            value: Some(1.0),
-            unit: Unit::KWh,
-            quality: Quality::Estimated,
-            reading: None,
-        };
-        let mut b = a.clone();
-        assert!(!a.differs_from(&b));
-        b.quality = Quality::Measured;
-        assert!(a.differs_from(&b));
-        let mut c = a.clone();
-        c.value = Some(1.001);
-        assert!(a.differs_from(&c));
-        let mut d = a.clone();
-        d.value = None;
-        assert!(a.differs_from(&d));
     }
 }

@@ -7,7 +7,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 /// What every secret prints as.
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -22,7 +22,7 @@ impl Secret {
         &self.0
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.trim().is_empty()
     }
 }
@@ -47,7 +47,7 @@ impl<'de> Deserialize<'de> for Secret {
 
 /// Accepts a string, or a number or boolean that an env var or a careless TOML file turned into one
 /// (figment parses `METER2MQTT_X=571313180100000001` as an integer).
-pub fn deserialize_lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+pub(crate) fn deserialize_lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     struct LenientString;
 
     impl Visitor<'_> for LenientString {
@@ -94,7 +94,7 @@ pub fn deserialize_lenient_string<'de, D: Deserializer<'de>>(deserializer: D) ->
 }
 
 /// For `Vec<String>` fields whose items may arrive as numbers (metering point ids).
-pub fn deserialize_lenient_strings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn deserialize_lenient_strings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     struct Item(#[serde(deserialize_with = "deserialize_lenient_string")] String);
 

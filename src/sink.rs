@@ -17,8 +17,8 @@ use crate::model::{ApiStatus, IntervalReading, Meter, MeterValue, PriceSeries};
 /// One provider account, as sinks name it: `<kind>/<label>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AccountId {
-    pub kind: &'static str,
-    pub label: String,
+    pub(crate) kind: &'static str,
+    pub(crate) label: String,
 }
 
 impl std::fmt::Display for AccountId {
@@ -33,7 +33,7 @@ pub struct Batch<'a> {
     pub meter: &'a Meter,
     pub readings: &'a [IntervalReading],
     /// The meter's prices over the window, when the provider knows them and a sink asked.
-    pub prices: Option<&'a PriceSeries>,
+    pub(crate) prices: Option<&'a PriceSeries>,
 }
 
 /// What a sink did with one window's batches.
@@ -48,14 +48,14 @@ pub struct Delivery {
 /// How far a read of one meter has come: from `from` towards `to`, done up to `reached`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub reached: DateTime<Utc>,
+    pub(crate) from: DateTime<Utc>,
+    pub(crate) to: DateTime<Utc>,
+    pub(crate) reached: DateTime<Utc>,
 }
 
 impl Progress {
     /// Whole percent done, 0 to 100.
-    pub fn percent(&self) -> u8 {
+    pub(crate) fn percent(&self) -> u8 {
         let total = (self.to - self.from).num_seconds();
         if total <= 0 || self.reached >= self.to {
             return 100;
@@ -74,7 +74,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn ok() -> Outcome {
+    pub(crate) fn ok() -> Outcome {
         Outcome {
             status: ApiStatus::Ok,
             error: None,
@@ -87,14 +87,14 @@ impl Outcome {
 pub struct PollReport<'a> {
     pub at: DateTime<Utc>,
     pub next_poll: DateTime<Utc>,
-    pub meters: &'a [Meter],
+    pub(crate) meters: &'a [Meter],
     /// Per meter id; a meter without an entry was not due for a data call.
     pub outcomes: &'a HashMap<String, Outcome>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
-pub struct SinkError(pub String);
+pub struct SinkError(pub(crate) String);
 
 /// One destination for one account's readings.
 #[async_trait]
@@ -161,12 +161,12 @@ pub trait SinkFactory: Send + Sync {
 /// What the bridge as a whole reports: how many meters each account has and the last error
 /// anywhere. Sinks that show it watch [`StatusBoard::changes`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct BridgeStatus {
-    pub started: DateTime<Utc>,
-    pub accounts: usize,
-    pub meters: BTreeMap<String, usize>,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<DateTime<Utc>>,
+pub(crate) struct BridgeStatus {
+    pub(crate) started: DateTime<Utc>,
+    pub(crate) accounts: usize,
+    pub(crate) meters: BTreeMap<String, usize>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_error_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone)]
@@ -176,7 +176,7 @@ pub struct StatusBoard {
 }
 
 impl StatusBoard {
-    pub fn new(accounts: usize) -> StatusBoard {
+    pub(crate) fn new(accounts: usize) -> StatusBoard {
         StatusBoard {
             status: Arc::new(Mutex::new(BridgeStatus {
                 started: Utc::now(),
@@ -189,25 +189,25 @@ impl StatusBoard {
         }
     }
 
-    pub fn note_error(&self, message: &str) {
+    pub(crate) fn note_error(&self, message: &str) {
         self.update(|s| {
             s.last_error = Some(message.to_owned());
             s.last_error_at = Some(Utc::now());
         });
     }
 
-    pub fn set_meters(&self, account: &AccountId, count: usize) {
+    pub(crate) fn set_meters(&self, account: &AccountId, count: usize) {
         self.update(|s| {
             s.meters.insert(account.to_string(), count);
         });
     }
 
-    pub fn snapshot(&self) -> BridgeStatus {
+    pub(crate) fn snapshot(&self) -> BridgeStatus {
         self.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Fires on every change.
-    pub fn changes(&self) -> watch::Receiver<u64> {
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 

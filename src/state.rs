@@ -119,13 +119,9 @@ impl StateStore {
         Ok(store)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Reads a JSON file of the store. A missing file is `None`. A corrupt one is moved aside and
     /// its `.prev` backup used when that is sound; otherwise the error says what to do.
-    pub fn load_json<T: DeserializeOwned>(&self, name: &Path) -> Result<Option<T>, StateError> {
+    pub(crate) fn load_json<T: DeserializeOwned>(&self, name: &Path) -> Result<Option<T>, StateError> {
         let path = self.dir.join(name);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -166,7 +162,7 @@ impl StateStore {
     /// Writes `value` atomically, keeping the file it replaces as `.prev`. A failure is logged
     /// here (at error level, at most once a minute for the whole directory); the caller decides
     /// what may not advance because of it.
-    pub fn save_json<T: Serialize>(&self, name: &Path, value: &T) -> Result<(), StateError> {
+    pub(crate) fn save_json<T: Serialize>(&self, name: &Path, value: &T) -> Result<(), StateError> {
         let path = self.dir.join(name);
         let bytes = serde_json::to_vec(value).map_err(|source| StateError::Encode {
             path: path.clone(),
@@ -196,6 +192,25 @@ impl StateStore {
     /// their own history (the upload outboxes' journals).
     pub(crate) fn replace(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
         self.write_atomic(name, bytes)
+    }
+
+    /// The path of `name` in the store, for messages.
+    pub(crate) fn path_of(&self, name: &Path) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The bytes of `name` as they are (a journal that reads itself); `None` if it is missing.
+    pub(crate) fn read_raw(&self, name: &Path) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.dir.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io {
+                path,
+                action: "reading a state file",
+                source,
+            }),
+        }
     }
 
     /// Opens `name` for appending, creating it (and its directory) private.
@@ -270,10 +285,10 @@ mod private {
     #[cfg(unix)]
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 
-    pub const DIR_MODE: u32 = 0o700;
-    pub const FILE_MODE: u32 = 0o600;
+    pub(crate) const DIR_MODE: u32 = 0o700;
+    pub(crate) const FILE_MODE: u32 = 0o600;
 
-    pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -282,7 +297,7 @@ mod private {
     }
 
     /// Truncates an existing file: only temporary files, named per process, are created here.
-    pub fn create_file(path: &Path) -> io::Result<fs::File> {
+    pub(crate) fn create_file(path: &Path) -> io::Result<fs::File> {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -290,7 +305,7 @@ mod private {
         options.open(path)
     }
 
-    pub fn open_append(path: &Path) -> io::Result<fs::File> {
+    pub(super) fn open_append(path: &Path) -> io::Result<fs::File> {
         let mut options = fs::OpenOptions::new();
         options.append(true).create(true);
         #[cfg(unix)]
@@ -301,7 +316,7 @@ mod private {
     /// Removes group and other permissions from `dir` and everything below it; the number of
     /// entries changed.
     #[cfg(unix)]
-    pub fn tighten(dir: &Path) -> io::Result<usize> {
+    pub(crate) fn tighten(dir: &Path) -> io::Result<usize> {
         let mut changed = 0;
         let mut pending = vec![dir.to_owned()];
         while let Some(path) = pending.pop() {
@@ -325,7 +340,7 @@ mod private {
     }
 
     #[cfg(not(unix))]
-    pub fn tighten(_dir: &Path) -> io::Result<usize> {
+    pub(crate) fn tighten(_dir: &Path) -> io::Result<usize> {
         Ok(0)
     }
 }
@@ -334,7 +349,7 @@ mod private {
 /// (a read may repair a corrupt file, a write ends in two fsyncs).
 impl StateStore {
     /// [`StateStore::load_json`] off the runtime.
-    pub async fn load<T: DeserializeOwned + Send + 'static>(
+    pub(crate) async fn load<T: DeserializeOwned + Send + 'static>(
         &self,
         name: impl Into<PathBuf>,
     ) -> Result<Option<T>, StateError> {
@@ -346,7 +361,7 @@ impl StateStore {
     }
 
     /// [`StateStore::save_json`] off the runtime.
-    pub async fn save<T: Serialize + Send + 'static>(
+    pub(crate) async fn save<T: Serialize + Send + 'static>(
         &self,
         name: impl Into<PathBuf>,
         value: T,
@@ -360,7 +375,7 @@ impl StateStore {
 
     /// A cache file (prices, statistics ledgers): what it holds can be had again, so a corrupt
     /// file (moved aside by the store) is a warning saying what happens `then`, and no cache.
-    pub async fn load_cache<T: DeserializeOwned + Send + 'static>(
+    pub(crate) async fn load_cache<T: DeserializeOwned + Send + 'static>(
         &self,
         name: impl Into<PathBuf>,
         what: &str,
@@ -390,7 +405,7 @@ fn stopped(path: PathBuf, error: tokio::task::JoinError) -> StateError {
 }
 
 /// File-name-safe: `[a-z0-9_-]`, everything else `_`.
-pub fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -404,7 +419,7 @@ pub fn sanitize(s: &str) -> String {
 
 /// A short stable fingerprint (FNV-1a) of a secret, so a cached token is tied to the credential
 /// that bought it without storing or revealing the credential.
-pub fn fingerprint(secret: &str) -> String {
+pub(crate) fn fingerprint(secret: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in secret.bytes() {
         h ^= u64::from(b);

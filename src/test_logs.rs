@@ -22,22 +22,22 @@ impl Write for Buffer {
     }
 }
 
-pub struct Captured {
+pub(crate) struct Captured {
     buffer: Buffer,
     _guard: DefaultGuard,
 }
 
 impl Captured {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.buffer.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
     }
 
-    pub fn contains(&self, needle: &str) -> bool {
+    pub(crate) fn contains(&self, needle: &str) -> bool {
         self.text().contains(needle)
     }
 }
 
-pub fn capture() -> Captured {
+pub(crate) fn capture() -> Captured {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()

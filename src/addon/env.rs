@@ -7,14 +7,14 @@ use crate::backoff_policy::RetryPolicy;
 use crate::secret::Secret;
 
 /// Where the Supervisor answers inside every add-on container.
-pub const DEFAULT_SUPERVISOR_URL: &str = "http://supervisor";
+pub(crate) const DEFAULT_SUPERVISOR_URL: &str = "http://supervisor";
 
 /// The Supervisor's own name for the add-on's API token.
-pub const TOKEN_VAR: &str = "SUPERVISOR_TOKEN";
+pub(crate) const TOKEN_VAR: &str = "SUPERVISOR_TOKEN";
 
 /// Overrides the Supervisor's address (tests, development outside Home Assistant). Not a
 /// `METER2MQTT_*` name: that prefix is reserved for configuration keys.
-pub const URL_VAR: &str = "SUPERVISOR_URL";
+pub(crate) const URL_VAR: &str = "SUPERVISOR_URL";
 
 #[derive(Debug, Clone)]
 pub struct AddonEnv {
@@ -26,13 +26,13 @@ pub struct AddonEnv {
 }
 
 impl AddonEnv {
-    pub fn from_process_env() -> Self {
+    pub(crate) fn from_process_env() -> Self {
         Self::from_vars(std::env::vars())
     }
 
     /// Reads `SUPERVISOR_URL` and `SUPERVISOR_TOKEN` from the given variables; an empty value
     /// counts as unset.
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub(crate) fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut url = None;
         let mut token = None;
         for (name, value) in vars {

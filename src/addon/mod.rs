@@ -7,7 +7,8 @@ mod error;
 mod options;
 mod supervisor;
 
-pub use env::{AddonEnv, DEFAULT_SUPERVISOR_URL, TOKEN_VAR, URL_VAR};
+pub use env::AddonEnv;
+
 pub use error::AddonError;
 pub use options::{offered, options, LOG_LEVELS, POLL_MINUTES};
 
@@ -20,11 +21,11 @@ use serde_json::{json, Map, Value};
 use crate::config::{Config, ConfigError, ConfigIssue};
 
 /// Where the Supervisor puts the options inside the add-on container.
-pub const DEFAULT_OPTIONS_PATH: &str = "/data/options.json";
+pub(crate) const DEFAULT_OPTIONS_PATH: &str = "/data/options.json";
 
 /// The configuration for `run --addon`, with the Supervisor found through the process environment
 /// (`SUPERVISOR_TOKEN`, and `SUPERVISOR_URL` if set).
-pub async fn load(options_path: &Path) -> Result<Config, AddonError> {
+pub(crate) async fn load(options_path: &Path) -> Result<Config, AddonError> {
     load_with(options_path, &AddonEnv::from_process_env()).await
 }
 

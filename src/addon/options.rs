@@ -43,19 +43,19 @@ pub const POLL_MINUTES: std::ops::RangeInclusive<u64> = 5..=1440;
 const DEFAULT_POLL_MINUTES: u64 = 60;
 
 /// What [`ConfigIssue::source`] says for problems found in the options.
-pub const SOURCE: &str = "add-on options";
+pub(crate) const SOURCE: &str = "add-on options";
 
 /// The options as configuration values, plus the switches that decide which sections exist.
-pub struct Mapped {
+pub(crate) struct Mapped {
     /// `bridge`, `log` and one section per offered provider.
-    pub config: Map<String, Value>,
-    pub statistics: bool,
-    pub statistics_cost: bool,
+    pub(crate) config: Map<String, Value>,
+    pub(crate) statistics: bool,
+    pub(crate) statistics_cost: bool,
 }
 
 /// The options as configuration values, with every problem found on the way; a bad value is
 /// left at its default so the configuration's own checks can still run over the rest.
-pub fn map(options: &Map<String, Value>) -> (Mapped, Vec<ConfigIssue>) {
+pub(crate) fn map(options: &Map<String, Value>) -> (Mapped, Vec<ConfigIssue>) {
     let mut issues = Vec::new();
     let known = self::options();
     for unknown in options.keys().filter(|k| !known.contains(&k.as_str())) {
@@ -103,7 +103,7 @@ pub fn map(options: &Map<String, Value>) -> (Mapped, Vec<ConfigIssue>) {
 }
 
 /// The option a configuration key came from, so that messages name what the user can change.
-pub fn option_name(config_key: &str) -> String {
+pub(crate) fn option_name(config_key: &str) -> String {
     const RENAMES: &[(&str, &str)] = &[
         ("bridge.poll_interval", "poll_interval_minutes"),
         ("bridge.jitter", "poll_interval_minutes"),

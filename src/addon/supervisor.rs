@@ -14,14 +14,14 @@ const ENDPOINT: &str = "GET /services/mqtt";
 
 /// The broker as the Supervisor describes it. Values stay as the Supervisor sent them so that the
 /// configuration's own validation judges them; the password becomes a `Secret` there.
-pub struct MqttService {
+pub(crate) struct MqttService {
     /// `host`, `port` and, when set, `username` and `password`, keyed as in `[mqtt]`.
-    pub settings: Map<String, Value>,
-    pub ssl: bool,
+    pub(crate) settings: Map<String, Value>,
+    pub(crate) ssl: bool,
 }
 
 /// The Supervisor's base URL, checked, without a trailing slash.
-pub fn base_url(raw: &str) -> Result<String, AddonError> {
+pub(crate) fn base_url(raw: &str) -> Result<String, AddonError> {
     let bad = || AddonError::BadSupervisorUrl { url: raw.to_owned() };
     let url = reqwest::Url::parse(raw).map_err(|_| bad())?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -31,13 +31,13 @@ pub fn base_url(raw: &str) -> Result<String, AddonError> {
 }
 
 /// The Home Assistant websocket API as the Supervisor proxies it: `ws://supervisor/core/websocket`.
-pub fn websocket_url(base: &str) -> String {
+pub(crate) fn websocket_url(base: &str) -> String {
     let rest = base.strip_prefix("https://").map(|r| format!("wss://{r}"));
     let ws = rest.unwrap_or_else(|| format!("ws://{}", base.strip_prefix("http://").unwrap_or(base)));
     format!("{ws}/core/websocket")
 }
 
-pub async fn mqtt_service(base: &str, token: &Secret, retry: &RetryPolicy) -> Result<MqttService, AddonError> {
+pub(crate) async fn mqtt_service(base: &str, token: &Secret, retry: &RetryPolicy) -> Result<MqttService, AddonError> {
     let client = build_client(API, Duration::from_secs(10)).map_err(|e| AddonError::SupervisorUnreachable {
         url: base.to_owned(),
         message: e.to_string(),

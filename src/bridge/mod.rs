@@ -50,10 +50,6 @@ impl Bridge {
         self.shared.events.subscribe()
     }
 
-    pub fn board(&self) -> &StatusBoard {
-        &self.shared.board
-    }
-
     /// Runs until `shutdown` is cancelled. Workers stop at the next safe point: a batch a sink
     /// already had acknowledged is always recorded before the task ends.
     pub async fn run(self, shutdown: CancellationToken) {

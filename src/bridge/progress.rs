@@ -15,7 +15,7 @@ const EVERY: Duration = Duration::from_secs(60);
 /// Reads shorter than this are routine polls, not a history import.
 const LONG_READ: chrono::Duration = chrono::Duration::days(14);
 
-pub struct ProgressLog {
+pub(crate) struct ProgressLog {
     account: AccountId,
     started: Instant,
     last: Option<Instant>,
@@ -24,7 +24,7 @@ pub struct ProgressLog {
 }
 
 impl ProgressLog {
-    pub fn new(account: AccountId) -> ProgressLog {
+    pub(crate) fn new(account: AccountId) -> ProgressLog {
         ProgressLog {
             account,
             started: Instant::now(),
@@ -35,7 +35,7 @@ impl ProgressLog {
     }
 
     /// `meter`'s read of `range` has come to `reached`, with `intervals` more.
-    pub fn advanced(&mut self, meter: &Meter, intervals: usize, reached: DateTime<Utc>, range: TimeRange) {
+    pub(crate) fn advanced(&mut self, meter: &Meter, intervals: usize, reached: DateTime<Utc>, range: TimeRange) {
         self.intervals += intervals;
         self.reached.insert(meter.id.clone(), (reached, range));
         if range.end - range.start < LONG_READ {
@@ -56,7 +56,7 @@ impl ProgressLog {
     }
 
     /// A read ended; says so if it was long enough to have reported progress.
-    pub fn finished(&mut self, range: TimeRange) {
+    pub(crate) fn finished(&mut self, range: TimeRange) {
         if self.last.is_some() && range.end - range.start >= LONG_READ {
             tracing::info!(
                 account = %self.account,

@@ -11,18 +11,18 @@ use crate::model::{local_midnight, Meter};
 const SHARED_RANGE_SLACK: Duration = Duration::days(2);
 
 /// One meter's situation at the start of a poll.
-pub struct Wanted<'a> {
-    pub meter: &'a Meter,
+pub(crate) struct Wanted<'a> {
+    pub(crate) meter: &'a Meter,
     /// Where every sink's data ends; `None` for a sink that holds nothing yet.
-    pub needs: Vec<Option<DateTime<Utc>>>,
+    pub(crate) needs: Vec<Option<DateTime<Utc>>>,
     /// The first instant a backfill reads.
-    pub history_start: DateTime<Utc>,
+    pub(crate) history_start: DateTime<Utc>,
 }
 
 /// Meters grouped by the start of the range they need, oldest first. A meter every sink has
 /// caught up on is left out while `nothing_new_before` says nothing new can exist yet (it gets
 /// the newest end any sink holds).
-pub fn groups(
+pub(crate) fn groups(
     wanted: Vec<Wanted<'_>>,
     lookback: Duration,
     now: DateTime<Utc>,

@@ -9,13 +9,13 @@ use chrono::{DurationRound, TimeDelta};
 use crate::model::IntervalReading;
 
 #[derive(Default)]
-pub struct Rechunk {
+pub(crate) struct Rechunk {
     held: HashMap<String, Vec<IntervalReading>>,
 }
 
 impl Rechunk {
     /// What of `meter`'s window (after what was held before it) can go on now.
-    pub fn release(&mut self, meter: &str, readings: Vec<IntervalReading>) -> Vec<IntervalReading> {
+    pub(crate) fn release(&mut self, meter: &str, readings: Vec<IntervalReading>) -> Vec<IntervalReading> {
         let mut all = self.held.remove(meter).unwrap_or_default();
         all.extend(readings);
         let Some(last) = all.iter().max_by_key(|r| r.start) else {
@@ -32,12 +32,12 @@ impl Rechunk {
     }
 
     /// The meter failed: what was held for it is dropped (it is read again next poll).
-    pub fn forget(&mut self, meter: &str) {
+    pub(crate) fn forget(&mut self, meter: &str) {
         self.held.remove(meter);
     }
 
     /// Everything still held, at the end of a read: an unfinished hour is all there is so far.
-    pub fn drain(&mut self) -> Vec<(String, Vec<IntervalReading>)> {
+    pub(crate) fn drain(&mut self) -> Vec<(String, Vec<IntervalReading>)> {
         self.held.drain().filter(|(_, r)| !r.is_empty()).collect()
     }
 }

@@ -34,8 +34,8 @@ impl BridgeEvent {
 /// The parts every worker shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub settings: BridgeConfig,
-    pub sinks: Vec<Arc<dyn SinkFactory>>,
-    pub board: StatusBoard,
-    pub events: broadcast::Sender<BridgeEvent>,
+    pub(crate) settings: BridgeConfig,
+    pub(crate) sinks: Vec<Arc<dyn SinkFactory>>,
+    pub(crate) board: StatusBoard,
+    pub(crate) events: broadcast::Sender<BridgeEvent>,
 }

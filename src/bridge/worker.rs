@@ -53,7 +53,7 @@ struct Tally {
 }
 
 impl AccountWorker {
-    pub fn new(shared: Shared, provider: SharedProvider) -> Self {
+    pub(crate) fn new(shared: Shared, provider: SharedProvider) -> Self {
         let account = AccountId {
             kind: provider.kind(),
             label: provider.account().to_owned(),
@@ -69,7 +69,7 @@ impl AccountWorker {
         }
     }
 
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         for factory in self.shared.sinks.clone() {
             match factory.open(&self.account, &self.shared.board).await {
                 Ok(sink) => self.sinks.push(sink),

@@ -13,19 +13,19 @@ use crate::config::LogFormat;
     version,
     about = "Utility meter data from energy data APIs to MQTT and Home Assistant"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides log.level.
     #[arg(long, global = true, env = "METER2MQTT_LOG")]
-    pub log_level: Option<String>,
+    pub(crate) log_level: Option<String>,
     /// Log line format; overrides log.format.
     #[arg(long, global = true, value_enum)]
-    pub log_format: Option<LogFormatArg>,
+    pub(crate) log_format: Option<LogFormatArg>,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormatArg {
+pub(crate) enum LogFormatArg {
     Text,
     Json,
 }
@@ -40,7 +40,7 @@ impl From<LogFormatArg> for LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the bridge (the daemon).
     Run(RunArgs),
     /// Validate the configuration, reach every API and the broker, list meters; non-zero exit on any problem.
@@ -54,69 +54,69 @@ pub enum Command {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// TOML configuration file (must exist when given).
     #[arg(short, long, env = "METER2MQTT_CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Override a key, e.g. --set mqtt.port=1884 (repeatable; highest precedence).
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
+    pub(crate) overrides: Vec<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
     /// Run as a Home Assistant add-on: options from the add-on's options file, MQTT from the
     /// Supervisor, state beside the options file, statistics through the Supervisor.
     #[arg(long, conflicts_with = "config")]
-    pub addon: bool,
+    pub(crate) addon: bool,
     /// The add-on options file (with --addon).
     #[arg(long, default_value = crate::addon::DEFAULT_OPTIONS_PATH, requires = "addon")]
-    pub options: PathBuf,
+    pub(crate) options: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Keep the embedded broker and the bridge running after the summary, so an MQTT client or
     /// Home Assistant can connect to the printed port, until Ctrl-C.
     #[arg(long)]
-    pub follow: bool,
+    pub(crate) follow: bool,
     /// Port for the embedded broker (default: any free port).
     #[arg(long, default_value_t = 0)]
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     #[default]
     Csv,
     Json,
 }
 
 #[derive(Debug, Args)]
-pub struct FetchArgs {
+pub(crate) struct FetchArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
     /// Meter id (e.g. an 18-digit metering point id).
     #[arg(long)]
-    pub meter: String,
+    pub(crate) meter: String,
     /// First local day (YYYY-MM-DD), inclusive.
     #[arg(long)]
-    pub from: NaiveDate,
+    pub(crate) from: NaiveDate,
     /// Last local day (YYYY-MM-DD), exclusive.
     #[arg(long)]
-    pub to: NaiveDate,
+    pub(crate) to: NaiveDate,
     #[arg(long, value_enum, default_value_t = OutputFormat::Csv)]
-    pub format: OutputFormat,
+    pub(crate) format: OutputFormat,
     /// Add what each interval cost (or earned), where the provider knows prices (ElOverblik:
     /// spot price, the tariffs valid then, VAT); empty where a price is not known.
     #[arg(long)]
-    pub cost: bool,
+    pub(crate) cost: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct UploadArgs {
+pub(crate) struct UploadArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Only the series with this import_id.

@@ -11,7 +11,7 @@ use super::start::{load_config_quietly, start, StartFailure, EXIT_FAILURE};
 use crate::config::Config;
 use crate::model::TimeRange;
 
-pub async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
+pub(crate) async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
     let config = match load_config_quietly(&args, log) {
         Ok(config) => config,
         Err(code) => return code,

@@ -11,7 +11,7 @@ use super::start::{load_config_quietly, start, EXIT_CONFIG, EXIT_FAILURE};
 use crate::model::{local_midnight, IntervalReading, Meter, PriceSeries, TimeRange};
 use crate::providers::{Provider, Receive, Window};
 
-pub async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
+pub(crate) async fn fetch(args: FetchArgs, log: logging::Overrides) -> u8 {
     if args.to <= args.from {
         eprintln!(
             "meter2mqtt: --to ({}) must be after --from ({}); --to is exclusive",

@@ -6,12 +6,12 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogConfig, LogFormat};
 
 #[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub level: Option<String>,
-    pub format: Option<LogFormat>,
+pub(crate) struct Overrides {
+    pub(crate) level: Option<String>,
+    pub(crate) format: Option<LogFormat>,
 }
 
-pub fn init(config: &LogConfig, overrides: &Overrides) {
+pub(crate) fn init(config: &LogConfig, overrides: &Overrides) {
     let level = overrides.level.clone().unwrap_or_else(|| config.level.clone());
     // At trace, tungstenite prints websocket frames, the first of which carries the Home
     // Assistant token: those targets are capped whatever the user asks for.

@@ -12,8 +12,8 @@ mod start;
 mod upload;
 pub mod wiring;
 
-pub use args::{Cli, Command, ConfigArgs, DemoArgs, FetchArgs, LogFormatArg, OutputFormat, RunArgs, UploadArgs};
-pub use start::{EXIT_CONFIG, EXIT_FAILURE, EXIT_STATE};
+pub(crate) use args::{Cli, Command};
+pub(crate) use start::EXIT_FAILURE;
 
 use std::process::ExitCode;
 

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::RunArgs;
 use super::logging;
 use super::start::{load_config, start, StartFailure, EXIT_CONFIG};
-use super::wiring::{home_assistant_link, start_mqtt_with_topics, upload_settings};
+use super::wiring::start_mqtt_with_topics;
 use crate::bridge::Bridge;
 use crate::clock::system_clock;
 use crate::config::Config;
@@ -15,7 +15,7 @@ use crate::secret::Secret;
 use crate::state::StateStore;
 use crate::statistics::{StatisticsSettings, StatisticsSink};
 
-pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
+pub(crate) async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
     let loaded = if args.addon {
         crate::addon::load(&args.options).await.map_err(|e| {
             eprintln!("meter2mqtt: {e}");
@@ -33,7 +33,7 @@ pub async fn run(args: RunArgs, log: logging::Overrides) -> u8 {
 }
 
 /// Runs the bridge with a loaded configuration until SIGTERM or SIGINT.
-pub async fn run_config(config: Config) -> u8 {
+pub(crate) async fn run_config(config: Config) -> u8 {
     if config.account_count() == 0 {
         let sections: Vec<String> = crate::providers::KINDS
             .iter()
@@ -109,34 +109,16 @@ async fn start_uploads(
     if uploads.is_empty() {
         return Ok(None);
     }
-    let needs_ha = uploads.iter().flat_map(|u| &u.series).any(|s| s.entity.is_some());
-    let ha = match home_assistant_link(config).filter(|_| needs_ha) {
-        Some(Ok(client)) => Some(client),
-        Some(Err(e)) => {
-            tracing::error!("uploads: {e}");
-            return Err(EXIT_CONFIG);
-        }
-        None if needs_ha => {
-            tracing::error!("uploads read Home Assistant entities, but no Home Assistant token is configured ([homeassistant] token)");
-            return Err(EXIT_CONFIG);
-        }
-        None => None,
-    };
     let series: usize = uploads.iter().map(|u| u.series.len()).sum();
     tracing::info!(series, "uploading series from Home Assistant and MQTT");
-    crate::upload::Uploader::start(
-        uploads,
-        ha,
-        Some(mqtt.clone()),
-        store.clone(),
-        upload_settings(config, system_clock()),
-    )
-    .await
-    .map(Some)
-    .map_err(|e| {
-        tracing::error!("uploads: {e}");
-        super::EXIT_STATE
-    })
+    let run = crate::upload::UploadRun::live(system_clock());
+    super::wiring::start_uploads(config, uploads, Some(mqtt.clone()), store.clone(), run)
+        .await
+        .map(Some)
+        .map_err(|e| {
+            tracing::error!("uploads: {e}");
+            EXIT_CONFIG
+        })
 }
 
 /// The Energy dashboard import, when `[homeassistant]` asks for it. Inside the add-on the
@@ -156,7 +138,7 @@ fn start_statistics(config: &Config, store: &StateStore) -> Option<StatisticsSin
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
-pub async fn stop_on_signal(token: CancellationToken) {
+pub(crate) async fn stop_on_signal(token: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

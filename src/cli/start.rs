@@ -9,11 +9,11 @@ use crate::providers::{ProviderError, SharedProvider};
 use crate::state::StateStore;
 
 /// A runtime failure: `check` found a problem, `fetch` failed, `demo` failed.
-pub const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Bad usage or configuration (every problem is printed).
-pub const EXIT_CONFIG: u8 = 2;
+pub(crate) const EXIT_CONFIG: u8 = 2;
 /// The state directory cannot be created or written.
-pub const EXIT_STATE: u8 = 3;
+pub(crate) const EXIT_STATE: u8 = 3;
 
 /// Loads the configuration or prints every problem and says which exit code to use.
 pub(crate) fn load_config(args: &ConfigArgs) -> Result<Config, u8> {

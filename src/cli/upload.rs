@@ -8,7 +8,7 @@ use super::logging;
 use super::start::{load_config_quietly, start, EXIT_CONFIG, EXIT_FAILURE};
 use crate::providers::upload::{api_time, Delivered, ImportError, Target, UploadSeries, Uploads};
 
-pub async fn upload(args: UploadArgs, log: logging::Overrides) -> u8 {
+pub(super) async fn upload(args: UploadArgs, log: logging::Overrides) -> u8 {
     let config = match load_config_quietly(&args.config, log) {
         Ok(config) => config,
         Err(code) => return code,

@@ -7,12 +7,12 @@ use crate::config::Config;
 use crate::mqtt::{MqttHandle, MqttSettings, MqttSinkSettings, MqttSinks, Topics};
 use crate::state::StateStore;
 
-pub fn topics(config: &Config) -> Topics {
+pub(crate) fn topics(config: &Config) -> Topics {
     Topics::new(&config.mqtt.base_topic, &config.mqtt.discovery_prefix)
 }
 
 /// The broker connection: where, who, and the topics the sink needs.
-pub fn mqtt_settings(config: &Config) -> MqttSettings {
+pub(crate) fn mqtt_settings(config: &Config) -> MqttSettings {
     let mqtt = &config.mqtt;
     let topics = topics(config);
     MqttSettings {
@@ -32,7 +32,7 @@ pub fn mqtt_settings(config: &Config) -> MqttSettings {
 
 /// What the MQTT sink publishes and how far back it remembers; `clock` says which interval of a
 /// price is shown now.
-pub fn mqtt_sink_settings(config: &Config, clock: SharedClock) -> MqttSinkSettings {
+pub(crate) fn mqtt_sink_settings(config: &Config, clock: SharedClock) -> MqttSinkSettings {
     MqttSinkSettings {
         topics: topics(config),
         discovery: config.mqtt.discovery,
@@ -53,9 +53,7 @@ pub(crate) fn start_mqtt_with_topics(
     clock: SharedClock,
     topics: Vec<String>,
 ) -> (MqttHandle, MqttSinks) {
-    let mut settings = mqtt_settings(config);
-    settings.subscriptions.extend(topics);
-    let mqtt = MqttHandle::start(settings);
+    let mqtt = start_mqtt_link(config, topics);
     let sinks = MqttSinks::new(mqtt.clone(), mqtt_sink_settings(config, clock), store);
     (mqtt, sinks)
 }
@@ -77,15 +75,41 @@ pub(crate) fn home_assistant_link(config: &Config) -> Option<Result<crate::homea
     Some(Ok(Client::start(LinkSettings::standard(url, token))))
 }
 
-/// What the uploads need from the configuration.
-pub(crate) fn upload_settings(config: &Config, clock: SharedClock) -> crate::upload::UploadSettings {
-    crate::upload::UploadSettings {
-        history_start: config.bridge.history_start_or_default(clock.now().date_naive()),
+/// The broker connection alone, with the upload series' topics subscribed (tests of uploads).
+pub fn start_mqtt_link(config: &Config, topics: Vec<String>) -> MqttHandle {
+    let mut settings = mqtt_settings(config);
+    settings.subscriptions.extend(topics);
+    MqttHandle::start(settings)
+}
+
+/// Starts the uploads of `uploads` as the configuration says (Home Assistant's link when a
+/// series reads an entity, `history_start`, `lookback`, the topics); `Err` says what is missing.
+pub async fn start_uploads(
+    config: &Config,
+    uploads: Vec<crate::providers::upload::Uploads>,
+    mqtt: Option<MqttHandle>,
+    store: StateStore,
+    run: crate::upload::UploadRun,
+) -> Result<crate::upload::Uploader, String> {
+    let needs_ha = uploads.iter().flat_map(|u| &u.series).any(|s| s.entity.is_some());
+    let ha = match home_assistant_link(config).filter(|_| needs_ha) {
+        Some(Ok(client)) => Some(client),
+        Some(Err(e)) => return Err(e),
+        None if needs_ha => {
+            return Err("upload series read Home Assistant entities, but no Home Assistant token is configured ([homeassistant] token)".into())
+        }
+        None => None,
+    };
+    let settings = crate::upload::UploadSettings {
+        history_start: config.bridge.history_start_or_default(run.clock.now().date_naive()),
         lookback: chrono::Duration::from_std(config.bridge.lookback).unwrap_or_default(),
         topics: topics(config),
         discovery: config.mqtt.discovery,
-        clock,
-        ticks: crate::upload::Ticks::Clock,
-        outage: crate::upload::UploadSettings::outage_policy(),
-    }
+        clock: run.clock,
+        ticks: run.ticks,
+        outage: run.outage,
+    };
+    crate::upload::Uploader::start(uploads, ha, mqtt, store, settings)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -6,9 +6,9 @@
 use figment::value::{Dict, Map, Value};
 use figment::{Error, Metadata, Profile, Provider};
 
-pub const PREFIX: &str = "METER2MQTT_";
+pub(crate) const PREFIX: &str = "METER2MQTT_";
 
-pub struct EnvLayer {
+pub(crate) struct EnvLayer {
     vars: Vec<(String, String)>,
     /// The lower layers' account lists, so `METER2MQTT_ELOVERBLIK__0__REFRESH_TOKEN` can change
     /// one key of the file's first account instead of replacing the list.
@@ -21,11 +21,11 @@ fn is_account_section(section: &str) -> bool {
 }
 
 impl EnvLayer {
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Self::from_vars(std::env::vars())
     }
 
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub(crate) fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut vars: Vec<(String, String)> = vars
             .into_iter()
             .filter(|(k, _)| k.starts_with(PREFIX) && k.len() > PREFIX.len())
@@ -40,7 +40,7 @@ impl EnvLayer {
     }
 
     /// Layers below this one, whose account lists env keys patch rather than replace.
-    pub fn over(mut self, lower: &Dict) -> Self {
+    pub(crate) fn over(mut self, lower: &Dict) -> Self {
         self.accounts = lower
             .iter()
             .filter(|(k, _)| is_account_section(k))
@@ -49,13 +49,13 @@ impl EnvLayer {
         self
     }
 
-    pub fn var_name(path: &[&str]) -> String {
+    pub(crate) fn var_name(path: &[&str]) -> String {
         format!("{PREFIX}{}", path.join("__").to_ascii_uppercase())
     }
 }
 
 /// A value as typed, unless parsing it changes nothing when written back.
-pub fn parse_value(raw: &str) -> Value {
+pub(crate) fn parse_value(raw: &str) -> Value {
     let parsed: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.to_owned()));
     match &parsed {
         Value::Num(_, num) => {

@@ -11,7 +11,7 @@ pub struct ConfigIssue {
     /// Dotted key, e.g. `mqtt.port` or `eloverblik[0].refresh_token`.
     pub key: String,
     /// Where the value came from: a file, an env var, `--set`, or the default.
-    pub source: String,
+    pub(crate) source: String,
     pub message: String,
 }
 

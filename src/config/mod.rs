@@ -7,8 +7,9 @@ mod types;
 mod validate;
 mod validate_rules;
 
-pub use env::{EnvLayer, PREFIX as ENV_PREFIX};
-pub use error::{ConfigError, ConfigIssue};
+pub(crate) use env::EnvLayer;
+pub use error::ConfigError;
+pub(crate) use error::ConfigIssue;
 pub use types::*;
 
 use std::path::{Path, PathBuf};
@@ -34,12 +35,12 @@ impl Config {
     }
 
     /// The configuration with nothing but defaults and the given `--set`s (used by tests and `demo`).
-    pub fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
+    pub(crate) fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
         validate::extract(figment)
     }
 }
 
-pub fn figment(sources: &Sources) -> Result<Figment, ConfigError> {
+pub(crate) fn figment(sources: &Sources) -> Result<Figment, ConfigError> {
     let mut figment = Figment::new();
     if let Some(path) = &sources.file {
         check_readable(path)?;

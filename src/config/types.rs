@@ -19,11 +19,11 @@ pub struct Config {
     pub homeassistant: Option<HomeAssistantConfig>,
     /// Every `[[<provider>]]` section, in the order of [`crate::providers::KINDS`], each typed by
     /// its provider.
-    pub accounts: Vec<Account>,
+    pub(crate) accounts: Vec<Account>,
 }
 
 impl Config {
-    pub fn account_count(&self) -> usize {
+    pub(crate) fn account_count(&self) -> usize {
         self.accounts.len()
     }
 
@@ -46,12 +46,12 @@ pub struct MqttConfig {
     pub discovery_prefix: String,
     pub base_topic: String,
     /// Publish Home Assistant discovery configs.
-    pub discovery: bool,
+    pub(crate) discovery: bool,
     #[serde(deserialize_with = "duration")]
-    pub keep_alive: Duration,
+    pub(crate) keep_alive: Duration,
     /// TLS to the broker (needs the `mqtt-tls` cargo feature).
     pub tls: bool,
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 impl Default for MqttConfig {
@@ -100,7 +100,7 @@ impl Default for BridgeConfig {
 }
 
 impl BridgeConfig {
-    pub fn history_start_or_default(&self, today: NaiveDate) -> NaiveDate {
+    pub(crate) fn history_start_or_default(&self, today: NaiveDate) -> NaiveDate {
         use chrono::Datelike;
         self.history_start
             .unwrap_or_else(|| NaiveDate::from_ymd_opt(today.year() - 1, 1, 1).expect("1 January exists"))
@@ -123,7 +123,7 @@ impl Default for StateConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     #[default]
     Text,
     Json,
@@ -134,7 +134,7 @@ pub enum LogFormat {
 pub struct LogConfig {
     /// A tracing filter: `info`, `debug`, `meter2mqtt=debug,rumqttc=warn`, ...
     pub level: String,
-    pub format: LogFormat,
+    pub(crate) format: LogFormat,
 }
 
 impl Default for LogConfig {

@@ -15,7 +15,7 @@ fn known_sections() -> Vec<&'static str> {
     SECTIONS.iter().copied().chain(KINDS.iter().map(|k| k.kind())).collect()
 }
 
-pub fn extract(figment: &Figment) -> Result<Config, ConfigError> {
+pub(crate) fn extract(figment: &Figment) -> Result<Config, ConfigError> {
     let mut issues = Vec::new();
     let root: Dict = match figment.extract() {
         Ok(root) => root,

@@ -15,7 +15,7 @@ pub enum PriceArea {
 }
 
 impl PriceArea {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PriceArea::DK1 => "DK1",
             PriceArea::DK2 => "DK2",
@@ -26,7 +26,7 @@ impl PriceArea {
     /// of the Great Belt (Bornholm's 37xx included), 5000 and up is Funen and Jutland. Anything
     /// that is not four digits is no Danish postcode, and guessing a zone for it would price a
     /// whole meter wrongly, so it gives `None`.
-    pub fn from_postcode(postcode: &str) -> Option<PriceArea> {
+    pub(crate) fn from_postcode(postcode: &str) -> Option<PriceArea> {
         let code = postcode.trim();
         if code.len() != 4 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -44,7 +44,7 @@ impl fmt::Display for PriceArea {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown price area {0:?}: use DK1 (west of the Great Belt) or DK2 (east)")]
-pub struct UnknownArea(pub String);
+pub struct UnknownArea(pub(crate) String);
 
 impl FromStr for PriceArea {
     type Err = UnknownArea;

@@ -29,20 +29,20 @@ use super::TZ;
 use crate::state::{StateError, StateStore};
 
 /// Danish local hour after which the next day's spot prices are expected.
-pub const PUBLICATION_HOUR: u32 = 13;
+pub(crate) const PUBLICATION_HOUR: u32 = 13;
 /// How long a short answer for today or tomorrow stands before asking again.
-pub const RETRY_INCOMPLETE: Duration = Duration::minutes(30);
+pub(crate) const RETRY_INCOMPLETE: Duration = Duration::minutes(30);
 /// A day already over that came back short has a hole in the dataset; asking daily is enough.
-pub const RETRY_PAST_INCOMPLETE: Duration = Duration::hours(24);
+pub(crate) const RETRY_PAST_INCOMPLETE: Duration = Duration::hours(24);
 /// Price lists are asked again after this long.
-pub const PRICELIST_REFRESH: Duration = Duration::hours(24);
+pub(crate) const PRICELIST_REFRESH: Duration = Duration::hours(24);
 /// A charge not asked for this long is dropped from the price list file.
-pub const PRICELIST_FORGET: Duration = Duration::days(30);
+pub(crate) const PRICELIST_FORGET: Duration = Duration::days(30);
 
 const DIR: &str = "prices";
 
 /// When the prices of `day` are expected: 13:00 Danish time the day before.
-pub fn published_at(day: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn published_at(day: NaiveDate) -> DateTime<Utc> {
     let eve = day.pred_opt().unwrap_or(day);
     let at = eve.and_hms_opt(PUBLICATION_HOUR, 0, 0).expect("a valid hour");
     TZ.from_local_datetime(&at)
@@ -53,17 +53,17 @@ pub fn published_at(day: NaiveDate) -> DateTime<Utc> {
 
 /// One Danish day of spot prices as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpotDay {
-    pub fetched_at: DateTime<Utc>,
+pub(crate) struct SpotDay {
+    pub(crate) fetched_at: DateTime<Utc>,
     /// Every interval of the day is there.
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// `[start as unix seconds, length in minutes, DKK per kWh]`: compact, a month of quarter
     /// hours is ~3000 of these.
-    pub prices: Vec<(i64, u16, f64)>,
+    pub(crate) prices: Vec<(i64, u16, f64)>,
 }
 
 impl SpotDay {
-    pub fn new(day: NaiveDate, fetched_at: DateTime<Utc>, prices: &[SpotPrice]) -> SpotDay {
+    pub(crate) fn new(day: NaiveDate, fetched_at: DateTime<Utc>, prices: &[SpotPrice]) -> SpotDay {
         let expected = SpotDataset::for_day(day).prices_per_day(day);
         SpotDay {
             fetched_at,
@@ -78,7 +78,7 @@ impl SpotDay {
         }
     }
 
-    pub fn spot_prices(&self) -> impl Iterator<Item = SpotPrice> + '_ {
+    pub(crate) fn spot_prices(&self) -> impl Iterator<Item = SpotPrice> + '_ {
         self.prices.iter().filter_map(|&(start, minutes, price)| {
             let start = DateTime::from_timestamp(start, 0)?;
             Some(SpotPrice {
@@ -90,7 +90,7 @@ impl SpotDay {
     }
 
     /// Whether the day must be asked (again) at `now`.
-    pub fn wants_fetch(day: NaiveDate, cached: Option<&SpotDay>, now: DateTime<Utc>) -> bool {
+    pub(crate) fn wants_fetch(day: NaiveDate, cached: Option<&SpotDay>, now: DateTime<Utc>) -> bool {
         if now < published_at(day) {
             return false;
         }
@@ -117,16 +117,16 @@ struct SpotMonth {
 
 /// Spot prices per area and month in the state store.
 #[derive(Debug, Clone)]
-pub struct SpotCache {
+pub(crate) struct SpotCache {
     store: StateStore,
 }
 
 impl SpotCache {
-    pub fn new(store: StateStore) -> SpotCache {
+    pub(crate) fn new(store: StateStore) -> SpotCache {
         SpotCache { store }
     }
 
-    pub fn file(area: PriceArea, year: i32, month: u32) -> PathBuf {
+    pub(crate) fn file(area: PriceArea, year: i32, month: u32) -> PathBuf {
         Path::new(DIR).join(format!(
             "spot-{}-{year:04}-{month:02}.json",
             area.as_str().to_ascii_lowercase()
@@ -134,7 +134,7 @@ impl SpotCache {
     }
 
     /// The cached days of `[from, to)`.
-    pub async fn load(
+    pub(crate) async fn load(
         &self,
         area: PriceArea,
         from: NaiveDate,
@@ -155,7 +155,7 @@ impl SpotCache {
     }
 
     /// Stores `days`, each replacing what was kept for it.
-    pub async fn save(&self, area: PriceArea, days: BTreeMap<NaiveDate, SpotDay>) -> Result<(), StateError> {
+    pub(crate) async fn save(&self, area: PriceArea, days: BTreeMap<NaiveDate, SpotDay>) -> Result<(), StateError> {
         let mut by_month: BTreeMap<(i32, u32), Vec<(NaiveDate, SpotDay)>> = BTreeMap::new();
         for (day, entry) in days {
             by_month
@@ -171,66 +171,16 @@ impl SpotCache {
         }
         Ok(())
     }
-
-    /// Removes the month files (and their backups) of every area that end before `before`,
-    /// so the cache follows the caller's window instead of growing with history. Returns how
-    /// many months went.
-    pub fn prune(&self, before: NaiveDate) -> Result<usize, StateError> {
-        let dir = self.store.dir().join(DIR);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(source) => {
-                return Err(StateError::Io {
-                    path: dir,
-                    action: "listing the price cache",
-                    source,
-                })
-            }
-        };
-        let cut = (before.year(), before.month());
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(month) = spot_file_month(&name) else {
-                continue;
-            };
-            if month < cut {
-                if let Err(source) = std::fs::remove_file(entry.path()) {
-                    return Err(StateError::Io {
-                        path: entry.path(),
-                        action: "removing an old price cache file",
-                        source,
-                    });
-                }
-                if name.ends_with(".json") {
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
-    }
 }
 
 /// A price cache file: unlike cursors, cached prices can always be fetched again.
-pub async fn load_or_forget<T: serde::de::DeserializeOwned + Send + 'static>(
+pub(crate) async fn load_or_forget<T: serde::de::DeserializeOwned + Send + 'static>(
     store: &StateStore,
     name: PathBuf,
 ) -> Result<Option<T>, StateError> {
     store
         .load_cache(name, "price cache file", "its prices will be fetched again")
         .await
-}
-
-/// `spot-dk1-2025-10.json` (or its `.prev`) → (2025, 10).
-fn spot_file_month(name: &str) -> Option<(i32, u32)> {
-    let rest = name.strip_prefix("spot-")?;
-    let stem = rest.strip_suffix(".json").or_else(|| rest.strip_suffix(".json.prev"))?;
-    let mut parts = stem.rsplitn(3, '-');
-    let month = parts.next()?.parse().ok()?;
-    let year = parts.next()?.parse().ok()?;
-    parts.next()?;
-    Some((year, month))
 }
 
 /// The (year, month) pairs that `[from, to)` touches.
@@ -249,39 +199,39 @@ fn months(from: NaiveDate, to: NaiveDate) -> Vec<(i32, u32)> {
 
 /// The price lists of one charge as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CachedCharge {
-    pub charge: ChargeKey,
-    pub fetched_at: DateTime<Utc>,
+pub(crate) struct CachedCharge {
+    pub(crate) charge: ChargeKey,
+    pub(crate) fetched_at: DateTime<Utc>,
     /// Empty when the dataset has none: remembered, so a missing charge is not asked every poll.
-    pub rows: Vec<TariffRow>,
+    pub(crate) rows: Vec<TariffRow>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PricelistFile {
+pub(crate) struct PricelistFile {
     #[serde(default)]
-    pub charges: Vec<CachedCharge>,
+    pub(crate) charges: Vec<CachedCharge>,
 }
 
 impl PricelistFile {
-    pub fn get(&self, charge: &ChargeKey) -> Option<&CachedCharge> {
+    pub(crate) fn get(&self, charge: &ChargeKey) -> Option<&CachedCharge> {
         self.charges.iter().find(|c| &c.charge == charge)
     }
 
     /// Every one of `wanted` is cached and younger than [`PRICELIST_REFRESH`].
-    pub fn fresh(&self, wanted: &[ChargeKey], now: DateTime<Utc>) -> bool {
+    pub(crate) fn fresh(&self, wanted: &[ChargeKey], now: DateTime<Utc>) -> bool {
         wanted
             .iter()
             .all(|w| self.get(w).is_some_and(|c| now - c.fetched_at < PRICELIST_REFRESH))
     }
 
     /// Every one of `wanted` has some answer, however old.
-    pub fn covers(&self, wanted: &[ChargeKey]) -> bool {
+    pub(crate) fn covers(&self, wanted: &[ChargeKey]) -> bool {
         wanted.iter().all(|w| self.get(w).is_some())
     }
 
     /// Records a fetch of `wanted` that returned `rows`, and forgets charges nobody asked for
     /// in [`PRICELIST_FORGET`].
-    pub fn record(&mut self, wanted: &[ChargeKey], rows: &[TariffRow], now: DateTime<Utc>) {
+    pub(crate) fn record(&mut self, wanted: &[ChargeKey], rows: &[TariffRow], now: DateTime<Utc>) {
         self.charges.retain(|c| !wanted.contains(&c.charge));
         for charge in wanted {
             if self.get(charge).is_some() {
@@ -296,7 +246,7 @@ impl PricelistFile {
         self.charges.retain(|c| now - c.fetched_at < PRICELIST_FORGET);
     }
 
-    pub fn rows(&self, wanted: &[ChargeKey]) -> Vec<TariffRow> {
+    pub(crate) fn rows(&self, wanted: &[ChargeKey]) -> Vec<TariffRow> {
         wanted
             .iter()
             .filter_map(|w| self.get(w))
@@ -305,7 +255,7 @@ impl PricelistFile {
     }
 }
 
-pub fn pricelist_file() -> PathBuf {
+pub(crate) fn pricelist_file() -> PathBuf {
     Path::new(DIR).join("pricelists.json")
 }
 
@@ -369,7 +319,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn month_files_round_trip_and_prune() {
+    async fn month_files_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let cache = SpotCache::new(StateStore::open(dir.path()).unwrap());
         let now = utc("2025-11-01T00:00:00Z");
@@ -401,13 +351,6 @@ mod tests {
             .unwrap();
         assert!(dir.path().join("prices/spot-dk1-2025-09.json.prev").exists());
         assert_eq!(cache.load(PriceArea::DK1, a, day(2025, 10, 2)).await.unwrap().len(), 2);
-
-        std::fs::write(dir.path().join("prices/pricelists.json"), "{}").unwrap();
-        assert_eq!(cache.prune(day(2025, 10, 15)).unwrap(), 1);
-        assert!(!dir.path().join("prices/spot-dk1-2025-09.json").exists());
-        assert!(!dir.path().join("prices/spot-dk1-2025-09.json.prev").exists());
-        assert!(dir.path().join("prices/spot-dk1-2025-10.json").exists());
-        assert!(dir.path().join("prices/pricelists.json").exists());
     }
 
     #[tokio::test]
@@ -426,10 +369,6 @@ mod tests {
 
     #[test]
     fn file_names_and_months() {
-        assert_eq!(spot_file_month("spot-dk2-2024-01.json"), Some((2024, 1)));
-        assert_eq!(spot_file_month("spot-dk2-2024-01.json.prev"), Some((2024, 1)));
-        assert_eq!(spot_file_month("spot-dk2-2024-01.json.corrupt-x"), None);
-        assert_eq!(spot_file_month("pricelists.json"), None);
         assert_eq!(
             months(day(2025, 11, 30), day(2026, 2, 1)),
             vec![(2025, 11), (2025, 12), (2026, 1)]

@@ -19,8 +19,8 @@ use crate::http::{build_client, excerpt, ApiClient, HttpError, RetryPolicy, Slee
 use crate::model::TimeRange;
 
 /// The API's name in logs and errors.
-pub const API: &str = "energidataservice";
-pub const DEFAULT_BASE_URL: &str = "https://api.energidataservice.dk";
+pub(crate) const API: &str = "energidataservice";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.energidataservice.dk";
 
 /// `limit=0` asks for every row; without it an answer stops at 100.
 const ALL: usize = 0;
@@ -28,12 +28,12 @@ const ALL: usize = 0;
 /// Price lists are asked from this date on, because a list stays valid until replaced (for
 /// years, for some charges) and `start` selects rows by `ValidFrom`: starting late would miss
 /// the list in force. Every charge in force today has been re-issued since.
-pub const PRICELIST_FROM: NaiveDate = NaiveDate::from_ymd_opt(2015, 1, 1).expect("a valid date");
+pub(crate) const PRICELIST_FROM: NaiveDate = NaiveDate::from_ymd_opt(2015, 1, 1).expect("a valid date");
 
 /// Energi Data Service documents no rate limit or Retry-After; a public service under load
 /// deserves a pause, so a 429 or 503 waits at least 30 s. Four retries bound a failing poll to
 /// a few minutes; the next poll tries again.
-pub fn retry_policy() -> RetryPolicy {
+pub(crate) fn retry_policy() -> RetryPolicy {
     RetryPolicy {
         initial_interval: Duration::from_secs(2),
         max_interval: Duration::from_secs(120),
@@ -46,13 +46,13 @@ pub fn retry_policy() -> RetryPolicy {
 }
 
 #[derive(Clone)]
-pub struct ClientOptions {
+pub(crate) struct ClientOptions {
     /// Overridable for tests, proxies and mirrors.
-    pub base_url: String,
+    pub(crate) base_url: String,
     /// Per request: a year of quarter-hour prices is a few megabytes.
-    pub timeout: Duration,
-    pub retry: RetryPolicy,
-    pub sleeper: Arc<dyn Sleeper>,
+    pub(crate) timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) sleeper: Arc<dyn Sleeper>,
 }
 
 impl Default for ClientOptions {
@@ -66,13 +66,13 @@ impl Default for ClientOptions {
     }
 }
 
-pub struct EnergiDataService {
+pub(crate) struct EnergiDataService {
     http: ApiClient,
     base_url: String,
 }
 
 impl EnergiDataService {
-    pub fn new(options: ClientOptions) -> Result<Self, PricesError> {
+    pub(crate) fn new(options: ClientOptions) -> Result<Self, PricesError> {
         let client = build_client(API, options.timeout).map_err(PricesError::Client)?;
         let http = ApiClient::new(API, client, options.retry, parse_error_body).with_sleeper(options.sleeper);
         Ok(EnergiDataService {
@@ -81,15 +81,11 @@ impl EnergiDataService {
         })
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     /// Spot prices of `area` that overlap `range`, in DKK per kWh excluding VAT, sorted. Asks
     /// whole Danish days (dates, never local times, which are ambiguous on the 25-hour day):
     /// `Elspotprices` for days before 1 October 2025, `DayAheadPrices` from then, so a range
     /// across the switch costs two calls.
-    pub async fn spot_prices(&self, area: PriceArea, range: TimeRange) -> Result<Vec<SpotPrice>, PricesError> {
+    pub(crate) async fn spot_prices(&self, area: PriceArea, range: TimeRange) -> Result<Vec<SpotPrice>, PricesError> {
         let Some((from, to)) = days_covering(range) else {
             return Ok(Vec::new());
         };
@@ -127,7 +123,11 @@ impl EnergiDataService {
     /// Every tariff price list of `charges` whose `ValidFrom` lies between [`PRICELIST_FROM`] and
     /// `until` (exclusive). One call filters owners and codes separately, which also matches
     /// owner/code pairs nobody asked for; only the asked pairs are kept.
-    pub async fn pricelists(&self, charges: &[ChargeKey], until: NaiveDate) -> Result<Vec<TariffRow>, PricesError> {
+    pub(crate) async fn pricelists(
+        &self,
+        charges: &[ChargeKey],
+        until: NaiveDate,
+    ) -> Result<Vec<TariffRow>, PricesError> {
         if charges.is_empty() {
             return Ok(Vec::new());
         }
@@ -156,7 +156,7 @@ impl EnergiDataService {
 
     /// The CO2 rows of `area` from `dataset` over the Danish days `[start, end)`, sorted; with
     /// `newest_only`, just the newest row.
-    pub async fn co2(
+    pub(crate) async fn co2(
         &self,
         dataset: &'static str,
         area: PriceArea,
@@ -213,7 +213,7 @@ impl EnergiDataService {
 }
 
 /// `5790000432752/40000, 5790001089030/B2D`, for an error message.
-pub fn describe(charges: &[ChargeKey]) -> String {
+pub(crate) fn describe(charges: &[ChargeKey]) -> String {
     let mut parts: Vec<String> = charges.iter().map(|c| format!("{}/{}", c.owner_gln, c.code)).collect();
     parts.sort();
     parts.dedup();

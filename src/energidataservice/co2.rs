@@ -15,48 +15,48 @@ use super::{PriceArea, TZ};
 use crate::model::{MeterValue, SharedSource, ValueKind};
 
 /// Realised emissions.
-pub const REALISED: &str = "CO2Emis";
+pub(crate) const REALISED: &str = "CO2Emis";
 /// The forecast, today and tomorrow.
-pub const FORECAST: &str = "CO2EmisProg";
+pub(crate) const FORECAST: &str = "CO2EmisProg";
 /// How often the sensor is read again while the bridge runs.
-pub const CO2_REFRESH: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+pub(crate) const CO2_REFRESH: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// An answer younger than this is not asked again: a little under [`CO2_REFRESH`], so that a
 /// refresh always finds the previous one stale while a poll in between reuses it.
-pub const FRESH_FOR: Duration = Duration::minutes(14);
+pub(crate) const FRESH_FOR: Duration = Duration::minutes(14);
 const ROW: Duration = Duration::minutes(5);
 
 /// One 5-minute row, in g/kWh.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Co2Row {
-    pub start: DateTime<Utc>,
-    pub value: f64,
+pub(crate) struct Co2Row {
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) value: f64,
 }
 
 /// One area's answer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Co2Data {
-    pub fetched: DateTime<Utc>,
+pub(crate) struct Co2Data {
+    pub(crate) fetched: DateTime<Utc>,
     /// The newest realised row; `None` when the dataset had none in the asked days.
-    pub realised: Option<Co2Row>,
-    pub forecast: Vec<Co2Row>,
+    pub(crate) realised: Option<Co2Row>,
+    pub(crate) forecast: Vec<Co2Row>,
 }
 
 impl Co2Data {
-    pub fn fresh(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn fresh(&self, now: DateTime<Utc>) -> bool {
         now - self.fetched < FRESH_FOR
     }
 }
 
 /// The Danish days to ask for: the realised rows from yesterday on (just after midnight today
 /// has none yet), the forecast today and tomorrow; `end` is exclusive.
-pub fn days(now: DateTime<Utc>) -> [(chrono::NaiveDate, chrono::NaiveDate); 2] {
+pub(crate) fn days(now: DateTime<Utc>) -> [(chrono::NaiveDate, chrono::NaiveDate); 2] {
     let today = now.with_timezone(&TZ).date_naive();
     let tomorrow = today + Days::new(1);
     [(today - Days::new(1), tomorrow), (today, tomorrow + Days::new(1))]
 }
 
 /// The device the sensor belongs to: one per price area, not a meter.
-pub fn source(area: PriceArea) -> SharedSource {
+pub(crate) fn source(area: PriceArea) -> SharedSource {
     SharedSource {
         source: "energidataservice".into(),
         id: area.as_str().into(),
@@ -67,7 +67,12 @@ pub fn source(area: PriceArea) -> SharedSource {
 
 /// The CO2 intensity sensor of `area`: the newest realised value now, the forecast of today and
 /// tomorrow at `resolution` in the attributes.
-pub fn co2_value(data: &Co2Data, now: DateTime<Utc>, area: PriceArea, resolution: PriceResolution) -> MeterValue {
+pub(crate) fn co2_value(
+    data: &Co2Data,
+    now: DateTime<Utc>,
+    area: PriceArea,
+    resolution: PriceResolution,
+) -> MeterValue {
     let rows: Vec<Slot> = data
         .forecast
         .iter()

@@ -18,14 +18,14 @@ use super::TZ;
 
 /// The answer of `GET /dataset/{name}`.
 #[derive(Debug, Deserialize)]
-pub struct Envelope {
-    pub total: Option<u64>,
+pub(crate) struct Envelope {
+    pub(crate) total: Option<u64>,
     /// Kept as raw values so that one record of an unexpected shape is skipped, not fatal.
-    pub records: Vec<Value>,
+    pub(crate) records: Vec<Value>,
 }
 
 /// The records that deserialise as `T`; the others are logged and skipped.
-pub fn typed_records<T: DeserializeOwned>(dataset: &str, records: Vec<Value>) -> Vec<T> {
+pub(crate) fn typed_records<T: DeserializeOwned>(dataset: &str, records: Vec<Value>) -> Vec<T> {
     records
         .into_iter()
         .enumerate()
@@ -41,32 +41,32 @@ pub fn typed_records<T: DeserializeOwned>(dataset: &str, records: Vec<Value>) ->
 
 /// A `DayAheadPrices` row. Prices are DKK per MWh.
 #[derive(Debug, Deserialize)]
-pub struct DayAheadRecord {
+pub(crate) struct DayAheadRecord {
     #[serde(rename = "TimeUTC", default, deserialize_with = "opt_text")]
-    pub time_utc: Option<String>,
+    pub(crate) time_utc: Option<String>,
     #[serde(rename = "TimeDK", default, deserialize_with = "opt_text")]
-    pub time_dk: Option<String>,
+    pub(crate) time_dk: Option<String>,
     #[serde(rename = "PriceArea", default, deserialize_with = "opt_text")]
-    pub price_area: Option<String>,
+    pub(crate) price_area: Option<String>,
     #[serde(rename = "DayAheadPriceDKK", default, deserialize_with = "opt_number")]
-    pub price_dkk_per_mwh: Option<f64>,
+    pub(crate) price_dkk_per_mwh: Option<f64>,
 }
 
 /// An `Elspotprices` row. Prices are DKK per MWh.
 #[derive(Debug, Deserialize)]
-pub struct ElspotRecord {
+pub(crate) struct ElspotRecord {
     #[serde(rename = "HourUTC", default, deserialize_with = "opt_text")]
-    pub hour_utc: Option<String>,
+    pub(crate) hour_utc: Option<String>,
     #[serde(rename = "HourDK", default, deserialize_with = "opt_text")]
-    pub hour_dk: Option<String>,
+    pub(crate) hour_dk: Option<String>,
     #[serde(rename = "PriceArea", default, deserialize_with = "opt_text")]
-    pub price_area: Option<String>,
+    pub(crate) price_area: Option<String>,
     #[serde(rename = "SpotPriceDKK", default, deserialize_with = "opt_number")]
-    pub price_dkk_per_mwh: Option<f64>,
+    pub(crate) price_dkk_per_mwh: Option<f64>,
 }
 
 /// What both spot datasets have in common.
-pub trait SpotRecord: DeserializeOwned {
+pub(crate) trait SpotRecord: DeserializeOwned {
     const DATASET: SpotDataset;
     fn time_utc(&self) -> Option<&str>;
     fn time_dk(&self) -> Option<&str>;
@@ -108,7 +108,7 @@ impl SpotRecord for ElspotRecord {
 
 /// The usable spot prices of `area` among `records`, in DKK per kWh. Rows of other areas are
 /// dropped quietly (a filter the server ignored must not mix zones); unusable rows with a warning.
-pub fn spot_prices<R: SpotRecord>(records: Vec<Value>, area: PriceArea) -> Vec<SpotPrice> {
+pub(crate) fn spot_prices<R: SpotRecord>(records: Vec<Value>, area: PriceArea) -> Vec<SpotPrice> {
     let dataset = R::DATASET.name();
     typed_records::<R>(dataset, records)
         .into_iter()
@@ -138,20 +138,20 @@ pub fn spot_prices<R: SpotRecord>(records: Vec<Value>, area: PriceArea) -> Vec<S
 /// A `CO2Emis` (realised) or `CO2EmisProg` (forecast) row: the grams of CO2 emitted per kWh
 /// consumed in a price area, per 5 minutes.
 #[derive(Debug, Deserialize)]
-pub struct Co2Record {
+pub(crate) struct Co2Record {
     #[serde(rename = "Minutes5UTC", default, deserialize_with = "opt_text")]
-    pub time_utc: Option<String>,
+    pub(crate) time_utc: Option<String>,
     #[serde(rename = "Minutes5DK", default, deserialize_with = "opt_text")]
-    pub time_dk: Option<String>,
+    pub(crate) time_dk: Option<String>,
     #[serde(rename = "PriceArea", default, deserialize_with = "opt_text")]
-    pub price_area: Option<String>,
+    pub(crate) price_area: Option<String>,
     #[serde(rename = "CO2Emission", default, deserialize_with = "opt_number")]
-    pub grams_per_kwh: Option<f64>,
+    pub(crate) grams_per_kwh: Option<f64>,
 }
 
 /// The usable rows of `area` among `records` (5 minutes each), sorted by time; rows of other
 /// areas are dropped quietly, unusable ones with a warning.
-pub fn co2_rows(dataset: &str, records: Vec<Value>, area: PriceArea) -> Vec<Co2Row> {
+pub(crate) fn co2_rows(dataset: &str, records: Vec<Value>, area: PriceArea) -> Vec<Co2Row> {
     let mut rows: Vec<Co2Row> = typed_records::<Co2Record>(dataset, records)
         .into_iter()
         .filter(|r| {
@@ -178,47 +178,47 @@ pub fn co2_rows(dataset: &str, records: Vec<Value>, area: PriceArea) -> Vec<Co2R
 /// A `DatahubPricelist` row: one price list of one charge, valid over `[ValidFrom, ValidTo)` in
 /// Danish local time.
 #[derive(Debug, Deserialize)]
-pub struct PricelistRecord {
+pub(crate) struct PricelistRecord {
     #[serde(rename = "ChargeOwner", default, deserialize_with = "opt_text")]
-    pub charge_owner: Option<String>,
+    pub(crate) charge_owner: Option<String>,
     #[serde(rename = "GLN_Number", default, deserialize_with = "opt_text")]
-    pub gln_number: Option<String>,
+    pub(crate) gln_number: Option<String>,
     #[serde(rename = "ChargeType", default, deserialize_with = "opt_text")]
-    pub charge_type: Option<String>,
+    pub(crate) charge_type: Option<String>,
     #[serde(rename = "ChargeTypeCode", default, deserialize_with = "opt_text")]
-    pub charge_type_code: Option<String>,
+    pub(crate) charge_type_code: Option<String>,
     #[serde(rename = "Note", default, deserialize_with = "opt_text")]
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     #[serde(rename = "Description", default, deserialize_with = "opt_text")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     #[serde(rename = "ValidFrom", default, deserialize_with = "opt_text")]
-    pub valid_from: Option<String>,
+    pub(crate) valid_from: Option<String>,
     #[serde(rename = "ValidTo", default, deserialize_with = "opt_text")]
-    pub valid_to: Option<String>,
+    pub(crate) valid_to: Option<String>,
     #[serde(rename = "VATClass", default, deserialize_with = "opt_text")]
-    pub vat_class: Option<String>,
+    pub(crate) vat_class: Option<String>,
     #[serde(rename = "TaxIndicator", default, deserialize_with = "opt_flag")]
-    pub tax_indicator: Option<bool>,
+    pub(crate) tax_indicator: Option<bool>,
     #[serde(rename = "ResolutionDuration", default, deserialize_with = "opt_text")]
-    pub resolution_duration: Option<String>,
+    pub(crate) resolution_duration: Option<String>,
     /// `Price1` .. `Price24` and any column added later.
     #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
+    pub(crate) other: BTreeMap<String, Value>,
 }
 
 /// DataHub's charge type of a tariff (D01 subscription, D02 fee). Subscriptions can share owner
 /// and code with a tariff (N1's `B2D` is both), so the type must be checked.
-pub const TARIFF: &str = "D03";
+pub(crate) const TARIFF: &str = "D03";
 
 impl PricelistRecord {
     /// `PriceN` (1-based), when it holds a number.
-    pub fn price(&self, n: usize) -> Option<f64> {
+    pub(crate) fn price(&self, n: usize) -> Option<f64> {
         number(self.other.get(&format!("Price{n}"))?)
     }
 
     /// The row as a tariff price list: `Ok(None)` for a subscription or fee (not a price per
     /// kWh), `Err` with the reason when the row cannot be used.
-    pub fn into_row(self) -> Result<Option<TariffRow>, String> {
+    pub(crate) fn into_row(self) -> Result<Option<TariffRow>, String> {
         if self.charge_type.as_deref().map(str::trim) != Some(TARIFF) {
             return Ok(None);
         }
@@ -259,7 +259,7 @@ impl PricelistRecord {
     }
 
     /// Owner, code and start, to name a row in a log line.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!(
             "{} {} ({}) from {}",
             self.gln_number.as_deref().unwrap_or("?"),
@@ -271,7 +271,7 @@ impl PricelistRecord {
 }
 
 /// The usable tariff rows among `records`; unusable rows are logged and skipped.
-pub fn tariff_rows(records: Vec<Value>) -> Vec<TariffRow> {
+pub(crate) fn tariff_rows(records: Vec<Value>) -> Vec<TariffRow> {
     const DATASET: &str = "DatahubPricelist";
     typed_records::<PricelistRecord>(DATASET, records)
         .into_iter()
@@ -290,7 +290,7 @@ pub fn tariff_rows(records: Vec<Value>) -> Vec<TariffRow> {
 
 /// A UTC time as the API writes it (`2025-10-26T22:45:00`, no offset); an explicit offset is
 /// honoured.
-pub fn parse_utc(raw: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_utc(raw: &str) -> Option<DateTime<Utc>> {
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
@@ -300,7 +300,7 @@ pub fn parse_utc(raw: &str) -> Option<DateTime<Utc>> {
 
 /// A Danish local time as the API writes it (`2025-10-01T00:00:00`, no offset); an explicit
 /// offset is converted to Danish wall-clock time.
-pub fn parse_local(raw: &str) -> Option<NaiveDateTime> {
+pub(crate) fn parse_local(raw: &str) -> Option<NaiveDateTime> {
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&TZ).naive_local());

@@ -8,7 +8,7 @@ use crate::http::HttpError;
 use crate::state::StateError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum PricesError {
+pub(crate) enum PricesError {
     #[error("Energi Data Service: reading {dataset} for {area} (Danish days {from} up to {to}) failed: {source}{}", hint(.source))]
     Spot {
         dataset: &'static str,

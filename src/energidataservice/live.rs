@@ -9,7 +9,7 @@ use super::{PriceArea, PriceBreakdown};
 use crate::model::MeterValue;
 
 /// The price sensors from the priced intervals of today and tomorrow, at `resolution`.
-pub fn live_values(
+pub(crate) fn live_values(
     rows: &[PriceBreakdown],
     now: DateTime<Utc>,
     area: PriceArea,

@@ -39,7 +39,7 @@ mod dto;
 mod error;
 mod live;
 mod prices;
-pub mod series;
+pub(crate) mod series;
 mod service;
 mod shape;
 mod spot;
@@ -47,20 +47,17 @@ mod tariffs;
 #[cfg(test)]
 mod tests;
 
-pub use area::{PriceArea, UnknownArea};
-pub use cache::{PRICELIST_REFRESH, PUBLICATION_HOUR};
-pub use client::{retry_policy, ClientOptions, EnergiDataService, DEFAULT_BASE_URL, PRICELIST_FROM};
+pub(crate) use area::PriceArea;
+pub(crate) use client::DEFAULT_BASE_URL;
 pub(crate) use co2::CO2_REFRESH;
 pub(crate) use co2::{co2_value, Co2Data, Co2Row};
-pub use error::PricesError;
-pub use live::live_values;
-pub use prices::Prices;
-pub use series::{cost, CostSummary, PriceBreakdown, Terms, DANISH_VAT};
-pub use service::{PriceService, BUDGET, PAUSE};
+pub(crate) use error::PricesError;
+pub(crate) use prices::Prices;
+pub(crate) use series::{PriceBreakdown, Terms};
+pub(crate) use service::{PriceService, PAUSE};
 pub use shape::PriceResolution;
 pub(crate) use shape::{timed_sensor, Shape, Slot};
-pub use spot::{SpotPrice, DAY_AHEAD_FROM};
-pub use tariffs::{ChargeKey, MissingCharge, Resolution, TariffHistory, TariffRow, TariffSet, TariffSum};
+pub(crate) use tariffs::{ChargeKey, MissingCharge, TariffSet};
 
 /// The service's times (`TimeDK`, `ValidFrom`, a price list's hours) are Danish local time.
-pub const TZ: chrono_tz::Tz = chrono_tz::Europe::Copenhagen;
+pub(crate) const TZ: chrono_tz::Tz = chrono_tz::Europe::Copenhagen;

@@ -17,7 +17,7 @@ use crate::model::{PriceSeries, TimeRange};
 use crate::state::StateStore;
 
 /// Prices for metering points, fetched through a cache in the state store.
-pub struct Prices {
+pub(crate) struct Prices {
     client: EnergiDataService,
     store: StateStore,
     spot_cache: SpotCache,
@@ -30,7 +30,7 @@ pub struct Prices {
 }
 
 impl Prices {
-    pub fn new(client: EnergiDataService, store: StateStore, clock: SharedClock) -> Prices {
+    pub(crate) fn new(client: EnergiDataService, store: StateStore, clock: SharedClock) -> Prices {
         Prices {
             client,
             spot_cache: SpotCache::new(store.clone()),
@@ -44,7 +44,7 @@ impl Prices {
 
     /// The price of each interval of `range` that is known, with the charges that have no price
     /// list at all (their hours are not priced; the caller logs or shows them).
-    pub async fn series(
+    pub(crate) async fn series(
         &self,
         area: PriceArea,
         charges: &[ChargeKey],
@@ -57,7 +57,7 @@ impl Prices {
 
     /// Like [`Prices::series`], with each price in its parts: spot, tariffs, of which tax, VAT
     /// and the supplier's amount. With [`cost`] it tells what a day's readings cost and why.
-    pub async fn breakdown(
+    pub(crate) async fn breakdown(
         &self,
         area: PriceArea,
         charges: &[ChargeKey],
@@ -77,7 +77,7 @@ impl Prices {
 
     /// Spot prices of `area` overlapping `range`, in DKK per kWh excluding VAT, sorted. Days not
     /// published yet are absent.
-    pub async fn spot(&self, area: PriceArea, range: TimeRange) -> Result<Vec<SpotPrice>, PricesError> {
+    pub(crate) async fn spot(&self, area: PriceArea, range: TimeRange) -> Result<Vec<SpotPrice>, PricesError> {
         let Some((from, to)) = days_covering(range) else {
             return Ok(Vec::new());
         };
@@ -134,7 +134,7 @@ impl Prices {
     /// The tariff histories of `charges`. Price lists are asked at most once every
     /// [`PRICELIST_REFRESH`]; when that call fails, lists fetched earlier are used (they change
     /// a few times a year) and the failure is logged.
-    pub async fn tariffs(&self, charges: &[ChargeKey]) -> Result<TariffSet, PricesError> {
+    pub(crate) async fn tariffs(&self, charges: &[ChargeKey]) -> Result<TariffSet, PricesError> {
         let mut wanted = charges.to_vec();
         wanted.sort();
         wanted.dedup();
@@ -166,7 +166,7 @@ impl Prices {
     /// The CO2 intensity of `area`: the newest realised row and the forecast of today and
     /// tomorrow, asked again once the last answer is [`co2::FRESH_FOR`] old (one call per
     /// dataset).
-    pub async fn co2(&self, area: PriceArea) -> Result<Co2Data, PricesError> {
+    pub(crate) async fn co2(&self, area: PriceArea) -> Result<Co2Data, PricesError> {
         let mut cache = self.co2.lock().await;
         let now = self.clock.now();
         if let Some(data) = cache.get(&area).filter(|d| d.fresh(now)) {
@@ -190,11 +190,6 @@ impl Prices {
         };
         cache.insert(area, data.clone());
         Ok(data)
-    }
-
-    /// Forgets cached spot prices of months before `before`'s month; returns how many months.
-    pub fn prune(&self, before: NaiveDate) -> Result<usize, PricesError> {
-        Ok(self.spot_cache.prune(before)?)
     }
 }
 

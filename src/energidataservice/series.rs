@@ -16,14 +16,11 @@ use serde::Serialize;
 
 use super::spot::SpotPrice;
 use super::tariffs::TariffSet;
-use crate::model::{IntervalReading, PricePoint, PricePurpose, PriceSeries, Unit};
-
-/// Danish VAT on electricity.
-pub const DANISH_VAT: f64 = 0.25;
+use crate::model::{PricePoint, PricePurpose, PriceSeries, Unit};
 
 /// The supplier's side of a price.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Terms {
+pub(crate) enum Terms {
     /// What a consumed kWh costs: `(spot + Σ tariffs) × (1 + vat) + markup`.
     ///
     /// `vat` is the rate, 0.25 in Denmark. `markup` is the supplier's own charge in DKK per kWh
@@ -36,7 +33,7 @@ pub enum Terms {
 }
 
 impl Terms {
-    pub fn purpose(&self) -> PricePurpose {
+    pub(crate) fn purpose(&self) -> PricePurpose {
         match self {
             Terms::Consumption { .. } => PricePurpose::Cost,
             Terms::Production { .. } => PricePurpose::Compensation,
@@ -44,12 +41,12 @@ impl Terms {
     }
 
     /// Whether tariffs take part: only consumption pays them.
-    pub fn uses_tariffs(&self) -> bool {
+    pub(crate) fn uses_tariffs(&self) -> bool {
         matches!(self, Terms::Consumption { .. })
     }
 
     /// A VAT rate outside 0–100 % or a non-finite amount is a configuration mistake.
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         match *self {
             Terms::Consumption { vat, markup } => {
                 if !(0.0..=1.0).contains(&vat) {
@@ -73,25 +70,25 @@ impl Terms {
 
 /// One interval's price in DKK per kWh, in its parts. `total = spot + tariffs + vat + markup`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct PriceBreakdown {
-    pub start: chrono::DateTime<chrono::Utc>,
-    pub end: chrono::DateTime<chrono::Utc>,
+pub(crate) struct PriceBreakdown {
+    pub(crate) start: chrono::DateTime<chrono::Utc>,
+    pub(crate) end: chrono::DateTime<chrono::Utc>,
     /// Spot price, excluding VAT.
-    pub spot: f64,
+    pub(crate) spot: f64,
     /// Every tariff, taxes included, excluding VAT.
-    pub tariffs: f64,
+    pub(crate) tariffs: f64,
     /// The part of `tariffs` that is tax (Elafgift).
-    pub tax: f64,
+    pub(crate) tax: f64,
     /// VAT on spot and tariffs.
-    pub vat: f64,
+    pub(crate) vat: f64,
     /// The supplier's own amount: the mark-up (VAT included) on consumption, minus the fee on
     /// production.
-    pub markup: f64,
-    pub total: f64,
+    pub(crate) markup: f64,
+    pub(crate) total: f64,
 }
 
 /// The priced intervals of `spot`; where a tariff is unknown the interval is left out.
-pub fn breakdown(spot: &[SpotPrice], tariffs: &TariffSet, terms: Terms) -> Vec<PriceBreakdown> {
+pub(crate) fn breakdown(spot: &[SpotPrice], tariffs: &TariffSet, terms: Terms) -> Vec<PriceBreakdown> {
     spot.iter()
         .filter_map(|s| match terms {
             Terms::Consumption { vat, markup } => {
@@ -123,7 +120,7 @@ pub fn breakdown(spot: &[SpotPrice], tariffs: &TariffSet, terms: Terms) -> Vec<P
 }
 
 /// The provider-neutral series of the totals.
-pub fn to_series(rows: &[PriceBreakdown], purpose: PricePurpose) -> PriceSeries {
+pub(crate) fn to_series(rows: &[PriceBreakdown], purpose: PricePurpose) -> PriceSeries {
     PriceSeries {
         currency: "DKK".into(),
         per_unit: Unit::KWh,
@@ -139,73 +136,12 @@ pub fn to_series(rows: &[PriceBreakdown], purpose: PricePurpose) -> PriceSeries 
     }
 }
 
-/// What a set of readings cost, in DKK, in the parts of [`PriceBreakdown`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct CostSummary {
-    /// Energy priced, in kWh.
-    pub kwh: f64,
-    /// Energy that fell where no price is known; it is in none of the amounts.
-    pub unpriced_kwh: f64,
-    pub spot: f64,
-    pub tariffs: f64,
-    pub tax: f64,
-    pub vat: f64,
-    pub markup: f64,
-    pub total: f64,
-}
-
-/// What `readings` cost at the prices of `rows` (sorted, as [`breakdown`] makes them).
-///
-/// A reading longer than a price interval (an hourly reading against quarter-hour prices)
-/// spreads its energy evenly over its duration, so each quarter takes a quarter of the hour's
-/// energy: the hour is priced at the mean of its four quarter prices. Readings in units that
-/// are not energy in Wh/kWh/MWh cannot be priced per kWh and are left out.
-pub fn cost(rows: &[PriceBreakdown], readings: &[IntervalReading]) -> CostSummary {
-    let mut sum = CostSummary::default();
-    for reading in readings {
-        let (Some(value), Some(factor)) = (reading.value, kwh_per_unit(&reading.unit)) else {
-            continue;
-        };
-        let energy = value * factor;
-        let length = (reading.end - reading.start).num_milliseconds();
-        if length <= 0 {
-            continue;
-        }
-        let mut priced = 0.0;
-        let first = rows.partition_point(|r| r.end <= reading.start);
-        for row in rows[first..].iter().take_while(|r| r.start < reading.end) {
-            let overlap = (row.end.min(reading.end) - row.start.max(reading.start)).num_milliseconds();
-            let share = energy * overlap as f64 / length as f64;
-            priced += share;
-            sum.spot += share * row.spot;
-            sum.tariffs += share * row.tariffs;
-            sum.tax += share * row.tax;
-            sum.vat += share * row.vat;
-            sum.markup += share * row.markup;
-            sum.total += share * row.total;
-        }
-        sum.kwh += priced;
-        sum.unpriced_kwh += energy - priced;
-    }
-    sum
-}
-
-fn kwh_per_unit(unit: &Unit) -> Option<f64> {
-    match unit {
-        Unit::Wh => Some(0.001),
-        Unit::KWh => Some(1.0),
-        Unit::MWh => Some(1000.0),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Duration, Utc};
 
     use super::super::tariffs::{ChargeKey, Resolution, TariffRow};
     use super::*;
-    use crate::model::Quality;
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -292,52 +228,6 @@ mod tests {
         assert!(breakdown(&spot, &set, Terms::Consumption { vat: 0.25, markup: 0.0 }).is_empty());
         // Production does not need the tariffs.
         assert_eq!(breakdown(&spot, &set, Terms::Production { fee: 0.0 }).len(), 1);
-    }
-
-    fn reading(start: &str, minutes: i64, kwh: Option<f64>, unit: Unit) -> IntervalReading {
-        IntervalReading {
-            start: utc(start),
-            end: utc(start) + Duration::minutes(minutes),
-            value: kwh,
-            unit,
-            quality: Quality::Measured,
-            reading: None,
-        }
-    }
-
-    #[test]
-    fn an_hourly_reading_takes_the_mean_of_its_quarters() {
-        let (_, set) = two_charges();
-        let spot = quarters("2025-11-03T10:00:00Z", &[0.1, 0.2, 0.3, 0.6]);
-        let rows = breakdown(&spot, &set, Terms::Consumption { vat: 0.25, markup: 0.0 });
-        let hour = cost(&rows, &[reading("2025-11-03T10:00:00Z", 60, Some(2.0), Unit::KWh)]);
-        // Mean spot 0.3: 2 kWh × 0.3 = 0.6 spot; tariffs 2 × 0.5; VAT 25 % of 1.6.
-        assert!((hour.spot - 0.6).abs() < 1e-12);
-        assert!((hour.tariffs - 1.0).abs() < 1e-12);
-        assert!((hour.tax - 0.6).abs() < 1e-12);
-        assert!((hour.vat - 0.4).abs() < 1e-12);
-        assert!((hour.total - 2.0).abs() < 1e-12);
-        assert_eq!((hour.kwh, hour.unpriced_kwh), (2.0, 0.0));
-    }
-
-    #[test]
-    fn energy_outside_the_prices_is_counted_as_unpriced() {
-        let (_, set) = two_charges();
-        let spot = quarters("2025-11-03T10:00:00Z", &[0.1, 0.2]);
-        let rows = breakdown(&spot, &set, Terms::Consumption { vat: 0.0, markup: 0.0 });
-        let sum = cost(
-            &rows,
-            &[
-                reading("2025-11-03T10:00:00Z", 60, Some(4.0), Unit::KWh),
-                reading("2025-11-03T10:00:00Z", 15, Some(1000.0), Unit::Wh),
-                reading("2025-11-03T10:00:00Z", 15, None, Unit::KWh),
-                reading("2025-11-03T10:00:00Z", 15, Some(9.0), Unit::CubicMeters),
-            ],
-        );
-        // Half the hour is priced: 2 kWh at 0.1 and 0.2 (+0.5 tariffs each), plus 1 kWh at 0.6.
-        assert!((sum.kwh - 3.0).abs() < 1e-12);
-        assert!((sum.unpriced_kwh - 2.0).abs() < 1e-12);
-        assert!((sum.total - (0.6 + 0.7 + 0.6)).abs() < 1e-12);
     }
 
     #[test]

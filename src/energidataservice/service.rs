@@ -18,10 +18,10 @@ use crate::model::{local_midnight, MeterValue, PriceSeries, TimeRange};
 use crate::state::StateStore;
 
 /// After a failed call, Energi Data Service is not asked again for this long.
-pub const PAUSE: chrono::Duration = chrono::Duration::minutes(10);
+pub(crate) const PAUSE: chrono::Duration = chrono::Duration::minutes(10);
 /// The most one price question may take, retries included; a backfill month that did not make
 /// it is asked again next time (what arrived is cached already).
-pub const BUDGET: Duration = Duration::from_secs(60);
+pub(crate) const BUDGET: Duration = Duration::from_secs(60);
 /// Per request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a poll waits for a price question. A slower answer goes on in the background and
@@ -31,7 +31,7 @@ const POLL_WAIT: Duration = Duration::from_secs(5);
 
 /// Fewer retries than the service's own policy: prices are never urgent, and the next poll asks
 /// again.
-pub fn retry_policy() -> RetryPolicy {
+pub(crate) fn retry_policy() -> RetryPolicy {
     RetryPolicy {
         max_retries: 2,
         max_interval: Duration::from_secs(20),
@@ -43,7 +43,7 @@ pub fn retry_policy() -> RetryPolicy {
 
 /// Prices for a poll: `Ok(None)` while the service is paused after a failure or slower than a
 /// poll waits.
-pub struct PriceService {
+pub(crate) struct PriceService {
     prices: Arc<Prices>,
     clock: SharedClock,
     paused_until: Arc<Mutex<Option<DateTime<Utc>>>>,
@@ -52,7 +52,7 @@ pub struct PriceService {
 }
 
 impl PriceService {
-    pub fn new(
+    pub(crate) fn new(
         base_url: &str,
         store: StateStore,
         clock: SharedClock,
@@ -74,7 +74,7 @@ impl PriceService {
 
     /// The price of each interval of `range` that is known, with the charges that have no
     /// price list (see [`Prices::series`]).
-    pub async fn series(
+    pub(crate) async fn series(
         &self,
         area: PriceArea,
         charges: Vec<ChargeKey>,
@@ -89,7 +89,7 @@ impl PriceService {
 
     /// The live price sensors (the all-in price and the spot price, now, with today's and
     /// tomorrow's intervals), with the charges that have no price list.
-    pub async fn live_values(
+    pub(crate) async fn live_values(
         &self,
         area: PriceArea,
         charges: Vec<ChargeKey>,
@@ -132,7 +132,7 @@ impl PriceService {
     }
 
     /// The tariff histories of `charges`, waiting up to [`BUDGET`] (for `check`).
-    pub async fn tariffs(&self, charges: Vec<ChargeKey>) -> Result<Option<TariffSet>, PricesError> {
+    pub(crate) async fn tariffs(&self, charges: Vec<ChargeKey>) -> Result<Option<TariffSet>, PricesError> {
         self.guarded(BUDGET, move |prices| async move { prices.tariffs(&charges).await })
             .await
     }

@@ -27,14 +27,14 @@ pub enum PriceResolution {
 }
 
 impl PriceResolution {
-    pub fn length(self) -> Duration {
+    pub(crate) fn length(self) -> Duration {
         match self {
             PriceResolution::Hour => Duration::hours(1),
             PriceResolution::Quarter => Duration::minutes(15),
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PriceResolution::Hour => "hour",
             PriceResolution::Quarter => "quarter",
@@ -45,36 +45,36 @@ impl PriceResolution {
 /// One slot of a sensor: its value and, for the Price sensor, the parts named by
 /// [`Shape::parts`] (spot, tariffs).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Slot {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub value: f64,
-    pub parts: Vec<f64>,
+pub(crate) struct Slot {
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
+    pub(crate) value: f64,
+    pub(crate) parts: Vec<f64>,
 }
 
 /// What a sensor says about its slots beyond the numbers.
 #[derive(Debug, Clone, Copy)]
-pub struct Shape {
-    pub region: PriceArea,
+pub(crate) struct Shape {
+    pub(crate) region: PriceArea,
     /// `None` for a quantity that is not money (CO2).
-    pub currency: Option<&'static str>,
+    pub(crate) currency: Option<&'static str>,
     /// A second name for `value` in each slot (`price` on the Price sensor, as the Energi Data
     /// Service integration names it).
-    pub value_alias: Option<&'static str>,
+    pub(crate) value_alias: Option<&'static str>,
     /// The names of [`Slot::parts`], in order.
-    pub parts: &'static [&'static str],
-    pub resolution: PriceResolution,
+    pub(crate) parts: &'static [&'static str],
+    pub(crate) resolution: PriceResolution,
 }
 
 /// Values are rounded to 4 decimals: 0.01 øre, finer than any price list.
-pub fn round(v: f64) -> f64 {
+pub(crate) fn round(v: f64) -> f64 {
     (v * 1e4).round() / 1e4
 }
 
 /// Slots of `span` (an hour, a quarter) from shorter ones: each one's value and parts are the
 /// time-weighted mean of the slots within it. One the slots do not cover completely is left out
 /// (its mean would be the mean of a part). Slots of `span` or longer pass unchanged.
-pub fn means(slots: &[Slot], span: Duration) -> Vec<Slot> {
+pub(crate) fn means(slots: &[Slot], span: Duration) -> Vec<Slot> {
     let mut out: Vec<Slot> = Vec::new();
     let mut covered: Vec<i64> = Vec::new();
     for slot in slots {
@@ -115,12 +115,12 @@ pub fn means(slots: &[Slot], span: Duration) -> Vec<Slot> {
 
 /// The slots at `resolution`: means of an hour or of a quarter (shorter slots, such as 5-minute
 /// CO2 rows, are averaged; quarters stay as they are).
-pub fn at_resolution(slots: &[Slot], resolution: PriceResolution) -> Vec<Slot> {
+pub(crate) fn at_resolution(slots: &[Slot], resolution: PriceResolution) -> Vec<Slot> {
     means(slots, resolution.length())
 }
 
 /// The sensor's timetable: each slot's rounded value, so the state follows the clock.
-pub fn timetable(slots: &[Slot]) -> Vec<TimedValue> {
+pub(crate) fn timetable(slots: &[Slot]) -> Vec<TimedValue> {
     slots
         .iter()
         .map(|s| TimedValue {
@@ -133,7 +133,7 @@ pub fn timetable(slots: &[Slot]) -> Vec<TimedValue> {
 
 /// A sensor over `slots` that follows the clock: the slot of now is its value (its timetable),
 /// the attributes above.
-pub fn timed_sensor(
+pub(crate) fn timed_sensor(
     key: &str,
     name: &str,
     unit: &str,
@@ -159,7 +159,12 @@ pub fn timed_sensor(
 /// The attributes of a sensor over `slots` (today's and tomorrow's, at the sensor's
 /// resolution), with `current` as `current_price` (the caller's state; the MQTT sink keeps it
 /// current between polls).
-pub fn attributes(slots: &[Slot], now: DateTime<Utc>, current: Option<f64>, shape: &Shape) -> Map<String, Value> {
+pub(crate) fn attributes(
+    slots: &[Slot],
+    now: DateTime<Utc>,
+    current: Option<f64>,
+    shape: &Shape,
+) -> Map<String, Value> {
     let today = now.with_timezone(&TZ).date_naive();
     let tomorrow = today + Days::new(1);
     let day = |d| (local_midnight(d, TZ), local_midnight(d + Days::new(1), TZ));

@@ -9,18 +9,18 @@ use super::TZ;
 use crate::model::{local_midnight, TimeRange};
 
 /// The first Danish day whose spot prices are quarter-hourly (`DayAheadPrices`).
-pub const DAY_AHEAD_FROM: NaiveDate = NaiveDate::from_ymd_opt(2025, 10, 1).expect("a valid date");
+pub(crate) const DAY_AHEAD_FROM: NaiveDate = NaiveDate::from_ymd_opt(2025, 10, 1).expect("a valid date");
 
 /// One spot price in DKK per kWh, excluding VAT, valid over `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SpotPrice {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub price: f64,
+pub(crate) struct SpotPrice {
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
+    pub(crate) price: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SpotDataset {
+pub(crate) enum SpotDataset {
     /// `Elspotprices`: hourly, `HourUTC` / `HourDK` / `SpotPriceDKK`.
     Elspot,
     /// `DayAheadPrices`: quarter-hourly, `TimeUTC` / `TimeDK` / `DayAheadPriceDKK`.
@@ -30,7 +30,7 @@ pub enum SpotDataset {
 impl SpotDataset {
     /// The dataset holding the prices of a Danish day. The switch is at a local midnight, so a
     /// day never needs both.
-    pub fn for_day(day: NaiveDate) -> SpotDataset {
+    pub(crate) fn for_day(day: NaiveDate) -> SpotDataset {
         if day < DAY_AHEAD_FROM {
             SpotDataset::Elspot
         } else {
@@ -38,7 +38,7 @@ impl SpotDataset {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SpotDataset::Elspot => "Elspotprices",
             SpotDataset::DayAhead => "DayAheadPrices",
@@ -46,14 +46,14 @@ impl SpotDataset {
     }
 
     /// The UTC time column, for `sort`.
-    pub fn time_column(self) -> &'static str {
+    pub(crate) fn time_column(self) -> &'static str {
         match self {
             SpotDataset::Elspot => "HourUTC",
             SpotDataset::DayAhead => "TimeUTC",
         }
     }
 
-    pub fn resolution(self) -> Duration {
+    pub(crate) fn resolution(self) -> Duration {
         match self {
             SpotDataset::Elspot => Duration::hours(1),
             SpotDataset::DayAhead => Duration::minutes(15),
@@ -61,20 +61,20 @@ impl SpotDataset {
     }
 
     /// How many prices a complete Danish day has: 23, 24 or 25 hours, or four times that.
-    pub fn prices_per_day(self, day: NaiveDate) -> usize {
+    pub(crate) fn prices_per_day(self, day: NaiveDate) -> usize {
         let length = day_range(day).end - day_range(day).start;
         usize::try_from(length.num_minutes() / self.resolution().num_minutes()).unwrap_or(0)
     }
 }
 
 /// A Danish day in UTC: from local midnight to the next.
-pub fn day_range(day: NaiveDate) -> TimeRange {
+pub(crate) fn day_range(day: NaiveDate) -> TimeRange {
     let next = day.succ_opt().unwrap_or(day);
     TimeRange::new(local_midnight(day, TZ), local_midnight(next, TZ))
 }
 
 /// The Danish days `[first, end)` that cover a UTC range; `None` for an empty range.
-pub fn days_covering(range: TimeRange) -> Option<(NaiveDate, NaiveDate)> {
+pub(crate) fn days_covering(range: TimeRange) -> Option<(NaiveDate, NaiveDate)> {
     if range.is_empty() {
         return None;
     }
@@ -85,7 +85,7 @@ pub fn days_covering(range: TimeRange) -> Option<(NaiveDate, NaiveDate)> {
 }
 
 /// `[from, to)` cut at [`DAY_AHEAD_FROM`] into one run per dataset.
-pub fn runs_by_dataset(from: NaiveDate, to: NaiveDate) -> Vec<(SpotDataset, NaiveDate, NaiveDate)> {
+pub(crate) fn runs_by_dataset(from: NaiveDate, to: NaiveDate) -> Vec<(SpotDataset, NaiveDate, NaiveDate)> {
     let mut out = Vec::new();
     if from >= to {
         return out;

@@ -16,13 +16,13 @@ use super::TZ;
 /// A charge as DataHub identifies it: the owner's GLN and the charge type code. ElOverblik's
 /// `getcharges` calls them `owner` and `priceId`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ChargeKey {
-    pub owner_gln: String,
-    pub code: String,
+pub(crate) struct ChargeKey {
+    pub(crate) owner_gln: String,
+    pub(crate) code: String,
 }
 
 impl ChargeKey {
-    pub fn new(owner_gln: impl Into<String>, code: impl Into<String>) -> ChargeKey {
+    pub(crate) fn new(owner_gln: impl Into<String>, code: impl Into<String>) -> ChargeKey {
         ChargeKey {
             owner_gln: owner_gln.into().trim().to_owned(),
             code: code.into().trim().to_owned(),
@@ -38,11 +38,11 @@ impl fmt::Display for ChargeKey {
 
 /// A charge for which `DatahubPricelist` has no tariff rows at all: a wrong code, a charge that
 /// is not a tariff, or one the dataset does not carry. Its hours cannot be priced.
-pub type MissingCharge = ChargeKey;
+pub(crate) type MissingCharge = ChargeKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Resolution {
+pub(crate) enum Resolution {
     /// `PT1H`: `Price1`..`Price24` for local hours 00–01 .. 23–24.
     Hourly,
     /// `P1D`: `Price1` for every hour of the day.
@@ -52,28 +52,28 @@ pub enum Resolution {
 /// One price list of one charge: DKK per kWh excluding VAT, valid over `[valid_from, valid_to)`
 /// in Danish local time (`valid_to` `None` = open ended).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TariffRow {
-    pub charge: ChargeKey,
+pub(crate) struct TariffRow {
+    pub(crate) charge: ChargeKey,
     /// `Note`, e.g. `Nettarif B lav`.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `ChargeOwner`, e.g. `N1 A/S - 131`.
-    pub owner_name: Option<String>,
+    pub(crate) owner_name: Option<String>,
     /// `Description`, e.g. `Tarif for timeaflæst måler`.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// `VATClass`, kept for display only: VAT is applied to every tariff, as the price facts
     /// say, and the meaning of DataHub's class codes is not part of them.
-    pub vat_class: Option<String>,
-    pub valid_from: NaiveDateTime,
-    pub valid_to: Option<NaiveDateTime>,
-    pub resolution: Resolution,
+    pub(crate) vat_class: Option<String>,
+    pub(crate) valid_from: NaiveDateTime,
+    pub(crate) valid_to: Option<NaiveDateTime>,
+    pub(crate) resolution: Resolution,
     /// 24 prices for an hourly list, one for a daily one; `Price1` is always present.
-    pub prices: Vec<Option<f64>>,
+    pub(crate) prices: Vec<Option<f64>>,
     /// `TaxIndicator`: the charge is a tax (Elafgift), not a grid or system tariff.
-    pub tax: bool,
+    pub(crate) tax: bool,
 }
 
 impl TariffRow {
-    pub fn covers(&self, local: NaiveDateTime) -> bool {
+    pub(crate) fn covers(&self, local: NaiveDateTime) -> bool {
         self.valid_from <= local && self.valid_to.is_none_or(|to| local < to)
     }
 
@@ -83,7 +83,7 @@ impl TariffRow {
     /// day with `Price1` alone and the other hours empty, even when its resolution is `PT1H`.
     /// Reading an empty hour as "no price" would leave every such day unpriced; reading it as
     /// zero would under-price it.
-    pub fn price_for_hour(&self, hour: u32) -> Option<f64> {
+    pub(crate) fn price_for_hour(&self, hour: u32) -> Option<f64> {
         let first = self.prices.first().copied().flatten();
         match self.resolution {
             Resolution::Daily => first,
@@ -99,48 +99,42 @@ impl TariffRow {
 
 /// Every price list of one charge.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TariffHistory {
-    pub charge: ChargeKey,
+pub(crate) struct TariffHistory {
+    pub(crate) charge: ChargeKey,
     rows: Vec<TariffRow>,
 }
 
 impl TariffHistory {
-    pub fn new(charge: ChargeKey, mut rows: Vec<TariffRow>) -> TariffHistory {
+    pub(crate) fn new(charge: ChargeKey, mut rows: Vec<TariffRow>) -> TariffHistory {
         // Stable: of two rows starting together, the later one in the answer stays later.
         rows.sort_by_key(|r| r.valid_from);
         TariffHistory { charge, rows }
     }
 
-    pub fn rows(&self) -> &[TariffRow] {
+    pub(crate) fn rows(&self) -> &[TariffRow] {
         &self.rows
     }
 
     /// The row in force at `instant`. Where rows overlap (an open-ended list not yet closed when
     /// its successor was published), the one that started last is the newer decision and wins.
-    pub fn row_at(&self, instant: DateTime<Utc>) -> Option<&TariffRow> {
+    pub(crate) fn row_at(&self, instant: DateTime<Utc>) -> Option<&TariffRow> {
         let local = instant.with_timezone(&TZ).naive_local();
         self.rows.iter().rfind(|r| r.covers(local))
-    }
-
-    /// DKK per kWh excluding VAT at `instant`, or `None` when no row covers it.
-    pub fn price_at(&self, instant: DateTime<Utc>) -> Option<f64> {
-        let hour = instant.with_timezone(&TZ).hour();
-        self.row_at(instant)?.price_for_hour(hour)
     }
 }
 
 /// What a set of charges adds to one kWh at an instant, excluding VAT.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TariffSum {
+pub(crate) struct TariffSum {
     /// Every tariff, taxes included.
-    pub total: f64,
+    pub(crate) total: f64,
     /// The part that is tax (rows with `TaxIndicator`), e.g. Elafgift.
-    pub tax: f64,
+    pub(crate) tax: f64,
 }
 
 /// The tariffs of one metering point.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TariffSet {
+pub(crate) struct TariffSet {
     histories: Vec<TariffHistory>,
     missing: Vec<MissingCharge>,
 }
@@ -148,7 +142,7 @@ pub struct TariffSet {
 impl TariffSet {
     /// The histories of `wanted` from `rows`; rows of other charges are dropped (a filter on two
     /// columns also matches owner/code pairs nobody asked for).
-    pub fn new(wanted: &[ChargeKey], rows: Vec<TariffRow>) -> TariffSet {
+    pub(crate) fn new(wanted: &[ChargeKey], rows: Vec<TariffRow>) -> TariffSet {
         let mut keys = wanted.to_vec();
         keys.sort();
         keys.dedup();
@@ -166,25 +160,25 @@ impl TariffSet {
     }
 
     /// No charges at all: production, or a point without tariffs. Adds nothing to any hour.
-    pub fn none() -> TariffSet {
+    pub(crate) fn none() -> TariffSet {
         TariffSet {
             histories: Vec::new(),
             missing: Vec::new(),
         }
     }
 
-    pub fn histories(&self) -> &[TariffHistory] {
+    pub(crate) fn histories(&self) -> &[TariffHistory] {
         &self.histories
     }
 
     /// Charges without any price list: the caller logs or shows them.
-    pub fn missing(&self) -> &[MissingCharge] {
+    pub(crate) fn missing(&self) -> &[MissingCharge] {
         &self.missing
     }
 
     /// The sum of every charge at `instant`, or `None` when any charge has no price then: a
     /// partial sum would be a wrong price, and an absent price is better than a wrong one.
-    pub fn at(&self, instant: DateTime<Utc>) -> Option<TariffSum> {
+    pub(crate) fn at(&self, instant: DateTime<Utc>) -> Option<TariffSum> {
         if !self.missing.is_empty() {
             return None;
         }

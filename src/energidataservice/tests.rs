@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use super::client::{retry_policy, ClientOptions, EnergiDataService};
 use super::*;
 use crate::http::{HttpError, Sleeper};
-use crate::model::{IntervalReading, PricePurpose, PriceSeries, Quality, TimeRange, Unit};
+use crate::model::{PricePurpose, PriceSeries, TimeRange};
 use crate::state::StateStore;
 
 const N1: &str = "5790001089030";
@@ -858,68 +859,4 @@ async fn bad_terms_fail_before_any_call() {
     assert!(matches!(err, PricesError::Terms(_)));
     assert!(err.to_string().contains("0.25"), "{err}");
     assert!(h.server.received_requests().await.unwrap().is_empty());
-}
-
-/// The fixture day 26 October 2025 in DK1 at a flat 0.25 kWh per quarter (1 kWh per hour, 25 kWh):
-///
-/// - spot: 0.25 kWh × Σ 100 quarter prices (50 840 DKK/MWh) / 1000 = 12.71 DKK
-/// - B2D: 7 night hours (00–06, 02 twice) × 0.0512 + 14 day hours × 0.1536 + 4 peak hours
-///   (17–21) × 0.3993 = 0.3584 + 2.1504 + 1.5972 = 4.106 DKK
-/// - system + transmission: 25 × (0.072 + 0.049) = 3.025 DKK; Elafgift: 25 × 0.72 = 18 DKK
-/// - tariffs 25.131 DKK, of which tax 18; VAT 25 % of (12.71 + 25.131) = 9.46025 DKK
-/// - total 47.30125 DKK (no supplier mark-up)
-#[tokio::test]
-async fn what_the_25_hour_day_cost_in_its_parts() {
-    let h = Harness::start("2025-11-10T12:00:00Z").await;
-    let r = range("2025-10-25T22:00:00Z", "2025-10-26T23:00:00Z");
-    let (rows, _) = h
-        .prices
-        .breakdown(PriceArea::DK1, &fixture_charges(), r, CONSUMPTION)
-        .await
-        .unwrap();
-    let quarters: Vec<IntervalReading> = rows
-        .iter()
-        .map(|row| IntervalReading {
-            start: row.start,
-            end: row.end,
-            value: Some(0.25),
-            unit: Unit::KWh,
-            quality: Quality::Measured,
-            reading: None,
-        })
-        .collect();
-    let sum = cost(&rows, &quarters);
-    assert_close(sum.kwh, 25.0);
-    assert_close(sum.unpriced_kwh, 0.0);
-    assert_close(sum.spot, 12.71);
-    assert_close(sum.tariffs, 25.131);
-    assert_close(sum.tax, 18.0);
-    assert_close(sum.vat, 9.46025);
-    assert_close(sum.markup, 0.0);
-    assert_close(sum.total, 47.30125);
-
-    // The same energy read hourly (1 kWh an hour) costs the same: each hour takes the mean of
-    // its quarters.
-    let hours: Vec<IntervalReading> = quarters
-        .chunks(4)
-        .map(|q| IntervalReading {
-            end: q[3].end,
-            value: Some(1.0),
-            ..q[0].clone()
-        })
-        .collect();
-    assert_eq!(hours.len(), 25);
-    let hourly = cost(&rows, &hours);
-    assert_close(hourly.total, 47.30125);
-    assert_close(hourly.spot, 12.71);
-}
-
-#[tokio::test]
-async fn pruning_forgets_old_months_and_they_are_fetched_again() {
-    let h = Harness::start("2025-11-10T12:00:00Z").await;
-    let r = range("2025-03-29T23:00:00Z", "2025-03-30T22:00:00Z");
-    h.prices.spot(PriceArea::DK1, r).await.unwrap();
-    assert_eq!(h.prices.prune(day(2025, 4, 1)).unwrap(), 1);
-    assert_eq!(h.prices.spot(PriceArea::DK1, r).await.unwrap().len(), 23);
-    assert_eq!(h.calls(ELSPOT).await.len(), 2);
 }

@@ -23,7 +23,7 @@ const QUEUE: usize = 64;
 
 /// A cheap handle to the connection task.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     requests: mpsc::Sender<Request>,
     subscriptions: mpsc::UnboundedSender<Subscription>,
     status: watch::Receiver<LinkStatus>,
@@ -33,7 +33,7 @@ pub struct Client {
 
 impl Client {
     /// Starts the connection task on the current runtime; it connects in the background.
-    pub fn start(settings: LinkSettings) -> Client {
+    pub(crate) fn start(settings: LinkSettings) -> Client {
         let (requests, rx) = mpsc::channel(QUEUE);
         let (subscriptions, new_subscriptions) = mpsc::unbounded_channel();
         let initial = LinkStatus {
@@ -54,16 +54,16 @@ impl Client {
         }
     }
 
-    pub fn status(&self) -> LinkStatus {
+    pub(crate) fn status(&self) -> LinkStatus {
         self.status.borrow().clone()
     }
 
-    pub fn status_updates(&self) -> watch::Receiver<LinkStatus> {
+    pub(crate) fn status_updates(&self) -> watch::Receiver<LinkStatus> {
         self.status.clone()
     }
 
     /// Sends `command` and waits for its answer, connecting first if needed.
-    pub async fn call(&self, command: impl Command) -> Result<Value, CallError> {
+    pub(crate) async fn call(&self, command: impl Command) -> Result<Value, CallError> {
         let deadline = Instant::now() + self.bound;
         let (reply, answer) = oneshot::channel();
         let command = Box::new(command);
@@ -81,7 +81,7 @@ impl Client {
 
     /// Subscribes with `command` (e.g. `subscribe_entities`) on this and every later connection;
     /// its events arrive on the receiver, each connection's afresh. Dropping the receiver ends it.
-    pub fn subscribe(&self, command: impl Command) -> mpsc::UnboundedReceiver<Value> {
+    pub(crate) fn subscribe(&self, command: impl Command) -> mpsc::UnboundedReceiver<Value> {
         let (events, receiver) = mpsc::unbounded_channel();
         let _ = self.subscriptions.send(Subscription {
             command: Arc::new(command),
@@ -92,7 +92,7 @@ impl Client {
 
     /// Closes the link and waits (boundedly) for the task to end; later calls fail with
     /// [`CallError::Stopped`].
-    pub async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.actor.stop(Duration::from_secs(5)).await;
     }
 }

@@ -9,15 +9,15 @@ use super::link::LinkSettings;
 use super::messages::{auth_text, parse_server_text, ServerMessage};
 use super::tls;
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     AuthInvalid(String),
     Failed(String),
 }
 
 /// Opens the websocket and authenticates; returns the link and HA's version.
-pub async fn connect(settings: &LinkSettings) -> Result<(Ws, Option<String>), ConnectError> {
+pub(crate) async fn connect(settings: &LinkSettings) -> Result<(Ws, Option<String>), ConnectError> {
     let connector = if settings.url.is_secure() {
         Connector::Rustls(tls::client_config().map_err(ConnectError::Failed)?)
     } else {
@@ -74,7 +74,7 @@ async fn next_message(ws: &mut Ws) -> Result<ServerMessage, ConnectError> {
 }
 
 /// A tungstenite error in words a user can act on.
-pub fn describe(e: &tungstenite::Error) -> String {
+pub(crate) fn describe(e: &tungstenite::Error) -> String {
     match e {
         tungstenite::Error::Http(response) => format!(
             "HTTP {} instead of a websocket; check that homeassistant.url points at Home Assistant itself",

@@ -13,18 +13,18 @@ use crate::backoff_policy::RetryPolicy;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
-pub struct LinkSettings {
-    pub url: WsUrl,
-    pub token: Secret,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
+pub(crate) struct LinkSettings {
+    pub(crate) url: WsUrl,
+    pub(crate) token: Secret,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Idle time after which a ping checks that the link still works.
-    pub heartbeat: Duration,
-    pub reconnect: RetryPolicy,
+    pub(crate) heartbeat: Duration,
+    pub(crate) reconnect: RetryPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum CallError {
+pub(crate) enum CallError {
     Unreachable(String),
     AuthFailed(String),
     Timeout(Duration),
@@ -32,14 +32,14 @@ pub enum CallError {
     Stopped,
 }
 
-pub struct Request {
-    pub command: Box<dyn Command>,
-    pub reply: oneshot::Sender<Result<Value, CallError>>,
+pub(crate) struct Request {
+    pub(crate) command: Box<dyn Command>,
+    pub(crate) reply: oneshot::Sender<Result<Value, CallError>>,
 }
 
 /// A standing subscription: its command is sent again on every connection, and its events go
 /// to `events` until the receiver is dropped.
-pub struct Subscription {
+pub(super) struct Subscription {
     pub command: std::sync::Arc<dyn Command>,
     pub events: tokio::sync::mpsc::UnboundedSender<Value>,
 }

@@ -6,7 +6,7 @@
 pub const LOG_DIRECTIVES: [&str; 2] = ["tungstenite=debug", "tokio_tungstenite=debug"];
 
 /// Says so loudly when the active log filter would print websocket frames.
-pub fn warn_if_frames_are_logged() {
+pub(crate) fn warn_if_frames_are_logged() {
     if frames_are_logged() {
         tracing::warn!(
             "trace logging is on for tungstenite, which prints websocket frames including the Home Assistant access token; add {} to the log filter",

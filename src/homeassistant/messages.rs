@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 use crate::secret::Secret;
 
 /// The authentication message. Built here, sent at once, never logged.
-pub fn auth_text(token: &Secret) -> String {
+pub(crate) fn auth_text(token: &Secret) -> String {
     json!({ "type": "auth", "access_token": token.expose() }).to_string()
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum ServerMessage {
+pub(crate) enum ServerMessage {
     AuthRequired {
         ha_version: Option<String>,
     },
@@ -39,9 +39,9 @@ pub enum ServerMessage {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
-    pub code: String,
-    pub message: String,
+pub(crate) struct Failure {
+    pub(crate) code: String,
+    pub(crate) message: String,
 }
 
 #[derive(Deserialize)]
@@ -64,7 +64,7 @@ struct RawFailure {
 }
 
 /// One websocket text frame: a message, or an array of them when HA coalesces.
-pub fn parse_server_text(text: &str) -> Result<Vec<ServerMessage>, String> {
+pub(crate) fn parse_server_text(text: &str) -> Result<Vec<ServerMessage>, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
     match value {
         Value::Array(items) => items.into_iter().map(parse_one).collect(),

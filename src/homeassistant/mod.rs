@@ -14,19 +14,19 @@ mod tls;
 mod version;
 mod ws_url;
 
-pub use client::Client;
-pub use link::{CallError, LinkSettings};
-pub use log_guard::{warn_if_frames_are_logged, LOG_DIRECTIVES};
-pub use messages::Failure;
+pub(crate) use client::Client;
+pub(crate) use link::{CallError, LinkSettings};
+pub(crate) use log_guard::warn_if_frames_are_logged;
+pub use log_guard::LOG_DIRECTIVES;
 pub use status::{LinkState, LinkStatus};
-pub use version::parse_year_month;
-pub use ws_url::{WsUrl, WsUrlError};
+pub(crate) use version::parse_year_month;
+pub(crate) use ws_url::{WsUrl, WsUrlError};
 
 use serde_json::{Map, Value};
 
 /// A request to Home Assistant. The client adds the message id; the body may depend on the
 /// version of the Home Assistant it goes to, which a reconnect can change.
-pub trait Command: Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait Command: Send + Sync + std::fmt::Debug + 'static {
     /// The message `type`, e.g. `recorder/import_statistics`.
     fn name(&self) -> &'static str;
     /// What the command is about (a statistic id), for logs and errors.

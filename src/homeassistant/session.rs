@@ -24,7 +24,7 @@ enum Outgoing {
     Ping,
 }
 
-pub enum SessionEnd {
+pub(crate) enum SessionEnd {
     Shutdown,
     Lost(String),
 }
@@ -36,7 +36,7 @@ struct Pending {
     deadline: Instant,
 }
 
-pub struct Session<'a> {
+pub(crate) struct Session<'a> {
     ws: Ws,
     /// The version this connection's Home Assistant reported; command bodies may depend on it.
     ha_version: Option<String>,
@@ -48,7 +48,7 @@ pub struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(ws: Ws, ha_version: Option<String>, settings: &'a LinkSettings) -> Session<'a> {
+    pub(crate) fn new(ws: Ws, ha_version: Option<String>, settings: &'a LinkSettings) -> Session<'a> {
         Session {
             ws,
             ha_version,
@@ -59,12 +59,12 @@ impl<'a> Session<'a> {
         }
     }
 
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         let _ = timeout(Duration::from_secs(2), self.ws.close(None)).await;
     }
 
     /// Answers every request still waiting, once the status tells why.
-    pub fn fail_pending(&mut self, error: impl Fn(&'static str) -> CallError) {
+    pub(crate) fn fail_pending(&mut self, error: impl Fn(&'static str) -> CallError) {
         for (_, p) in self.pending.drain() {
             if let Some(reply) = p.reply {
                 let _ = reply.send(Err(error(p.command)));
@@ -72,7 +72,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    pub async fn serve(
+    pub(crate) async fn serve(
         &mut self,
         requests: &mut mpsc::Receiver<Request>,
         held: Vec<Request>,

@@ -20,14 +20,10 @@ pub struct LinkStatus {
     /// From `auth_ok`; kept from the last successful connection while reconnecting.
     pub ha_version: Option<String>,
     /// The websocket endpoint in use.
-    pub url: String,
+    pub(crate) url: String,
 }
 
-impl LinkStatus {
-    pub fn is_connected(&self) -> bool {
-        self.state == LinkState::Connected
-    }
-}
+impl LinkStatus {}
 
 impl fmt::Display for LinkStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

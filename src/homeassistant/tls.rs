@@ -7,7 +7,7 @@ use rustls::ClientConfig;
 use rustls_platform_verifier::BuilderVerifierExt;
 
 /// Built once; a failure (no usable root certificates) is reported on every `wss://` attempt.
-pub fn client_config() -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn client_config() -> Result<Arc<ClientConfig>, String> {
     static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
     CONFIG.get_or_init(build).clone()
 }

@@ -1,7 +1,7 @@
 //! Home Assistant's version, as `auth_ok` reports it.
 
 /// `2025.10.1` → (2025, 10); `2025.11.0.dev20251001` → (2025, 11); `2024.3.0b2` → (2024, 3).
-pub fn parse_year_month(version: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_year_month(version: &str) -> Option<(u32, u32)> {
     let mut parts = version.trim().split('.');
     let year = parts.next()?.parse().ok()?;
     let month_part = parts.next()?;

@@ -3,15 +3,15 @@
 /// A URL that cannot lead to Home Assistant's websocket API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("Home Assistant URL {url:?} is not usable: {reason}")]
-pub struct WsUrlError {
+pub(crate) struct WsUrlError {
     /// As written, with any credentials in it redacted.
-    pub url: String,
-    pub reason: String,
+    pub(crate) url: String,
+    pub(crate) reason: String,
 }
 
 /// The websocket endpoint of Home Assistant, and how to name it in logs and errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WsUrl {
+pub(crate) struct WsUrl {
     endpoint: String,
     display: String,
     secure: bool,
@@ -21,7 +21,7 @@ impl WsUrl {
     /// Accepts `http(s)://host[:port][/prefix]` (the address people open in a browser; the
     /// websocket path is appended), `ws(s)://.../api/websocket`, and the add-on's
     /// `ws://supervisor/core/websocket`, which is used as it is.
-    pub fn parse(raw: &str) -> Result<WsUrl, WsUrlError> {
+    pub(crate) fn parse(raw: &str) -> Result<WsUrl, WsUrlError> {
         let invalid = |reason: &str| WsUrlError {
             url: redact_userinfo(raw.trim()),
             reason: reason.into(),
@@ -69,11 +69,11 @@ impl WsUrl {
         })
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.endpoint
     }
 
-    pub fn is_secure(&self) -> bool {
+    pub(crate) fn is_secure(&self) -> bool {
         self.secure
     }
 }

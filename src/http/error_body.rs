@@ -7,10 +7,10 @@
 use serde_json::{Map, Value};
 
 /// Longest message kept from a body: enough for any API message, short enough for a log line.
-pub const MAX_MESSAGE: usize = 300;
+pub(crate) const MAX_MESSAGE: usize = 300;
 
 /// A string or number as text (error codes come as either); blank and other values are none.
-pub fn scalar_text(value: &Value) -> Option<String> {
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::Number(n) => Some(n.to_string()),
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
@@ -19,7 +19,7 @@ pub fn scalar_text(value: &Value) -> Option<String> {
 }
 
 /// The text of `key` in a JSON object, trimmed; `None` when absent, blank or not a string.
-pub fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     map.get(key)
         .and_then(Value::as_str)
         .map(str::trim)
@@ -28,7 +28,7 @@ pub fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 
 /// A body that is not a JSON object, as one line: a bare JSON string's text, a summary of an HTML
 /// page (its title), or the text itself, trimmed.
-pub fn plain_text(body: &str) -> String {
+pub(crate) fn plain_text(body: &str) -> String {
     let trimmed = body.trim();
     match serde_json::from_str::<Value>(trimmed) {
         Ok(Value::String(text)) => text,

@@ -62,7 +62,7 @@ impl RateLimiter {
         RateLimiter::with_pace(api, budgets, Arc::new(TokioPace))
     }
 
-    pub fn with_pace(api: &'static str, budgets: Vec<Budget>, pace: Arc<dyn Pace>) -> RateLimiter {
+    pub(crate) fn with_pace(api: &'static str, budgets: Vec<Budget>, pace: Arc<dyn Pace>) -> RateLimiter {
         let calls = Mutex::new(budgets.iter().map(|_| VecDeque::new()).collect());
         RateLimiter {
             api,
@@ -73,7 +73,7 @@ impl RateLimiter {
     }
 
     /// Waits until a call to `endpoint` fits every budget that applies to it, then counts it.
-    pub async fn acquire(&self, endpoint: &str) {
+    pub(crate) async fn acquire(&self, endpoint: &str) {
         loop {
             let wait = match self.try_acquire(endpoint) {
                 Ok(()) => return,

@@ -1,14 +1,15 @@
 //! The HTTP layer every provider shares: one client configuration (rustls, timeouts) and one retry
 //! policy for 429, 5xx, timeouts and connection errors.
 
-pub mod error_body;
+pub(crate) mod error_body;
 mod limiter;
 mod retry;
 
 // The policy's type is shared with the MQTT and websocket reconnects; the HTTP calls use it here.
-pub use crate::backoff_policy::{Delays, RetryPolicy};
+pub use crate::backoff_policy::RetryPolicy;
 pub use limiter::{Budget, Pace, RateLimiter, TokioPace};
-pub use retry::{ApiClient, ErrorBody, HttpResponse, Sleeper, TokioSleeper};
+pub(crate) use retry::ApiClient;
+pub use retry::{HttpResponse, Sleeper, TokioSleeper};
 
 use std::sync::Once;
 use std::time::Duration;
@@ -56,7 +57,7 @@ impl HttpError {
     /// Retries ran out (on 5xx, 429, timeouts, connection errors or garbled answers), or an
     /// answer could not be read: the API may well answer at the next try. A refusal (401/403), a
     /// rejected request (other 4xx) or a client that cannot be built will not change by itself.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             HttpError::Exhausted { .. } | HttpError::Decode { .. } => true,
             HttpError::Rejected { .. } | HttpError::Unauthorized { .. } | HttpError::Client { .. } => false,
@@ -65,11 +66,11 @@ impl HttpError {
 
     /// Retries ran out on answers that came (2xx) but could not be read: cut short, not JSON, or
     /// not the shape the endpoint documents.
-    pub fn garbled(&self) -> bool {
+    pub(crate) fn garbled(&self) -> bool {
         matches!(self, HttpError::Exhausted { last_status: Some(status), .. } if (200..300).contains(status))
     }
 
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
             HttpError::Rejected { status, .. } | HttpError::Unauthorized { status, .. } => Some(*status),
             HttpError::Exhausted { last_status, .. } => *last_status,
@@ -80,7 +81,7 @@ impl HttpError {
 
 /// The start of a text, at most `max` characters (with `…` when cut), for messages that quote
 /// a body: enough to recognise it, short enough for a log line.
-pub fn excerpt(text: &str, max: usize) -> String {
+pub(crate) fn excerpt(text: &str, max: usize) -> String {
     let text = text.trim();
     let mut out: String = text.chars().take(max).collect();
     if text.chars().count() > max {
@@ -89,7 +90,7 @@ pub fn excerpt(text: &str, max: usize) -> String {
     out
 }
 
-pub const USER_AGENT: &str = concat!("meter2mqtt/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("meter2mqtt/", env!("CARGO_PKG_VERSION"));
 
 /// reqwest is built without a bundled crypto provider; ring is the smaller one.
 pub fn install_crypto_provider() {
@@ -100,7 +101,7 @@ pub fn install_crypto_provider() {
 }
 
 /// A reqwest client with the timeouts every call needs.
-pub fn build_client(api: &'static str, timeout: Duration) -> Result<reqwest::Client, HttpError> {
+pub(crate) fn build_client(api: &'static str, timeout: Duration) -> Result<reqwest::Client, HttpError> {
     install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)

@@ -26,7 +26,7 @@ impl Sleeper for TokioSleeper {
 }
 
 /// Pulls the API's own error code and message out of an error body.
-pub type ErrorBody = fn(&str) -> (Option<String>, String);
+pub(crate) type ErrorBody = fn(&str) -> (Option<String>, String);
 
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
@@ -46,7 +46,7 @@ impl HttpResponse {
 
 /// A reqwest client bound to one API, with its retry policy and error-body format.
 #[derive(Clone)]
-pub struct ApiClient {
+pub(crate) struct ApiClient {
     api: &'static str,
     client: reqwest::Client,
     policy: RetryPolicy,
@@ -67,7 +67,7 @@ enum Attempt {
 }
 
 impl ApiClient {
-    pub fn new(api: &'static str, client: reqwest::Client, policy: RetryPolicy, error_body: ErrorBody) -> Self {
+    pub(crate) fn new(api: &'static str, client: reqwest::Client, policy: RetryPolicy, error_body: ErrorBody) -> Self {
         ApiClient {
             api,
             client,
@@ -78,24 +78,20 @@ impl ApiClient {
         }
     }
 
-    pub fn with_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+    pub(crate) fn with_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
         self.limiter = Some(limiter);
         self
     }
 
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+    pub(crate) fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
         self.sleeper = sleeper;
         self
-    }
-
-    pub fn api(&self) -> &'static str {
-        self.api
     }
 
     /// Sends the request `make` builds, retrying 429, 5xx, timeouts and connection errors with
     /// exponential backoff (never sooner than Retry-After or the policy's throttle floor), at most
     /// `max_retries` times. `endpoint` names the call in logs and errors (e.g. `GET /api/token`).
-    pub async fn send<F>(&self, endpoint: &str, make: F) -> Result<HttpResponse, HttpError>
+    pub(crate) async fn send<F>(&self, endpoint: &str, make: F) -> Result<HttpResponse, HttpError>
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
@@ -106,7 +102,7 @@ impl ApiClient {
     }
 
     /// [`send`](Self::send), and the 2xx body parsed as `T`.
-    pub async fn fetch_json<T, F>(&self, endpoint: &str, make: F) -> Result<T, HttpError>
+    pub(crate) async fn fetch_json<T, F>(&self, endpoint: &str, make: F) -> Result<T, HttpError>
     where
         T: DeserializeOwned,
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
@@ -119,7 +115,7 @@ impl ApiClient {
     /// attempt: an answer that an outage cut short or garbled (not JSON, the wrong shape for the
     /// endpoint) is retried like a 5xx, within the same budget, and the error that is finally
     /// reported quotes the start of the last body.
-    pub async fn fetch<T, E, F, D>(&self, endpoint: &str, make: F, decode: D) -> Result<T, HttpError>
+    pub(crate) async fn fetch<T, E, F, D>(&self, endpoint: &str, make: F, decode: D) -> Result<T, HttpError>
     where
         E: std::fmt::Display,
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
@@ -130,7 +126,7 @@ impl ApiClient {
 
     /// [`fetch`](Self::fetch) for an answer that carries a secret (a token endpoint): errors say
     /// why the body was unusable (`decode` must word that without quoting it), never what it holds.
-    pub async fn fetch_secret<T, E, F, D>(&self, endpoint: &str, make: F, decode: D) -> Result<T, HttpError>
+    pub(crate) async fn fetch_secret<T, E, F, D>(&self, endpoint: &str, make: F, decode: D) -> Result<T, HttpError>
     where
         E: std::fmt::Display,
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
@@ -245,7 +241,7 @@ impl ApiClient {
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
-pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = raw.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -285,7 +281,7 @@ fn garbled(response: &HttpResponse, error: &impl std::fmt::Display, quote: bool)
     }
 }
 
-pub fn preview(body: &[u8]) -> String {
+pub(crate) fn preview(body: &[u8]) -> String {
     super::excerpt(&String::from_utf8_lossy(body), 120)
 }
 

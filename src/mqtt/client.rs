@@ -21,25 +21,28 @@ use crate::backoff_policy::RetryPolicy;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
-pub struct MqttSettings {
-    pub host: String,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub client_id: String,
-    pub keep_alive: Duration,
-    pub availability_topic: String,
+pub(crate) struct MqttSettings {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) client_id: String,
+    pub(crate) keep_alive: Duration,
+    pub(crate) availability_topic: String,
     /// Topics to (re)subscribe on every ConnAck.
-    pub subscriptions: Vec<String>,
-    pub tls: bool,
-    pub ca_file: Option<std::path::PathBuf>,
+    pub(crate) subscriptions: Vec<String>,
+    // Read only by the broker TLS of the `mqtt-tls` feature; the default build has none.
+    #[cfg_attr(not(feature = "mqtt-tls"), allow(dead_code))]
+    pub(crate) tls: bool,
+    #[cfg_attr(not(feature = "mqtt-tls"), allow(dead_code))]
+    pub(crate) ca_file: Option<std::path::PathBuf>,
     /// Reconnect delays.
-    pub reconnect: RetryPolicy,
+    pub(crate) reconnect: RetryPolicy,
 }
 
 impl MqttSettings {
     /// Reconnect delays: 1 s doubling up to 60 s, with jitter; reset on ConnAck.
-    pub fn reconnect_policy() -> RetryPolicy {
+    pub(crate) fn reconnect_policy() -> RetryPolicy {
         RetryPolicy {
             initial_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(60),
@@ -49,7 +52,7 @@ impl MqttSettings {
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum PublishError {
+pub(crate) enum PublishError {
     #[error("the connection to the MQTT broker broke before the broker acknowledged the message")]
     Disconnected,
     #[error("the MQTT connection is shut down")]
@@ -67,7 +70,7 @@ pub enum ConnectionState {
 }
 
 #[derive(Debug, Clone)]
-pub enum MqttEvent {
+pub(crate) enum MqttEvent {
     /// A ConnAck: subscriptions and availability are renewed; retained state must be re-published.
     Connected,
     Message {
@@ -101,7 +104,7 @@ const REQUEST_CAPACITY: usize = 128;
 impl MqttHandle {
     /// Starts the connection task. It connects in the background and keeps reconnecting with
     /// backoff until `shutdown`.
-    pub fn start(settings: MqttSettings) -> MqttHandle {
+    pub(crate) fn start(settings: MqttSettings) -> MqttHandle {
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let (events_tx, _) = broadcast::channel(1024);
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
@@ -128,7 +131,7 @@ impl MqttHandle {
 
     /// Queues a publish without waiting for it; order with other publishes is kept. Used for
     /// retained messages, which are published again on every ConnAck anyway.
-    pub fn publish_nowait(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>, retain: bool) {
+    pub(crate) fn publish_nowait(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>, retain: bool) {
         let request = PublishRequest {
             topic: topic.into(),
             payload: payload.into(),
@@ -141,7 +144,7 @@ impl MqttHandle {
     }
 
     /// Publishes with QoS 1 and returns once the broker acknowledged it.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         topic: impl Into<String>,
         payload: impl Into<Vec<u8>>,
@@ -159,7 +162,7 @@ impl MqttHandle {
     }
 
     /// `publish` that gives up after `limit`; a request given up on is never sent later.
-    pub async fn publish_within(
+    pub(crate) async fn publish_within(
         &self,
         limit: Duration,
         topic: impl Into<String>,
@@ -172,11 +175,11 @@ impl MqttHandle {
         }
     }
 
-    pub fn events(&self) -> broadcast::Receiver<MqttEvent> {
+    pub(crate) fn events(&self) -> broadcast::Receiver<MqttEvent> {
         self.events.subscribe()
     }
 
-    pub fn state(&self) -> ConnectionState {
+    pub(crate) fn state(&self) -> ConnectionState {
         self.state.borrow().clone()
     }
 
@@ -185,7 +188,7 @@ impl MqttHandle {
     }
 
     /// Waits until connected (or the task ends).
-    pub async fn connected(&self) {
+    pub(crate) async fn connected(&self) {
         let mut state = self.state.clone();
         let _ = state.wait_for(|s| *s == ConnectionState::Connected).await;
     }

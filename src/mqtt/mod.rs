@@ -4,12 +4,15 @@
 //! domain model.
 
 mod client;
-pub mod discovery;
-pub mod entities;
-pub mod payloads;
-pub mod sink;
-pub mod topics;
+pub(crate) mod discovery;
+pub(crate) mod entities;
+pub(crate) mod payloads;
+pub(crate) mod sink;
+pub(crate) mod topics;
 
-pub use client::{ConnectionState, MqttEvent, MqttHandle, MqttSettings, PublishError};
-pub use sink::{MqttSinkSettings, MqttSinks, SINK};
-pub use topics::Topics;
+pub use client::{ConnectionState, MqttHandle};
+
+pub(crate) use client::{MqttEvent, MqttSettings};
+pub use sink::SINK;
+pub(crate) use sink::{MqttSinkSettings, MqttSinks};
+pub(crate) use topics::Topics;

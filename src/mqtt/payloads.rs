@@ -9,27 +9,27 @@ use crate::sink::BridgeStatus;
 
 /// `<base>/<provider>/<meter>/readings`: new or corrected intervals, QoS 1, not retained.
 #[derive(Debug, Serialize)]
-pub struct ReadingsBatch<'a> {
-    pub meter: &'a str,
-    pub provider: &'a str,
-    pub unit: &'a str,
-    pub readings: Vec<ReadingItem>,
+pub(crate) struct ReadingsBatch<'a> {
+    pub(crate) meter: &'a str,
+    pub(crate) provider: &'a str,
+    pub(crate) unit: &'a str,
+    pub(crate) readings: Vec<ReadingItem>,
 }
 
 /// One interval as the topics show it (the state topic's `latest`, each readings item).
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Interval {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub value: Option<f64>,
-    pub quality: Quality,
+pub(crate) struct Interval {
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
+    pub(crate) value: Option<f64>,
+    pub(crate) quality: Quality,
     /// The register value at `end` (cumulative meters only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reading: Option<f64>,
+    pub(crate) reading: Option<f64>,
 }
 
 impl Interval {
-    pub fn of(reading: &IntervalReading) -> Self {
+    pub(crate) fn of(reading: &IntervalReading) -> Self {
         Interval {
             start: reading.start,
             end: reading.end,
@@ -41,15 +41,15 @@ impl Interval {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ReadingItem {
+pub(crate) struct ReadingItem {
     #[serde(flatten)]
-    pub interval: Interval,
+    pub(crate) interval: Interval,
     /// True when this interval was published before with another value or quality.
-    pub correction: bool,
+    pub(crate) correction: bool,
 }
 
 impl ReadingItem {
-    pub fn new(reading: &IntervalReading, correction: bool) -> Self {
+    pub(crate) fn new(reading: &IntervalReading, correction: bool) -> Self {
         ReadingItem {
             interval: Interval::of(reading),
             correction,
@@ -58,54 +58,54 @@ impl ReadingItem {
 }
 
 /// Providers send decimals; binary floats add noise in the last digits that JSON would show.
-pub fn round(v: f64) -> f64 {
+pub(crate) fn round(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 
 /// `<base>/<provider>/<meter>/state`: retained; everything the discovery templates read.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MeterState {
-    pub meter: String,
-    pub provider: String,
-    pub name: String,
-    pub unit: String,
+pub(crate) struct MeterState {
+    pub(crate) meter: String,
+    pub(crate) provider: String,
+    pub(crate) name: String,
+    pub(crate) unit: String,
     /// The most recent interval with data.
-    pub latest: Option<Interval>,
+    pub(crate) latest: Option<Interval>,
     /// The newest local calendar day for which data exists, and its total.
-    pub last_day: Option<DayTotal>,
+    pub(crate) last_day: Option<DayTotal>,
     /// End of the newest delivered interval.
-    pub data_until: Option<DateTime<Utc>>,
-    pub last_poll: Option<DateTime<Utc>>,
-    pub next_poll: Option<DateTime<Utc>>,
-    pub api_status: String,
+    pub(crate) data_until: Option<DateTime<Utc>>,
+    pub(crate) last_poll: Option<DateTime<Utc>>,
+    pub(crate) next_poll: Option<DateTime<Utc>>,
+    pub(crate) api_status: String,
     /// The last error in words, or null when the last poll went well.
-    pub api_error: Option<String>,
+    pub(crate) api_error: Option<String>,
     /// How far the last read came: a history import shows its progress here.
-    pub history_import: Option<HistoryImport>,
+    pub(crate) history_import: Option<HistoryImport>,
     /// Provider values beside interval data, by key.
-    pub extras: serde_json::Map<String, serde_json::Value>,
+    pub(crate) extras: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HistoryImport {
+pub(crate) struct HistoryImport {
     /// Whole percent of the read done.
-    pub percent: u8,
+    pub(crate) percent: u8,
     /// The local day the read has reached.
-    pub reached: NaiveDate,
+    pub(crate) reached: NaiveDate,
     /// The local day the read started from.
-    pub from: NaiveDate,
+    pub(crate) from: NaiveDate,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DayTotal {
-    pub date: NaiveDate,
-    pub value: f64,
+pub(crate) struct DayTotal {
+    pub(crate) date: NaiveDate,
+    pub(crate) value: f64,
     /// Every interval of the day is present with a value.
-    pub complete: bool,
+    pub(crate) complete: bool,
 }
 
 impl MeterState {
-    pub fn new(meter: &Meter) -> Self {
+    pub(crate) fn new(meter: &Meter) -> Self {
         MeterState {
             meter: meter.id.clone(),
             provider: meter.provider.clone(),
@@ -126,17 +126,17 @@ impl MeterState {
 
 /// `<base>/bridge/state`: retained.
 #[derive(Debug, Clone, Serialize)]
-pub struct BridgeState {
-    pub version: &'static str,
-    pub started: DateTime<Utc>,
-    pub meters: usize,
-    pub accounts: usize,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<DateTime<Utc>>,
+pub(crate) struct BridgeState {
+    pub(crate) version: &'static str,
+    pub(crate) started: DateTime<Utc>,
+    pub(crate) meters: usize,
+    pub(crate) accounts: usize,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_error_at: Option<DateTime<Utc>>,
 }
 
 impl BridgeState {
-    pub fn of(status: &BridgeStatus) -> BridgeState {
+    pub(crate) fn of(status: &BridgeStatus) -> BridgeState {
         BridgeState {
             version: env!("CARGO_PKG_VERSION"),
             started: status.started,

@@ -4,7 +4,7 @@
 use crate::model::{Meter, SharedSource};
 
 /// `[A-Za-z0-9_-]`, everything else `_`.
-pub fn segment(raw: &str) -> String {
+pub(crate) fn segment(raw: &str) -> String {
     raw.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -17,7 +17,7 @@ pub fn segment(raw: &str) -> String {
 }
 
 /// Lowercase `[a-z0-9_]`, as Home Assistant wants for object ids.
-pub fn object_id(raw: &str) -> String {
+pub(crate) fn object_id(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         let c = c.to_ascii_lowercase();
@@ -31,24 +31,24 @@ pub fn object_id(raw: &str) -> String {
 }
 
 #[derive(Debug, Clone)]
-pub struct Topics {
-    pub base: String,
-    pub discovery_prefix: String,
+pub(crate) struct Topics {
+    pub(crate) base: String,
+    pub(crate) discovery_prefix: String,
 }
 
 impl Topics {
-    pub fn new(base: &str, discovery_prefix: &str) -> Self {
+    pub(crate) fn new(base: &str, discovery_prefix: &str) -> Self {
         Topics {
             base: base.to_owned(),
             discovery_prefix: discovery_prefix.to_owned(),
         }
     }
 
-    pub fn availability(&self) -> String {
+    pub(crate) fn availability(&self) -> String {
         format!("{}/bridge/availability", self.base)
     }
 
-    pub fn bridge_state(&self) -> String {
+    pub(crate) fn bridge_state(&self) -> String {
         format!("{}/bridge/state", self.base)
     }
 
@@ -57,7 +57,7 @@ impl Topics {
         format!("{}/{}/upload/{}/state", self.base, segment(kind), segment(key))
     }
 
-    pub fn meter_base(&self, meter: &Meter) -> String {
+    pub(crate) fn meter_base(&self, meter: &Meter) -> String {
         self.meter_base_of(&meter.provider, &meter.id)
     }
 
@@ -65,34 +65,34 @@ impl Topics {
         format!("{}/{}/{}", self.base, segment(provider), segment(meter_id))
     }
 
-    pub fn meter_state(&self, meter: &Meter) -> String {
+    pub(crate) fn meter_state(&self, meter: &Meter) -> String {
         self.meter_state_of(&meter.provider, &meter.id)
     }
 
     /// The state topic of a meter known only by its ids (one that has vanished).
-    pub fn meter_state_of(&self, provider: &str, meter_id: &str) -> String {
+    pub(crate) fn meter_state_of(&self, provider: &str, meter_id: &str) -> String {
         format!("{}/state", self.meter_base_of(provider, meter_id))
     }
 
     /// `<meter>/data_until`, `<meter>/last_poll`, `<meter>/next_poll`: one timestamp each.
-    pub fn meter_field(&self, meter: &Meter, field: &str) -> String {
+    pub(crate) fn meter_field(&self, meter: &Meter, field: &str) -> String {
         self.meter_field_of(&meter.provider, &meter.id, field)
     }
 
     /// A field topic of a meter known only by its ids (one that has vanished).
-    pub fn meter_field_of(&self, provider: &str, meter_id: &str, field: &str) -> String {
+    pub(crate) fn meter_field_of(&self, provider: &str, meter_id: &str, field: &str) -> String {
         format!("{}/{field}", self.meter_base_of(provider, meter_id))
     }
 
     /// `<meter>/value/<key>`: a value that changes by the clock (a price per quarter hour), kept
     /// current between polls, as `{"value": ..., "attributes": {...}}`.
-    pub fn meter_value(&self, meter: &Meter, key: &str) -> String {
+    pub(crate) fn meter_value(&self, meter: &Meter, key: &str) -> String {
         format!("{}/value/{}", self.meter_base(meter), object_id(key))
     }
 
     /// `<source>/<id>/<key>`: a value meters share (the CO2 intensity of a price area), as
     /// `{"value": ..., "attributes": {...}}`.
-    pub fn shared_value(&self, shared: &SharedSource, key: &str) -> String {
+    pub(crate) fn shared_value(&self, shared: &SharedSource, key: &str) -> String {
         format!(
             "{}/{}/{}/{}",
             self.base,
@@ -102,44 +102,44 @@ impl Topics {
         )
     }
 
-    pub fn meter_readings(&self, meter: &Meter) -> String {
+    pub(crate) fn meter_readings(&self, meter: &Meter) -> String {
         format!("{}/readings", self.meter_base(meter))
     }
 
     /// Home Assistant publishes `online` here when it (re)starts.
-    pub fn ha_status(&self) -> String {
+    pub(crate) fn ha_status(&self) -> String {
         format!("{}/status", self.discovery_prefix)
     }
 
-    pub fn discovery(&self, component: &str, unique_id: &str) -> String {
+    pub(crate) fn discovery(&self, component: &str, unique_id: &str) -> String {
         format!("{}/{}/{}/config", self.discovery_prefix, component, unique_id)
     }
 
     /// Whether `topic` is a discovery config (of any bridge under this prefix).
-    pub fn is_discovery(&self, topic: &str) -> bool {
+    pub(crate) fn is_discovery(&self, topic: &str) -> bool {
         topic
             .strip_prefix(&self.discovery_prefix)
             .is_some_and(|rest| rest.starts_with('/') && rest.ends_with("/config"))
     }
 
     /// A filter for everything under the discovery prefix.
-    pub fn discovery_filter(&self) -> String {
+    pub(crate) fn discovery_filter(&self) -> String {
         format!("{}/#", self.discovery_prefix)
     }
 
     /// Where the demo's observer round-trips a marker to know the broker passed on everything
     /// before it; no bridge publishes there.
-    pub fn demo_marker(&self) -> String {
+    pub(crate) fn demo_marker(&self) -> String {
         format!("{}/demo/marker", self.base)
     }
 
     /// A filter for everything under the base topic.
-    pub fn base_filter(&self) -> String {
+    pub(crate) fn base_filter(&self) -> String {
         format!("{}/#", self.base)
     }
 
     /// Prefix of every unique id, so two bridges with different base topics never collide.
-    pub fn node_id(&self) -> String {
+    pub(crate) fn node_id(&self) -> String {
         object_id(&self.base)
     }
 }

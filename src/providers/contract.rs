@@ -151,21 +151,21 @@ pub type SharedProvider = Arc<dyn Provider>;
 /// One line of [`Provider::check_lines`]; a `problem` is a warning in `check` (see the field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckLine {
-    pub text: String,
+    pub(crate) text: String,
     /// Something is wrong with this extra: `check` warns, but does not fail, since the meter
     /// data flows without it.
-    pub problem: bool,
+    pub(crate) problem: bool,
 }
 
 impl CheckLine {
-    pub fn info(text: impl Into<String>) -> CheckLine {
+    pub(crate) fn info(text: impl Into<String>) -> CheckLine {
         CheckLine {
             text: text.into(),
             problem: false,
         }
     }
 
-    pub fn problem(text: impl Into<String>) -> CheckLine {
+    pub(crate) fn problem(text: impl Into<String>) -> CheckLine {
         CheckLine {
             text: text.into(),
             problem: true,
@@ -174,7 +174,7 @@ impl CheckLine {
 }
 
 /// One meter's readings, or why there are none.
-pub type MeterReadings = (String, Result<Vec<IntervalReading>, ProviderError>);
+pub(crate) type MeterReadings = (String, Result<Vec<IntervalReading>, ProviderError>);
 
 /// One API window of a read: the time it covered and each meter's readings in it (oldest first)
 /// or its error.

@@ -8,8 +8,8 @@
 //! provider, `kit` is what providers share (tokens, the authorised call, redaction, error bodies).
 
 mod contract;
-pub mod kit;
-pub mod registry;
+pub(crate) mod kit;
+pub(crate) mod registry;
 pub mod upload;
 
 // The provider folders, declared here (not inside `registry!`) so that rustfmt sees them.
@@ -31,17 +31,22 @@ registry! {
     enectiva,
 }
 
-pub use contract::{CheckLine, MeterReadings, Provider, ProviderError, Receive, SharedProvider, Window};
-pub use registry::{Account, AddonAccounts, AddonList, BuildContext, ProviderKind};
+pub use contract::{Provider, ProviderError, Receive, SharedProvider, Window};
+
+pub(crate) use contract::CheckLine;
+pub(crate) use registry::{Account, AddonAccounts, AddonList, BuildContext, ProviderKind};
 
 /// The registration of the provider named `kind`.
-pub fn kind(kind: &str) -> Option<&'static dyn ProviderKind> {
+pub(crate) fn kind(kind: &str) -> Option<&'static dyn ProviderKind> {
     KINDS.iter().copied().find(|k| k.kind() == kind)
 }
 
 /// Builds every configured account that reads meters. Accounts share one [`BuildContext`], so
 /// what a provider keeps per API (a rate limiter) is one for all its accounts.
-pub fn build(accounts: &[Account], store: &crate::state::StateStore) -> Result<Vec<SharedProvider>, ProviderError> {
+pub(crate) fn build(
+    accounts: &[Account],
+    store: &crate::state::StateStore,
+) -> Result<Vec<SharedProvider>, ProviderError> {
     let context = BuildContext::new(store.clone());
     accounts
         .iter()

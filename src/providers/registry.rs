@@ -18,7 +18,7 @@ use super::{ProviderError, SharedProvider};
 use crate::state::StateStore;
 
 /// What a provider declares about itself.
-pub trait Registration: Send + Sync + 'static {
+pub(crate) trait Registration: Send + Sync + 'static {
     /// Machine name: the config section, the topic segment, the unique-id prefix.
     const KIND: &'static str;
     /// One account's section, as the user writes it.
@@ -64,7 +64,7 @@ pub struct AddonAccounts {
     /// nests no deeper): each entry names its account in `account`.
     pub lists: &'static [AddonList],
     /// What an account is, for "no account is configured: add ...".
-    pub describe: &'static str,
+    pub(crate) describe: &'static str,
 }
 
 /// A list inside an account (e.g. its upload series) as a top-level list option.
@@ -83,12 +83,12 @@ pub struct AddonList {
 /// per key (e.g. the rate limiter of an API host) that every account of the run sees.
 #[derive(Clone)]
 pub struct BuildContext {
-    pub store: StateStore,
+    pub(crate) store: StateStore,
     shared: Arc<Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>>,
 }
 
 impl BuildContext {
-    pub fn new(store: StateStore) -> BuildContext {
+    pub(crate) fn new(store: StateStore) -> BuildContext {
         BuildContext {
             store,
             shared: Arc::default(),
@@ -96,7 +96,7 @@ impl BuildContext {
     }
 
     /// The value under `key`, made by `make` the first time it is asked for.
-    pub fn shared<T: Send + Sync + 'static>(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
+    pub(crate) fn shared<T: Send + Sync + 'static>(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         let key = format!("{}:{key}", std::any::type_name::<T>());
         // Type names are not guaranteed unique: a value of another type under the key is replaced.
@@ -125,10 +125,10 @@ pub trait ProviderKind: Sync {
 }
 
 /// A [`Registration`] as a [`ProviderKind`].
-pub struct Registered<R>(PhantomData<fn() -> R>);
+pub(crate) struct Registered<R>(PhantomData<fn() -> R>);
 
 impl<R> Registered<R> {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Registered(PhantomData)
     }
 }
@@ -213,38 +213,38 @@ impl<R: Registration> AnySettings for Typed<R> {
 /// One configured account: `[[<kind>]]` number `index` (0-based) of its kind.
 #[derive(Clone, Debug)]
 pub struct Account {
-    pub kind: &'static str,
-    pub index: usize,
+    pub(crate) kind: &'static str,
+    pub(crate) index: usize,
     settings: Arc<dyn AnySettings>,
 }
 
 impl Account {
-    pub fn new(kind: &'static str, index: usize, settings: Arc<dyn AnySettings>) -> Account {
+    pub(crate) fn new(kind: &'static str, index: usize, settings: Arc<dyn AnySettings>) -> Account {
         Account { kind, index, settings }
     }
 
     /// An account of `R` with these settings (the demo, tests).
-    pub fn of<R: Registration>(index: usize, settings: R::Settings) -> Account {
+    pub(crate) fn of<R: Registration>(index: usize, settings: R::Settings) -> Account {
         Account::new(R::KIND, index, Arc::new(Typed::<R>(settings)))
     }
 
-    pub fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         self.settings.name()
     }
 
     /// For logs and state file names: the account's name, or its position (1-based).
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         self.name()
             .map(str::to_owned)
             .unwrap_or_else(|| (self.index + 1).to_string())
     }
 
     /// The settings, if they are `T` (the provider's own type).
-    pub fn settings<T: 'static>(&self) -> Option<&T> {
+    pub(crate) fn settings<T: 'static>(&self) -> Option<&T> {
         self.settings.as_any().downcast_ref()
     }
 
-    pub fn any_settings(&self) -> &dyn AnySettings {
+    pub(crate) fn any_settings(&self) -> &dyn AnySettings {
         &*self.settings
     }
 }

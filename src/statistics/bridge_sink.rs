@@ -10,7 +10,7 @@ use crate::model::Meter;
 use crate::sink::{AccountId, Batch, Delivery, Sink, SinkError, SinkFactory, StatusBoard};
 
 /// The sink's name in logs, errors and bridge events.
-pub const SINK: &str = "Home Assistant statistics";
+pub(crate) const SINK: &str = "Home Assistant statistics";
 
 #[async_trait]
 impl SinkFactory for StatisticsSink {

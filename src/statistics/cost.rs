@@ -9,7 +9,7 @@ use crate::model::{IntervalReading, PriceSeries, Quality, Unit};
 
 /// The cost of each hour of `readings` (quantities in `unit`) that `series` prices fully.
 /// Readings are booked at the hour they start, as the quantities are.
-pub fn costs(series: &PriceSeries, readings: &[IntervalReading], unit: &Unit) -> Result<Hours, String> {
+pub(crate) fn costs(series: &PriceSeries, readings: &[IntervalReading], unit: &Unit) -> Result<Hours, String> {
     let factor = conversion_factor(unit, &series.per_unit).ok_or_else(|| {
         format!(
             "prices are per {} but the meter counts in {unit}, which cannot be converted",

@@ -7,16 +7,20 @@ use chrono::{DateTime, Utc};
 use super::StatisticsError;
 use crate::model::{IntervalReading, Quality, Unit};
 
-pub const HOUR: i64 = 3600;
+pub(crate) const HOUR: i64 = 3600;
 
 /// Hour start (unix seconds) → the quantity used in that hour.
-pub type Hours = BTreeMap<i64, f64>;
+pub(crate) type Hours = BTreeMap<i64, f64>;
 
 /// Sums `readings` per UTC hour. An hour appears only when at least one interval in it has a
 /// value: missing intervals add nothing and are never filled in. An interval longer than an
 /// hour (a daily value) is booked in full at the hour it starts, so day and month totals stay
 /// right; HA has no finer truth to show. A later copy of an interval replaces an earlier one.
-pub fn aggregate(statistic_id: &str, unit: &Unit, readings: &[IntervalReading]) -> Result<Hours, StatisticsError> {
+pub(crate) fn aggregate(
+    statistic_id: &str,
+    unit: &Unit,
+    readings: &[IntervalReading],
+) -> Result<Hours, StatisticsError> {
     let invalid = |r: &IntervalReading, reason: String| StatisticsError::InvalidReading {
         statistic_id: statistic_id.to_owned(),
         start: r.start.to_rfc3339(),
@@ -76,7 +80,7 @@ pub fn aggregate(statistic_id: &str, unit: &Unit, readings: &[IntervalReading]) 
     Ok(hours)
 }
 
-pub fn hour_start(t: DateTime<Utc>) -> i64 {
+pub(crate) fn hour_start(t: DateTime<Utc>) -> i64 {
     let ts = t.timestamp();
     ts - ts.rem_euclid(HOUR)
 }

@@ -14,17 +14,17 @@ use super::hourly::{Hours, HOUR};
 
 /// How far back from the newest row the ledger keeps rows; older corrections are compared
 /// against HA's own rows, read back when needed.
-pub const RETAINED_HOURS: i64 = 100 * 24;
+pub(crate) const RETAINED_HOURS: i64 = 100 * 24;
 
 const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(from = "(f64, f64)", into = "(f64, f64)")]
-pub struct Row {
+pub(crate) struct Row {
     /// The hour's quantity.
-    pub state: f64,
+    pub(crate) state: f64,
     /// Cumulative total up to the end of the hour.
-    pub sum: f64,
+    pub(crate) sum: f64,
 }
 
 impl From<(f64, f64)> for Row {
@@ -41,22 +41,22 @@ impl From<Row> for (f64, f64) {
 
 /// A row to send: hour start (unix seconds) and its values.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PlannedRow {
-    pub start: i64,
-    pub row: Row,
+pub(crate) struct PlannedRow {
+    pub(crate) start: i64,
+    pub(crate) row: Row,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     format: u32,
-    pub statistic_id: String,
-    pub from: i64,
-    pub sum_before: f64,
-    pub rows: BTreeMap<i64, Row>,
+    pub(crate) statistic_id: String,
+    pub(crate) from: i64,
+    pub(crate) sum_before: f64,
+    pub(crate) rows: BTreeMap<i64, Row>,
 }
 
 impl Ledger {
-    pub fn new(statistic_id: &str, from: i64, sum_before: f64, rows: BTreeMap<i64, Row>) -> Ledger {
+    pub(crate) fn new(statistic_id: &str, from: i64, sum_before: f64, rows: BTreeMap<i64, Row>) -> Ledger {
         let rows = rows.into_iter().filter(|(start, _)| *start >= from).collect();
         Ledger {
             format: FORMAT,
@@ -67,22 +67,22 @@ impl Ledger {
         }
     }
 
-    pub fn is_current_format(&self) -> bool {
+    pub(crate) fn is_current_format(&self) -> bool {
         self.format == FORMAT
     }
 
-    pub fn last_start(&self) -> Option<i64> {
+    pub(crate) fn last_start(&self) -> Option<i64> {
         self.rows.keys().next_back().copied()
     }
 
-    pub fn last_sum(&self) -> f64 {
+    pub(crate) fn last_sum(&self) -> f64 {
         self.rows.values().next_back().map_or(self.sum_before, |r| r.sum)
     }
 
     /// The rows that differ once `hours` replace what the ledger holds for those hours: new
     /// hours, changed hours, and every later hour whose sum the change moves. Hours before
     /// `from` are outside what the ledger can judge; the caller widens it first.
-    pub fn plan(&self, hours: &Hours) -> Vec<PlannedRow> {
+    pub(crate) fn plan(&self, hours: &Hours) -> Vec<PlannedRow> {
         let mut states: BTreeMap<i64, f64> = self.rows.iter().map(|(&start, r)| (start, r.state)).collect();
         states.extend(hours.range(self.from..).map(|(&start, &v)| (start, v)));
         let mut running = self.sum_before;
@@ -98,7 +98,7 @@ impl Ledger {
     }
 
     /// Records rows HA acknowledged.
-    pub fn apply(&mut self, rows: &[PlannedRow]) {
+    pub(crate) fn apply(&mut self, rows: &[PlannedRow]) {
         for p in rows {
             if p.start >= self.from {
                 self.rows.insert(p.start, p.row);
@@ -107,7 +107,7 @@ impl Ledger {
     }
 
     /// Keeps the `RETAINED_HOURS` hours up to the newest row; `true` when it forgot any.
-    pub fn prune(&mut self) -> bool {
+    pub(crate) fn prune(&mut self) -> bool {
         let Some(last) = self.last_start() else { return false };
         let cut = last + HOUR - RETAINED_HOURS * HOUR;
         if cut <= self.from {

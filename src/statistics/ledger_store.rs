@@ -13,22 +13,22 @@ use super::StatisticsError;
 use crate::state::StateStore;
 
 #[derive(Debug, Default)]
-pub struct Slot {
+pub(crate) struct Slot {
     loaded: bool,
-    pub ledger: Option<Ledger>,
+    pub(crate) ledger: Option<Ledger>,
     /// Compared with HA's own rows since this process started.
-    pub verified: bool,
+    pub(crate) verified: bool,
     /// The last write of the ledger failed: it mirrors what HA acknowledged, and is written at
     /// the next import even when nothing else changed.
-    pub unsaved: bool,
+    pub(crate) unsaved: bool,
     /// The newest hour of the ledger as last read from or written to disk.
-    pub saved_until: Option<i64>,
+    pub(crate) saved_until: Option<i64>,
 }
 
 impl Slot {
     /// The newest hour this sink may say it holds: the ledger's own, unless its last write
     /// failed; then the one on disk, so that no cursor moves past what is written.
-    pub fn position(&self) -> Option<i64> {
+    pub(crate) fn position(&self) -> Option<i64> {
         if self.unsaved {
             self.saved_until
         } else {
@@ -37,13 +37,13 @@ impl Slot {
     }
 }
 
-pub struct LedgerStore {
+pub(crate) struct LedgerStore {
     state: StateStore,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
 }
 
 impl LedgerStore {
-    pub fn new(state: StateStore) -> LedgerStore {
+    pub(crate) fn new(state: StateStore) -> LedgerStore {
         LedgerStore {
             state,
             slots: Mutex::new(HashMap::new()),
@@ -51,7 +51,7 @@ impl LedgerStore {
     }
 
     /// The statistic's slot, loaded from disk on first use, held until the guard drops.
-    pub async fn lock(&self, series: &Series) -> Result<OwnedMutexGuard<Slot>, StatisticsError> {
+    pub(crate) async fn lock(&self, series: &Series) -> Result<OwnedMutexGuard<Slot>, StatisticsError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             slots.entry(series.statistic_id.clone()).or_default().clone()
@@ -65,7 +65,7 @@ impl LedgerStore {
         Ok(guard)
     }
 
-    pub async fn save(&self, ledger: &Ledger) -> Result<(), StatisticsError> {
+    pub(crate) async fn save(&self, ledger: &Ledger) -> Result<(), StatisticsError> {
         let statistic_id = ledger.statistic_id.clone();
         self.state
             .save(file_name(&statistic_id), ledger.clone())

@@ -3,7 +3,7 @@
 /// HA 2025.10 added `mean_type` and `unit_class` to the command and deprecated `has_mean`;
 /// older versions reject those keys as unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetadataStyle {
+pub(crate) enum MetadataStyle {
     /// `mean_type` and `unit_class` (HA ≥ 2025.10).
     MeanType,
     /// `has_mean` (HA < 2025.10).
@@ -16,7 +16,7 @@ impl MetadataStyle {
     /// A version that cannot be read is taken as current: HA has always reported
     /// `YYYY.M.patch` (with a `b1` or `.devYYYYMMDD` suffix on test builds), and a future
     /// scheme is likelier than a pre-2025.10 one.
-    pub fn for_version(ha_version: Option<&str>) -> MetadataStyle {
+    pub(crate) fn for_version(ha_version: Option<&str>) -> MetadataStyle {
         match ha_version.and_then(crate::homeassistant::parse_year_month) {
             Some(version) if version < MEAN_TYPE_SINCE => MetadataStyle::HasMean,
             _ => MetadataStyle::MeanType,

@@ -19,8 +19,5 @@ mod remote;
 mod series;
 mod sink;
 
-pub use bridge_sink::SINK;
 pub use error::StatisticsError;
-pub use metadata::MetadataStyle;
-pub use series::{Series, SOURCE};
-pub use sink::{ImportReport, SeriesReport, StatisticsSettings, StatisticsSink};
+pub use sink::{StatisticsSettings, StatisticsSink};

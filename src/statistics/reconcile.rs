@@ -17,7 +17,7 @@ const LOOKBACK_STEP: i64 = 31 * 24 * HOUR;
 const LOOKBACK_STEPS: i64 = 59;
 
 /// Makes `slot` hold a ledger that mirrors HA from `window_start` on; returns it.
-pub async fn covered<'a>(
+pub(crate) async fn covered<'a>(
     remote: &Remote,
     slot: &'a mut Slot,
     statistic_id: &str,

@@ -9,7 +9,7 @@ use super::series::{Series, SOURCE};
 use crate::homeassistant::Command;
 
 #[derive(Debug, Clone)]
-pub enum Recorder {
+pub(crate) enum Recorder {
     ImportStatistics {
         series: Series,
         rows: Vec<PlannedRow>,
@@ -28,7 +28,7 @@ pub enum Recorder {
 impl Recorder {
     /// The message (without the id the connection adds) for a Home Assistant whose metadata
     /// expects `style`.
-    pub fn message(&self, style: MetadataStyle) -> Map<String, Value> {
+    pub(crate) fn message(&self, style: MetadataStyle) -> Map<String, Value> {
         let mut body = Map::new();
         body.insert("type".into(), self.name().into());
         match self {
@@ -106,7 +106,7 @@ fn stat_row(p: &PlannedRow) -> Value {
 }
 
 /// `2024-03-28T23:00:00+00:00`: HA refuses naive timestamps.
-pub fn iso_hour(start: i64) -> String {
+pub(crate) fn iso_hour(start: i64) -> String {
     DateTime::from_timestamp(start, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Secs, false)
@@ -114,15 +114,15 @@ pub fn iso_hour(start: i64) -> String {
 
 /// One hourly row read back from HA.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StoredRow {
-    pub start: i64,
-    pub state: Option<f64>,
-    pub sum: Option<f64>,
+pub(crate) struct StoredRow {
+    pub(crate) start: i64,
+    pub(crate) state: Option<f64>,
+    pub(crate) sum: Option<f64>,
 }
 
 /// The rows of `statistic_id` in a `recorder/statistics_during_period` result. HA omits a
 /// statistic without rows; `start` is milliseconds since the epoch (an ISO string before 2023).
-pub fn parse_period_rows(result: &Value, statistic_id: &str) -> Result<Vec<StoredRow>, String> {
+pub(crate) fn parse_period_rows(result: &Value, statistic_id: &str) -> Result<Vec<StoredRow>, String> {
     let map = result.as_object().ok_or("the result is not an object")?;
     let Some(rows) = map.get(statistic_id) else {
         return Ok(Vec::new());
@@ -150,7 +150,7 @@ pub fn parse_period_rows(result: &Value, statistic_id: &str) -> Result<Vec<Store
 }
 
 /// Whether a `recorder/get_statistics_metadata` result lists the statistic.
-pub fn metadata_lists(result: &Value, statistic_id: &str) -> Result<bool, String> {
+pub(crate) fn metadata_lists(result: &Value, statistic_id: &str) -> Result<bool, String> {
     let list = result.as_array().ok_or("the result is not a list")?;
     Ok(list
         .iter()

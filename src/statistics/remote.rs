@@ -14,25 +14,25 @@ const HOUR: i64 = 3600;
 const READ_CHUNK: i64 = 31 * 24 * HOUR;
 
 #[derive(Clone)]
-pub struct Remote {
+pub(crate) struct Remote {
     client: Client,
 }
 
 impl Remote {
-    pub fn new(client: Client) -> Remote {
+    pub(crate) fn new(client: Client) -> Remote {
         Remote { client }
     }
 
-    pub fn status_updates(&self) -> watch::Receiver<LinkStatus> {
+    pub(crate) fn status_updates(&self) -> watch::Receiver<LinkStatus> {
         self.client.status_updates()
     }
 
-    pub async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.client.stop().await;
     }
 
     /// Returns once HA acknowledged the rows (`success: true`).
-    pub async fn import(&self, series: &Series, rows: Vec<PlannedRow>) -> Result<(), StatisticsError> {
+    pub(crate) async fn import(&self, series: &Series, rows: Vec<PlannedRow>) -> Result<(), StatisticsError> {
         self.call(Recorder::ImportStatistics {
             series: series.clone(),
             rows,
@@ -44,7 +44,7 @@ impl Remote {
     /// HA's hourly rows of `statistic_id` in `[start, end)` (`end` open: up to now), oldest
     /// first. Read a month at a time: a multi-year history in one answer would be one message of
     /// tens of megabytes for HA to build and for us to hold.
-    pub async fn rows(
+    pub(crate) async fn rows(
         &self,
         statistic_id: &str,
         start: i64,
@@ -74,7 +74,7 @@ impl Remote {
     }
 
     /// Whether HA knows the statistic at all.
-    pub async fn knows(&self, statistic_id: &str) -> Result<bool, StatisticsError> {
+    pub(crate) async fn knows(&self, statistic_id: &str) -> Result<bool, StatisticsError> {
         let command = Recorder::GetStatisticsMetadata {
             statistic_id: statistic_id.to_owned(),
         };

@@ -3,24 +3,24 @@
 use crate::model::{Meter, PricePurpose, Unit};
 
 /// The `source` of every statistic, and the domain part of every statistic id.
-pub const SOURCE: &str = "meter2mqtt";
+pub(crate) const SOURCE: &str = "meter2mqtt";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Series {
+pub(crate) struct Series {
     /// `meter2mqtt:<object_id>`.
-    pub statistic_id: String,
+    pub(crate) statistic_id: String,
     /// `[a-z0-9_]`, no leading, trailing or doubled `_`, as HA requires.
-    pub object_id: String,
-    pub name: String,
-    pub unit: String,
+    pub(crate) object_id: String,
+    pub(crate) name: String,
+    pub(crate) unit: String,
     /// HA's unit converter class, which lets the Energy dashboard convert units.
-    pub unit_class: Option<&'static str>,
+    pub(crate) unit_class: Option<&'static str>,
 }
 
 impl Series {
     /// The meter's own quantity: `<provider>_<meter>_consumption` or `_production`. Named after
     /// the meter, with its direction added only when the meter's name does not already say it.
-    pub fn energy(meter: &Meter) -> Series {
+    pub(crate) fn energy(meter: &Meter) -> Series {
         let direction = meter.direction.as_str();
         let name = display_name(meter);
         let name = if has_word(name, direction) {
@@ -40,7 +40,7 @@ impl Series {
     /// What the meter's quantity cost (`_cost`) or earned (`_compensation`), in `currency`.
     /// The name replaces a direction word the meter's name ends with: `Testvej 1 consumption`
     /// gives `Testvej 1 cost`.
-    pub fn money(meter: &Meter, purpose: PricePurpose, currency: &str) -> Series {
+    pub(crate) fn money(meter: &Meter, purpose: PricePurpose, currency: &str) -> Series {
         let word = match purpose {
             PricePurpose::Cost => "cost",
             PricePurpose::Compensation => "compensation",
@@ -51,11 +51,6 @@ impl Series {
             .filter(|rest| rest.ends_with(' '))
             .map_or(name, str::trim_end);
         Series::new(meter, word, format!("{base} {word}"), currency.to_owned(), None)
-    }
-
-    /// What the meter's quantity cost, in `currency`.
-    pub fn cost(meter: &Meter, currency: &str) -> Series {
-        Series::money(meter, PricePurpose::Cost, currency)
     }
 
     fn new(meter: &Meter, suffix: &str, name: String, unit: String, unit_class: Option<&'static str>) -> Series {
@@ -86,7 +81,7 @@ fn has_word(name: &str, word: &str) -> bool {
 
 /// Energy units convert within HA's `energy` class and volumes within `volume`; any other
 /// unit gets no class, so HA keeps it as it is.
-pub fn unit_class(unit: &Unit) -> Option<&'static str> {
+pub(crate) fn unit_class(unit: &Unit) -> Option<&'static str> {
     if unit.is_energy() {
         Some("energy")
     } else if unit.is_volume() {
@@ -188,7 +183,11 @@ mod tests {
             );
         }
         for id in ["a--b", "-x-", "ÆØÅ", "x__y", "12"] {
-            let s = Series::cost(&meter("p", id, "n", Direction::Consumption, Unit::KWh), "DKK");
+            let s = Series::money(
+                &meter("p", id, "n", Direction::Consumption, Unit::KWh),
+                PricePurpose::Cost,
+                "DKK",
+            );
             assert!(valid_statistic_id(&s.statistic_id), "{}", s.statistic_id);
         }
     }
@@ -219,7 +218,7 @@ mod tests {
         assert_eq!(Series::energy(&home).name, "Testvej 1 consumption");
         assert_eq!(Series::energy(&child).name, "Testvej 1 consumption from grid");
         assert_eq!(Series::energy(&solar).name, "Testvej 1 production");
-        assert_eq!(Series::cost(&home, "DKK").name, "Testvej 1 cost");
+        assert_eq!(Series::money(&home, PricePurpose::Cost, "DKK").name, "Testvej 1 cost");
         let paid = Series::money(&solar, PricePurpose::Compensation, "DKK");
         assert_eq!(
             (paid.name.as_str(), paid.statistic_id.as_str()),
@@ -230,13 +229,16 @@ mod tests {
             "meter2mqtt:eloverblik_1_consumption"
         );
         // A name that does not end in the direction keeps all its words.
-        assert_eq!(Series::cost(&child, "DKK").name, "Testvej 1 consumption from grid cost");
+        assert_eq!(
+            Series::money(&child, PricePurpose::Cost, "DKK").name,
+            "Testvej 1 consumption from grid cost"
+        );
     }
 
     #[test]
     fn cost_and_unit_classes() {
         let m = meter("eloverblik", "1", "House", Direction::Consumption, Unit::MWh);
-        let cost = Series::cost(&m, "DKK");
+        let cost = Series::money(&m, PricePurpose::Cost, "DKK");
         assert_eq!(cost.statistic_id, "meter2mqtt:eloverblik_1_cost");
         assert_eq!(
             (cost.unit.as_str(), cost.unit_class, cost.name.as_str()),

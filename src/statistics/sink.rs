@@ -23,8 +23,8 @@ use crate::state::StateStore;
 #[derive(Debug, Clone)]
 pub struct StatisticsSettings {
     /// `http(s)://host:8123`, `ws(s)://host:8123/api/websocket` or `ws://supervisor/core/websocket`.
-    pub url: String,
-    pub token: Secret,
+    pub(crate) url: String,
+    pub(crate) token: Secret,
     /// Import a cost statistic for meters whose readings come with a [`PriceSeries`].
     pub cost: bool,
     pub connect_timeout: Duration,
@@ -73,11 +73,11 @@ pub struct SeriesReport {
     pub statistic_id: String,
     /// Hourly rows sent and acknowledged: new hours, corrected hours and the later hours whose
     /// sums a correction moved. 0 when nothing changed (and then no command was sent).
-    pub rows_sent: usize,
+    pub(crate) rows_sent: usize,
     pub first_sent: Option<DateTime<Utc>>,
     /// The newest hour HA holds for the statistic, and its cumulative sum.
     pub last_hour: Option<DateTime<Utc>>,
-    pub last_sum: Option<f64>,
+    pub(crate) last_sum: Option<f64>,
 }
 
 /// A cheap, cloneable handle; the websocket lives in a background task.
@@ -200,7 +200,7 @@ impl StatisticsSink {
     }
 
     /// Whether readings with prices get a cost statistic.
-    pub fn cost_enabled(&self) -> bool {
+    pub(crate) fn cost_enabled(&self) -> bool {
         self.inner.cost
     }
 

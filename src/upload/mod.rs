@@ -45,28 +45,41 @@ use crate::state::{sanitize, StateError, StateStore};
 
 pub(crate) use self::history::hourly_records;
 
-/// How the uploads run.
-pub struct UploadSettings {
+/// How the uploads run (from the configuration, see `cli::wiring::start_uploads`).
+pub(crate) struct UploadSettings {
     /// Where a new series' history starts when the API holds nothing of it.
-    pub history_start: NaiveDate,
+    pub(crate) history_start: NaiveDate,
     /// How far back profiles are re-read for changed hours.
-    pub lookback: TimeDelta,
-    pub topics: Topics,
-    pub discovery: bool,
+    pub(crate) lookback: TimeDelta,
+    pub(crate) topics: Topics,
+    pub(crate) discovery: bool,
+    pub(crate) clock: SharedClock,
+    pub(crate) ticks: Ticks,
+    /// Waits after the API stayed unavailable through a request's own retries.
+    pub(crate) outage: RetryPolicy,
+}
+
+/// What a run of the uploads takes besides the configuration: the clock, where ticks come
+/// from, and the waits after the API stayed unavailable.
+pub struct UploadRun {
     pub clock: SharedClock,
     pub ticks: Ticks,
-    /// Waits after the API stayed unavailable through a request's own retries.
     pub outage: RetryPolicy,
 }
 
-impl UploadSettings {
-    /// The waits after an outage: half a minute, doubling to a quarter of an hour.
-    pub fn outage_policy() -> RetryPolicy {
-        RetryPolicy {
-            initial_interval: std::time::Duration::from_secs(30),
-            max_interval: std::time::Duration::from_secs(900),
-            max_retries: u32::MAX,
-            ..RetryPolicy::default()
+impl UploadRun {
+    /// As the daemon runs: the wall clock's ticks; after an outage half a minute, doubling to a
+    /// quarter of an hour.
+    pub fn live(clock: SharedClock) -> UploadRun {
+        UploadRun {
+            clock,
+            ticks: Ticks::Clock,
+            outage: RetryPolicy {
+                initial_interval: std::time::Duration::from_secs(30),
+                max_interval: std::time::Duration::from_secs(900),
+                max_retries: u32::MAX,
+                ..RetryPolicy::default()
+            },
         }
     }
 }
@@ -87,15 +100,33 @@ fn series_key(account: &str, import_id: &str, suit: &str, kind: &str) -> String 
     sanitize(&format!("{account}_{import_id}_{suit}_{kind}"))
 }
 
+#[derive(Debug)]
+struct Ping;
+
+impl crate::homeassistant::Command for Ping {
+    fn name(&self) -> &'static str {
+        "ping"
+    }
+
+    fn subject(&self) -> &str {
+        "the link"
+    }
+
+    fn body(&self, _ha_version: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+}
+
 /// The running uploads.
 pub struct Uploader {
     stop: CancellationToken,
     tasks: JoinSet<()>,
+    ha: Option<Client>,
 }
 
 impl Uploader {
     /// Opens every series' outbox and starts the sources, ticks and account loops.
-    pub async fn start(
+    pub(crate) async fn start(
         uploads: Vec<Uploads>,
         ha: Option<Client>,
         mqtt: Option<MqttHandle>,
@@ -186,7 +217,20 @@ impl Uploader {
             ));
         }
         tasks.spawn(board.follow(stop.clone()));
-        Ok(Uploader { stop, tasks })
+        Ok(Uploader { stop, tasks, ha })
+    }
+
+    /// Lets what Home Assistant sent so far reach the sources: a round trip on the same link
+    /// (its events come before the answer), then the woken tasks run. For tests, which drive
+    /// ticks by hand on a current-thread runtime.
+    #[doc(hidden)]
+    pub async fn settle(&self) {
+        if let Some(ha) = &self.ha {
+            let _ = ha.call(Ping).await;
+        }
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Stops at the next safe point (an answered record is always recorded first).

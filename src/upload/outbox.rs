@@ -92,18 +92,10 @@ impl Outbox {
     pub(crate) async fn open(store: &StateStore, name: PathBuf, kind: RecordKind) -> Result<Outbox, StateError> {
         let (blocking_store, path) = (store.clone(), name.clone());
         let (text, file) = tokio::task::spawn_blocking(move || {
-            let full = blocking_store.dir().join(&path);
-            let text = match std::fs::read(&full) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                Err(source) => {
-                    return Err(StateError::Io {
-                        path: full,
-                        action: "reading an upload outbox",
-                        source,
-                    })
-                }
-            };
+            let text = blocking_store
+                .read_raw(&path)?
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default();
             blocking_store.open_append(&path).map(|file| (text, file))
         })
         .await
@@ -294,7 +286,7 @@ impl Outbox {
     async fn append(&mut self, mut encoded: String, sync: bool) -> Result<(), StateError> {
         encoded.push('\n');
         let io = |action: &'static str| {
-            let path = self.store.dir().join(&self.name);
+            let path = self.store.path_of(&self.name);
             move |source| StateError::Io { path, action, source }
         };
         self.file

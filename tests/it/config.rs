@@ -346,7 +346,10 @@ upload = [{ entity = "sensor.heat", import_id = "heat-main", type = "profile" }]
 "#;
     let (result, _) = load(Some(toml), &[], &[]);
     let config = result.unwrap();
-    assert_eq!(config.accounts.len(), 1);
+    let accounts = config.accounts_of::<meter2mqtt::providers::enectiva::Settings>();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].upload.len(), 1);
+    assert!(accounts[0].login_token.is_none());
     let neither = load(
         Some("[[enectiva]]\ncustomer_uuid = \"5123d8ef-b501-4c71-b188-83ac399d66b9\"\n"),
         &[],

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
-use meter2mqtt::homeassistant::{Client, Command, LinkSettings, WsUrl};
+use meter2mqtt::config::{Config, HomeAssistantConfig};
 use meter2mqtt::http::RetryPolicy;
-use meter2mqtt::mqtt::{MqttHandle, MqttSettings, Topics};
+use meter2mqtt::mqtt::MqttHandle;
 use meter2mqtt::providers::enectiva::{ImportClient, ImportOptions, Settings};
 use meter2mqtt::providers::upload::{RecordKind, UploadSeries, Uploads};
 use meter2mqtt::secret::Secret;
 use meter2mqtt::state::StateStore;
-use meter2mqtt::upload::{Ticks, UploadSettings, Uploader};
-use serde_json::{Map, Value};
+use meter2mqtt::upload::{Ticks, UploadRun, Uploader};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::support::enectiva::import::{FakeImport, Received, IMPORT_TOKEN};
@@ -74,26 +74,10 @@ fn outage() -> RetryPolicy {
     }
 }
 
-#[derive(Debug)]
-struct Ping;
-
-impl Command for Ping {
-    fn name(&self) -> &'static str {
-        "ping"
-    }
-    fn subject(&self) -> &str {
-        "the test"
-    }
-    fn body(&self, _ha_version: Option<&str>) -> Map<String, Value> {
-        Map::new()
-    }
-}
-
 struct Rig {
     ha: FakeHa,
     api: FakeImport,
     dir: tempfile::TempDir,
-    client: Client,
     clock: Arc<TestClock>,
     ticks: broadcast::Sender<DateTime<Utc>>,
     uploader: Option<Uploader>,
@@ -103,19 +87,10 @@ impl Rig {
     async fn new(now: DateTime<Utc>) -> Rig {
         let ha = FakeHa::start("2025.10.1", HA_TOKEN).await;
         let api = FakeImport::start().await;
-        let client = Client::start(LinkSettings {
-            url: WsUrl::parse(&ha.url()).unwrap(),
-            token: Secret::new(HA_TOKEN),
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(5),
-            heartbeat: Duration::from_secs(30),
-            reconnect: RetryPolicy::default(),
-        });
         Rig {
             ha,
             api,
             dir: tempfile::tempdir().unwrap(),
-            client,
             clock: TestClock::new(now),
             ticks: broadcast::channel(64).0,
             uploader: None,
@@ -139,28 +114,37 @@ impl Rig {
             importer: Arc::new(importer),
             series: all,
         }];
-        let settings = UploadSettings {
-            history_start: self.clock.now_date(),
-            lookback: TimeDelta::days(2),
-            topics: Topics::new("meter2mqtt", "homeassistant"),
-            discovery: true,
+        let run = UploadRun {
             clock: self.clock.clone(),
             ticks: Ticks::Manual(self.ticks.clone()),
             outage: outage(),
         };
-        let uploader = Uploader::start(uploads, Some(self.client.clone()), mqtt, store, settings)
+        let uploader = meter2mqtt::cli::wiring::start_uploads(&self.config(), uploads, mqtt, store, run)
             .await
             .unwrap();
         self.uploader = Some(uploader);
         self.settle().await;
     }
 
-    /// Lets what Home Assistant sent reach the sources: a round trip on the same connection
-    /// (events before the pong), then the tasks that were woken run.
+    /// The configuration the uploads run with: this Home Assistant, history from the clock's
+    /// day, two days of look-back.
+    fn config(&self) -> Config {
+        let mut config = crate::support::config(crate::support::free_port(), self.dir.path());
+        config.homeassistant = Some(HomeAssistantConfig {
+            url: self.ha.url(),
+            token: Some(Secret::new(HA_TOKEN)),
+            statistics: false,
+            cost: false,
+        });
+        config.bridge.history_start = Some(self.clock.now_date());
+        config.bridge.lookback = Duration::from_secs(2 * 86400);
+        config
+    }
+
+    /// Lets what Home Assistant sent reach the sources.
     async fn settle(&self) {
-        self.client.call(Ping).await.unwrap();
-        for _ in 0..20 {
-            tokio::task::yield_now().await;
+        if let Some(uploader) = &self.uploader {
+            uploader.settle().await;
         }
     }
 
@@ -498,19 +482,9 @@ async fn publish(port: u16, topic: &str, payload: &str) {
 async fn a_topic_series_reads_its_pointer_skips_stale_values_and_its_sensor_shows_it() {
     let broker = Broker::start().await;
     let topic = "tele/heat/SENSOR";
-    let mqtt = MqttHandle::start(MqttSettings {
-        host: "127.0.0.1".into(),
-        port: broker.port,
-        username: None,
-        password: None,
-        client_id: format!("upload-bridge-{}", std::process::id()),
-        keep_alive: Duration::from_secs(30),
-        availability_topic: "meter2mqtt/bridge/availability".into(),
-        subscriptions: vec![topic.into()],
-        tls: false,
-        ca_file: None,
-        reconnect: MqttSettings::reconnect_policy(),
-    });
+    let mut mqtt_config = crate::support::config(broker.port, std::path::Path::new("unused"));
+    mqtt_config.mqtt.client_id = format!("upload-bridge-{}", std::process::id());
+    let mqtt = meter2mqtt::cli::wiring::start_mqtt_link(&mqtt_config, vec![topic.into()]);
     let watcher = Collector::connect(
         broker.port,
         "upload-watcher",
@@ -525,7 +499,6 @@ async fn a_topic_series_reads_its_pointer_skips_stale_values_and_its_sensor_show
     tasmota.value = Some("/ENERGY/Total".into());
     tasmota.unit = Some("kWh".into());
     rig.start_with(IMPORT_TOKEN, vec![tasmota], Some(mqtt.clone())).await;
-    mqtt.connected().await;
 
     rig.clock.set(at("2026-03-02T10:00:00Z"));
     publish(

@@ -27,7 +27,7 @@ use summary::print_summary;
 
 const DEMO_START: (i32, u32, u32) = (2024, 10, 22);
 
-pub async fn demo(args: DemoArgs, log: logging::Overrides) -> u8 {
+pub(crate) async fn demo(args: DemoArgs, log: logging::Overrides) -> u8 {
     logging::init(
         &Default::default(),
         &logging::Overrides {

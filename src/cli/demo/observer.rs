@@ -13,9 +13,9 @@ use crate::mqtt::Topics;
 #[derive(Default, Clone)]
 pub(crate) struct Seen {
     /// Latest retained-or-not payload per topic, as text.
-    pub retained: BTreeMap<String, String>,
+    pub(crate) retained: BTreeMap<String, String>,
     /// Every readings message, per topic.
-    pub readings: BTreeMap<String, Vec<Value>>,
+    pub(crate) readings: BTreeMap<String, Vec<Value>>,
     marker: u64,
 }
 

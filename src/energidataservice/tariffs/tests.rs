@@ -14,6 +14,12 @@ fn fixture_rows() -> Vec<TariffRow> {
     tariff_rows(e.records)
 }
 
+/// DKK per kWh excluding VAT at `instant`, or `None` when no row covers it.
+fn price_at(history: &TariffHistory, instant: DateTime<Utc>) -> Option<f64> {
+    let hour = instant.with_timezone(&TZ).hour();
+    history.row_at(instant)?.price_for_hour(hour)
+}
+
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -31,16 +37,16 @@ fn history_rows_change_at_danish_midnight() {
     let h = b2d();
     assert_eq!(h.rows().len(), 3);
     // 21:00 UTC on 31 March is 23:00 CEST: the winter list's Price24.
-    assert_eq!(h.price_at(utc("2025-03-31T21:00:00Z")), Some(0.1494));
+    assert_eq!(price_at(&h, utc("2025-03-31T21:00:00Z")), Some(0.1494));
     // 22:00 UTC is midnight of 1 April: the summer list's Price1.
-    assert_eq!(h.price_at(utc("2025-03-31T22:00:00Z")), Some(0.0512));
+    assert_eq!(price_at(&h, utc("2025-03-31T22:00:00Z")), Some(0.0512));
     // 17:00 local on 30 September: summer peak (Price18); the same hour on 1 October: winter peak.
-    assert_eq!(h.price_at(utc("2025-09-30T15:00:00Z")), Some(0.1996));
-    assert_eq!(h.price_at(utc("2025-10-01T15:00:00Z")), Some(0.3993));
+    assert_eq!(price_at(&h, utc("2025-09-30T15:00:00Z")), Some(0.1996));
+    assert_eq!(price_at(&h, utc("2025-10-01T15:00:00Z")), Some(0.3993));
     // Before the first row and after the last one nothing is known.
-    assert_eq!(h.price_at(utc("2024-12-31T22:59:59Z")), None);
-    assert_eq!(h.price_at(utc("2026-03-31T22:00:00Z")), None);
-    assert_eq!(h.price_at(utc("2026-03-31T21:59:59Z")), Some(0.1536));
+    assert_eq!(price_at(&h, utc("2024-12-31T22:59:59Z")), None);
+    assert_eq!(price_at(&h, utc("2026-03-31T22:00:00Z")), None);
+    assert_eq!(price_at(&h, utc("2026-03-31T21:59:59Z")), Some(0.1536));
 }
 
 #[test]
@@ -49,18 +55,18 @@ fn daylight_saving_days_use_the_wall_clock_hour() {
     // 26 October 2025: 00:00 and 01:00 UTC are both 02:xx local (CEST, then CET): Price3.
     let first = h.row_at(utc("2025-10-26T00:30:00Z")).unwrap();
     assert_eq!(first.valid_from.to_string(), "2025-10-01 00:00:00");
-    assert_eq!(h.price_at(utc("2025-10-26T00:30:00Z")), Some(0.0512));
-    assert_eq!(h.price_at(utc("2025-10-26T01:30:00Z")), Some(0.0512));
+    assert_eq!(price_at(&h, utc("2025-10-26T00:30:00Z")), Some(0.0512));
+    assert_eq!(price_at(&h, utc("2025-10-26T01:30:00Z")), Some(0.0512));
     // Price7 starts at 06:00 local = 05:00 UTC after the change back.
-    assert_eq!(h.price_at(utc("2025-10-26T04:59:00Z")), Some(0.0512));
-    assert_eq!(h.price_at(utc("2025-10-26T05:00:00Z")), Some(0.1536));
+    assert_eq!(price_at(&h, utc("2025-10-26T04:59:00Z")), Some(0.0512));
+    assert_eq!(price_at(&h, utc("2025-10-26T05:00:00Z")), Some(0.1536));
     // 30 March 2025: 01:00 UTC is 03:00 CEST, straight from hour 1 to hour 3.
     assert_eq!(utc("2025-03-30T01:00:00Z").with_timezone(&TZ).hour(), 3);
     // Price7 (0.1494 in the winter list) starts at 06:00 CEST = 04:00 UTC, an hour earlier in
     // UTC than the day before.
-    assert_eq!(h.price_at(utc("2025-03-30T03:59:00Z")), Some(0.0498));
-    assert_eq!(h.price_at(utc("2025-03-30T04:00:00Z")), Some(0.1494));
-    assert_eq!(h.price_at(utc("2025-03-29T04:00:00Z")), Some(0.0498));
+    assert_eq!(price_at(&h, utc("2025-03-30T03:59:00Z")), Some(0.0498));
+    assert_eq!(price_at(&h, utc("2025-03-30T04:00:00Z")), Some(0.1494));
+    assert_eq!(price_at(&h, utc("2025-03-29T04:00:00Z")), Some(0.0498));
 }
 
 fn row(code: &str, from: &str, to: Option<&str>, resolution: Resolution, prices: Vec<Option<f64>>) -> TariffRow {
@@ -97,8 +103,8 @@ fn the_newest_overlapping_list_wins() {
     let old = row("X", "2025-01-01T00:00", None, Resolution::Daily, vec![Some(0.1)]);
     let new = row("X", "2025-06-01T00:00", None, Resolution::Daily, vec![Some(0.2)]);
     let h = TariffHistory::new(ChargeKey::new(ENERGINET, "X"), vec![new, old]);
-    assert_eq!(h.price_at(utc("2025-05-31T21:59:00Z")), Some(0.1));
-    assert_eq!(h.price_at(utc("2025-05-31T22:00:00Z")), Some(0.2));
+    assert_eq!(price_at(&h, utc("2025-05-31T21:59:00Z")), Some(0.1));
+    assert_eq!(price_at(&h, utc("2025-05-31T22:00:00Z")), Some(0.2));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! per refresh and always with `start`; a missing forecast hour; a server error.
 
 use super::*;
+use crate::energidataservice::client::retry_policy;
 use crate::energidataservice::co2::{co2_value, FRESH_FOR};
 use crate::energidataservice::PriceResolution;
 

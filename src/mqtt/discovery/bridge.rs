@@ -3,7 +3,7 @@
 use super::{bridge_identifier, BinarySensor, DiscoveryConfig, Entity, EntityCategory, Ids, Naming, Sensor};
 use crate::mqtt::topics::Topics;
 
-pub fn bridge_configs(topics: &Topics) -> Vec<DiscoveryConfig> {
+pub(crate) fn bridge_configs(topics: &Topics) -> Vec<DiscoveryConfig> {
     let ids = Ids {
         topics,
         device: super::Device {

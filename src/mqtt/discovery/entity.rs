@@ -3,19 +3,19 @@
 
 use serde::Serialize;
 
-pub const ORIGIN_NAME: &str = "meter2mqtt";
-pub const SUPPORT_URL: &str = env!("CARGO_PKG_REPOSITORY");
+pub(crate) const ORIGIN_NAME: &str = "meter2mqtt";
+pub(crate) const SUPPORT_URL: &str = env!("CARGO_PKG_REPOSITORY");
 
 /// The software behind the entities, as Home Assistant shows it in the device's page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Origin {
-    pub name: &'static str,
-    pub sw_version: &'static str,
-    pub support_url: &'static str,
+pub(crate) struct Origin {
+    pub(crate) name: &'static str,
+    pub(crate) sw_version: &'static str,
+    pub(crate) support_url: &'static str,
 }
 
 impl Origin {
-    pub fn this() -> Origin {
+    pub(crate) fn this() -> Origin {
         Origin {
             name: ORIGIN_NAME,
             sw_version: env!("CARGO_PKG_VERSION"),
@@ -25,83 +25,83 @@ impl Origin {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Device {
-    pub identifiers: Vec<String>,
-    pub name: String,
+pub(crate) struct Device {
+    pub(crate) identifiers: Vec<String>,
+    pub(crate) name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub manufacturer: Option<String>,
+    pub(crate) manufacturer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial_number: Option<String>,
+    pub(crate) serial_number: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub suggested_area: Option<String>,
+    pub(crate) suggested_area: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sw_version: Option<&'static str>,
+    pub(crate) sw_version: Option<&'static str>,
     /// The bridge device, for a meter: Home Assistant shows the meter as connected through it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub via_device: Option<String>,
+    pub(crate) via_device: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Availability {
-    pub topic: String,
+pub(crate) struct Availability {
+    pub(crate) topic: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EntityCategory {
+pub(crate) enum EntityCategory {
     Diagnostic,
 }
 
 /// What every entity carries, whatever its kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Common {
+pub(crate) struct Common {
     /// `null`: the entity is the device's main feature and takes the device's name.
-    pub name: Option<String>,
-    pub unique_id: String,
+    pub(crate) name: Option<String>,
+    pub(crate) unique_id: String,
     /// `<component>.<object id>`: the entity id Home Assistant gives it (replaces `object_id`).
-    pub default_entity_id: String,
-    pub device: Device,
-    pub origin: Origin,
+    pub(crate) default_entity_id: String,
+    pub(crate) device: Device,
+    pub(crate) origin: Origin,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub availability: Option<Vec<Availability>>,
+    pub(crate) availability: Option<Vec<Availability>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entity_category: Option<EntityCategory>,
+    pub(crate) entity_category: Option<EntityCategory>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub icon: Option<&'static str>,
+    pub(crate) icon: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub enabled_by_default: Option<bool>,
+    pub(crate) enabled_by_default: Option<bool>,
 }
 
 /// A `sensor`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Sensor {
+pub(crate) struct Sensor {
     #[serde(flatten)]
-    pub common: Common,
-    pub state_topic: String,
+    pub(crate) common: Common,
+    pub(crate) state_topic: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value_template: Option<String>,
+    pub(crate) value_template: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub json_attributes_topic: Option<String>,
+    pub(crate) json_attributes_topic: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub json_attributes_template: Option<String>,
+    pub(crate) json_attributes_template: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit_of_measurement: Option<String>,
+    pub(crate) unit_of_measurement: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_class: Option<&'static str>,
+    pub(crate) device_class: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state_class: Option<&'static str>,
+    pub(crate) state_class: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub suggested_display_precision: Option<u8>,
+    pub(crate) suggested_display_precision: Option<u8>,
     /// The states of an `enum` sensor.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub options: Option<Vec<&'static str>>,
+    pub(crate) options: Option<Vec<&'static str>>,
 }
 
 impl Sensor {
     /// A sensor reading `state_topic`, with every optional field unset.
-    pub fn new(common: Common, state_topic: String) -> Sensor {
+    pub(crate) fn new(common: Common, state_topic: String) -> Sensor {
         Sensor {
             common,
             state_topic,
@@ -117,7 +117,7 @@ impl Sensor {
     }
 
     /// Attributes from the same JSON topic as the state.
-    pub fn attributes(mut self, template: String) -> Sensor {
+    pub(crate) fn attributes(mut self, template: String) -> Sensor {
         self.json_attributes_topic = Some(self.state_topic.clone());
         self.json_attributes_template = Some(template);
         self
@@ -126,34 +126,34 @@ impl Sensor {
 
 /// A `binary_sensor`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BinarySensor {
+pub(crate) struct BinarySensor {
     #[serde(flatten)]
-    pub common: Common,
-    pub state_topic: String,
-    pub payload_on: &'static str,
-    pub payload_off: &'static str,
+    pub(crate) common: Common,
+    pub(crate) state_topic: String,
+    pub(crate) payload_on: &'static str,
+    pub(crate) payload_off: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_class: Option<&'static str>,
+    pub(crate) device_class: Option<&'static str>,
 }
 
 /// One entity of any kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Entity {
+pub(crate) enum Entity {
     Sensor(Sensor),
     BinarySensor(BinarySensor),
 }
 
 impl Entity {
     /// The platform, as the discovery topic names it.
-    pub fn component(&self) -> &'static str {
+    pub(crate) fn component(&self) -> &'static str {
         match self {
             Entity::Sensor(_) => "sensor",
             Entity::BinarySensor(_) => "binary_sensor",
         }
     }
 
-    pub fn common(&self) -> &Common {
+    pub(crate) fn common(&self) -> &Common {
         match self {
             Entity::Sensor(s) => &s.common,
             Entity::BinarySensor(b) => &b.common,

@@ -3,14 +3,13 @@
 //! Each kind of entity is defined in [`crate::mqtt::entities`]; this lists them in their order.
 
 use crate::model::{Meter, MeterValue};
-pub use crate::mqtt::entities::device_class;
 use crate::mqtt::entities::timestamp::Timestamp;
 use crate::mqtt::entities::{history, state, value, MeterDevice};
 use crate::mqtt::topics::Topics;
 
 use super::DiscoveryConfig;
 
-pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> Vec<DiscoveryConfig> {
+pub(crate) fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> Vec<DiscoveryConfig> {
     let device = MeterDevice::new(topics, meter);
     let mut entities = vec![state::latest(&device), state::last_day(&device)];
     entities.extend(Timestamp::ALL.iter().map(|t| t.sensor(&device)));
@@ -30,6 +29,7 @@ pub fn meter_configs(topics: &Topics, meter: &Meter, values: &[MeterValue]) -> V
 mod tests {
     use super::*;
     use crate::model::{ApiStatus, DeviceInfo, Direction, Medium, Unit, ValueKind};
+    use crate::mqtt::entities::device_class;
     use crate::mqtt::entities::state::API_STATES;
 
     fn meter(medium: Medium, unit: Unit) -> Meter {

@@ -11,41 +11,39 @@ mod entity;
 mod meter;
 mod upload;
 
-pub use bridge::bridge_configs;
-pub use entity::{
-    Availability, BinarySensor, Common, Device, Entity, EntityCategory, Origin, Sensor, ORIGIN_NAME, SUPPORT_URL,
-};
-pub use meter::{device_class, meter_configs};
+pub(crate) use bridge::bridge_configs;
+pub(crate) use entity::{Availability, BinarySensor, Common, Device, Entity, EntityCategory, Origin, Sensor};
+pub(crate) use meter::meter_configs;
 pub(crate) use upload::{upload_config, UploadSensor};
 
 use super::topics::{object_id, Topics};
 
 /// One retained config message.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DiscoveryConfig {
-    pub topic: String,
-    pub entity: Entity,
+pub(crate) struct DiscoveryConfig {
+    pub(crate) topic: String,
+    pub(crate) entity: Entity,
 }
 
 impl DiscoveryConfig {
-    pub fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         serde_json::to_vec(&self.entity).unwrap_or_default()
     }
 }
 
 /// What one entity is called: its key within the device and its display name.
 pub(crate) struct Naming<'a> {
-    pub key: &'a str,
-    pub name: Option<&'a str>,
+    pub(crate) key: &'a str,
+    pub(crate) name: Option<&'a str>,
 }
 
 /// The ids of one device's entities: `<id_base>_<key>` is the unique id,
 /// `<component>.<entity_base>_<key>` the entity id.
 pub(crate) struct Ids<'a> {
-    pub topics: &'a Topics,
-    pub device: Device,
-    pub id_base: String,
-    pub entity_base: String,
+    pub(crate) topics: &'a Topics,
+    pub(crate) device: Device,
+    pub(crate) id_base: String,
+    pub(crate) entity_base: String,
 }
 
 impl Ids<'_> {

@@ -5,7 +5,7 @@ use crate::mqtt::discovery::{bridge_identifier, Device, DiscoveryConfig, Entity,
 use crate::mqtt::topics::{object_id, Topics};
 
 /// The Home Assistant device class for an amount of `medium` in `unit`, where one fits.
-pub fn device_class(medium: Medium, unit: &Unit) -> Option<&'static str> {
+pub(crate) fn device_class(medium: Medium, unit: &Unit) -> Option<&'static str> {
     match medium {
         Medium::Gas if unit.is_volume() => Some("gas"),
         Medium::Water if unit.is_volume() => Some("water"),
@@ -16,15 +16,15 @@ pub fn device_class(medium: Medium, unit: &Unit) -> Option<&'static str> {
 }
 
 /// What every entity of one meter shares: its device, its ids, its state topic.
-pub struct MeterDevice<'a> {
-    pub topics: &'a Topics,
-    pub meter: &'a Meter,
+pub(crate) struct MeterDevice<'a> {
+    pub(crate) topics: &'a Topics,
+    pub(crate) meter: &'a Meter,
     ids: Ids<'a>,
     state: String,
 }
 
 impl<'a> MeterDevice<'a> {
-    pub fn new(topics: &'a Topics, meter: &'a Meter) -> MeterDevice<'a> {
+    pub(crate) fn new(topics: &'a Topics, meter: &'a Meter) -> MeterDevice<'a> {
         let d = &meter.device;
         let ids = Ids {
             topics,
@@ -50,7 +50,7 @@ impl<'a> MeterDevice<'a> {
     }
 
     /// A sensor of this meter read from its state topic.
-    pub fn sensor(&self, key: &str, name: Option<&str>) -> Sensor {
+    pub(crate) fn sensor(&self, key: &str, name: Option<&str>) -> Sensor {
         Sensor::new(
             self.ids.common("sensor", Naming { key, name }, true),
             self.state.clone(),
@@ -58,7 +58,7 @@ impl<'a> MeterDevice<'a> {
     }
 
     /// An amount in the meter's unit.
-    pub fn amount(&self, sensor: Sensor) -> Sensor {
+    pub(crate) fn amount(&self, sensor: Sensor) -> Sensor {
         Sensor {
             unit_of_measurement: Some(self.meter.unit.as_str().to_owned()),
             device_class: device_class(self.meter.medium, &self.meter.unit),
@@ -66,12 +66,12 @@ impl<'a> MeterDevice<'a> {
         }
     }
 
-    pub fn diagnostic(mut sensor: Sensor) -> Sensor {
+    pub(crate) fn diagnostic(mut sensor: Sensor) -> Sensor {
         sensor.common.entity_category = Some(EntityCategory::Diagnostic);
         sensor
     }
 
-    pub fn config(&self, sensor: Sensor) -> DiscoveryConfig {
+    pub(crate) fn config(&self, sensor: Sensor) -> DiscoveryConfig {
         self.ids.config(Entity::Sensor(sensor))
     }
 }

@@ -7,9 +7,9 @@ use crate::mqtt::discovery::Sensor;
 use crate::mqtt::payloads::MeterState;
 use crate::mqtt::topics::Topics;
 
-pub const KEY: &str = "history_import";
+pub(crate) const KEY: &str = "history_import";
 
-pub fn sensor(device: &MeterDevice) -> Sensor {
+pub(crate) fn sensor(device: &MeterDevice) -> Sensor {
     let mut history_import = MeterDevice::diagnostic(Sensor {
         value_template: Some("{{ value_json.percent }}".into()),
         unit_of_measurement: Some("%".into()),
@@ -22,11 +22,11 @@ pub fn sensor(device: &MeterDevice) -> Sensor {
     history_import
 }
 
-pub fn topic(topics: &Topics, meter: &Meter) -> String {
+pub(crate) fn topic(topics: &Topics, meter: &Meter) -> String {
     topics.meter_field(meter, KEY)
 }
 
 /// The progress, once a read has reported some.
-pub fn payload(state: &MeterState) -> Option<Vec<u8>> {
+pub(crate) fn payload(state: &MeterState) -> Option<Vec<u8>> {
     state.history_import.as_ref().and_then(|h| serde_json::to_vec(h).ok())
 }

@@ -10,19 +10,19 @@
 //! intensity), on a device and a topic of their own.
 
 mod device;
-pub mod history;
-pub mod shared;
-pub mod state;
-pub mod timestamp;
-pub mod value;
+pub(crate) mod history;
+pub(crate) mod shared;
+pub(crate) mod state;
+pub(crate) mod timestamp;
+pub(crate) mod value;
 
-pub use device::{device_class, MeterDevice};
+pub(crate) use device::{device_class, MeterDevice};
 
 use crate::mqtt::topics::Topics;
 
 /// Every topic of a meter besides its state topic that holds a retained message: cleared when
 /// the meter disappears.
-pub fn field_topics_of(topics: &Topics, provider: &str, meter_id: &str) -> Vec<String> {
+pub(crate) fn field_topics_of(topics: &Topics, provider: &str, meter_id: &str) -> Vec<String> {
     timestamp::Timestamp::ALL
         .iter()
         .map(|t| t.key())

@@ -8,7 +8,7 @@ use crate::mqtt::discovery::{bridge_identifier, Device, DiscoveryConfig, Entity,
 use crate::mqtt::topics::{object_id, Topics};
 
 /// The configs of the shared values among `values`.
-pub fn configs(topics: &Topics, values: &[MeterValue]) -> Vec<DiscoveryConfig> {
+pub(crate) fn configs(topics: &Topics, values: &[MeterValue]) -> Vec<DiscoveryConfig> {
     values
         .iter()
         .filter_map(|value| Some((value.shared.as_ref()?, value)))
@@ -17,7 +17,7 @@ pub fn configs(topics: &Topics, values: &[MeterValue]) -> Vec<DiscoveryConfig> {
 }
 
 /// The topic of a shared value; `None` for a meter's own.
-pub fn topic(topics: &Topics, value: &MeterValue) -> Option<String> {
+pub(crate) fn topic(topics: &Topics, value: &MeterValue) -> Option<String> {
     value
         .shared
         .as_ref()

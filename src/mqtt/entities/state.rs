@@ -8,10 +8,10 @@ use crate::mqtt::payloads::MeterState;
 use crate::mqtt::topics::Topics;
 
 /// Every `api_status` the state topic can carry.
-pub const API_STATES: [&str; 6] = ["pending", "ok", "auth_error", "rate_limited", "unavailable", "error"];
+pub(crate) const API_STATES: [&str; 6] = ["pending", "ok", "auth_error", "rate_limited", "unavailable", "error"];
 
 /// The newest interval. Delayed data, so no state_class.
-pub fn latest(device: &MeterDevice) -> Sensor {
+pub(crate) fn latest(device: &MeterDevice) -> Sensor {
     device
         .amount(Sensor {
             value_template: Some("{{ value_json.latest.value if value_json.latest else None }}".into()),
@@ -21,7 +21,7 @@ pub fn latest(device: &MeterDevice) -> Sensor {
         .attributes("{{ (value_json.latest or {}) | tojson }}".into())
 }
 
-pub fn last_day(device: &MeterDevice) -> Sensor {
+pub(crate) fn last_day(device: &MeterDevice) -> Sensor {
     device
         .amount(Sensor {
             value_template: Some("{{ value_json.last_day.value if value_json.last_day else None }}".into()),
@@ -31,7 +31,7 @@ pub fn last_day(device: &MeterDevice) -> Sensor {
         .attributes("{{ (value_json.last_day or {}) | tojson }}".into())
 }
 
-pub fn api_status(device: &MeterDevice) -> Sensor {
+pub(crate) fn api_status(device: &MeterDevice) -> Sensor {
     let mut api_status = MeterDevice::diagnostic(Sensor {
         value_template: Some("{{ value_json.api_status }}".into()),
         device_class: Some("enum"),
@@ -43,10 +43,10 @@ pub fn api_status(device: &MeterDevice) -> Sensor {
     api_status
 }
 
-pub fn topic(topics: &Topics, meter: &Meter) -> String {
+pub(crate) fn topic(topics: &Topics, meter: &Meter) -> String {
     topics.meter_state(meter)
 }
 
-pub fn payload(state: &MeterState) -> Vec<u8> {
+pub(crate) fn payload(state: &MeterState) -> Vec<u8> {
     serde_json::to_vec(state).unwrap_or_default()
 }

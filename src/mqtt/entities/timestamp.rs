@@ -11,7 +11,7 @@ use crate::mqtt::payloads::MeterState;
 use crate::mqtt::topics::Topics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timestamp {
+pub(crate) enum Timestamp {
     DataUntil,
     LastPoll,
     NextPoll,
@@ -19,9 +19,9 @@ pub enum Timestamp {
 
 impl Timestamp {
     /// In the order Home Assistant lists them.
-    pub const ALL: [Timestamp; 3] = [Timestamp::DataUntil, Timestamp::LastPoll, Timestamp::NextPoll];
+    pub(crate) const ALL: [Timestamp; 3] = [Timestamp::DataUntil, Timestamp::LastPoll, Timestamp::NextPoll];
 
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Timestamp::DataUntil => "data_until",
             Timestamp::LastPoll => "last_poll",
@@ -37,7 +37,7 @@ impl Timestamp {
         }
     }
 
-    pub fn sensor(self, device: &MeterDevice) -> Sensor {
+    pub(crate) fn sensor(self, device: &MeterDevice) -> Sensor {
         let mut sensor = MeterDevice::diagnostic(Sensor {
             device_class: Some("timestamp"),
             ..device.sensor(self.key(), Some(self.name()))
@@ -49,7 +49,7 @@ impl Timestamp {
         sensor
     }
 
-    pub fn topic(self, topics: &Topics, meter: &Meter) -> String {
+    pub(crate) fn topic(self, topics: &Topics, meter: &Meter) -> String {
         topics.meter_field(meter, self.key())
     }
 
@@ -62,7 +62,7 @@ impl Timestamp {
     }
 
     /// The time in RFC 3339, once it is known.
-    pub fn payload(self, state: &MeterState) -> Option<Vec<u8>> {
+    pub(crate) fn payload(self, state: &MeterState) -> Option<Vec<u8>> {
         self.time(state)
             .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true).into_bytes())
     }

@@ -10,7 +10,7 @@ use crate::model::{Meter, MeterValue, Unit, ValueKind};
 use crate::mqtt::discovery::Sensor;
 use crate::mqtt::topics::{object_id, Topics};
 
-pub fn sensor(device: &MeterDevice, value: &MeterValue) -> Sensor {
+pub(crate) fn sensor(device: &MeterDevice, value: &MeterValue) -> Sensor {
     let mut entity = extra_sensor(device.sensor(&value.key, Some(&value.name)), device.meter, value);
     if is_clocked(value) {
         // Kept current by the clock on a topic of its own: see `mqtt::sink::clocked`.
@@ -22,12 +22,12 @@ pub fn sensor(device: &MeterDevice, value: &MeterValue) -> Sensor {
 }
 
 /// A value with a timetable changes by the clock.
-pub fn is_clocked(value: &MeterValue) -> bool {
+pub(crate) fn is_clocked(value: &MeterValue) -> bool {
     !value.timetable.is_empty()
 }
 
 /// `<meter>/value/<key>`: the topic of a value that changes by the clock.
-pub fn clocked_topic(topics: &Topics, meter: &Meter, value: &MeterValue) -> String {
+pub(crate) fn clocked_topic(topics: &Topics, meter: &Meter, value: &MeterValue) -> String {
     topics.meter_value(meter, &value.key)
 }
 
@@ -36,7 +36,7 @@ const CURRENT: &str = "current_price";
 
 /// `{"value": <the value at now>, "attributes": {...}}` on a clocked value's topic. An attribute
 /// named [`CURRENT`] repeats the value and follows it.
-pub fn clocked_payload(value: &MeterValue, now: DateTime<Utc>) -> Vec<u8> {
+pub(crate) fn clocked_payload(value: &MeterValue, now: DateTime<Utc>) -> Vec<u8> {
     let current = value.value_at(now);
     let mut attributes = value.attributes.clone();
     if let Some(slot) = attributes.get_mut(CURRENT) {
@@ -51,7 +51,7 @@ pub fn clocked_payload(value: &MeterValue, now: DateTime<Utc>) -> Vec<u8> {
 
 /// The `extras` of the state payload: every value of the meter's own that does not change by the
 /// clock, by key.
-pub fn extras(values: &[MeterValue]) -> Map<String, Value> {
+pub(crate) fn extras(values: &[MeterValue]) -> Map<String, Value> {
     values
         .iter()
         .filter(|v| !is_clocked(v) && v.shared.is_none())

@@ -26,7 +26,7 @@ use crate::mqtt::{discovery, ConnectionState, MqttEvent};
 use crate::sink::{AccountId, Batch, Delivery, PollReport, Progress, Sink, SinkError, StatusBoard};
 use crate::state::{sanitize, StateError, StateStore};
 
-pub struct AccountSink {
+pub(crate) struct AccountSink {
     sinks: MqttSinks,
     account: AccountId,
     board: StatusBoard,
@@ -61,7 +61,11 @@ pub struct AccountSink {
 }
 
 impl AccountSink {
-    pub async fn open(sinks: MqttSinks, account: AccountId, board: StatusBoard) -> Result<AccountSink, SinkError> {
+    pub(crate) async fn open(
+        sinks: MqttSinks,
+        account: AccountId,
+        board: StatusBoard,
+    ) -> Result<AccountSink, SinkError> {
         let stem = format!("{}-{}", sanitize(account.kind), sanitize(&account.label));
         let file = PathBuf::from(format!("{stem}.json"));
         let discovery_file = PathBuf::from(format!("{stem}.discovery.json"));

@@ -15,9 +15,9 @@ use crate::mqtt::entities::value::clocked_payload;
 use crate::mqtt::MqttHandle;
 
 /// One value and the topic it goes to.
-pub type Clocked = (String, MeterValue);
+pub(crate) type Clocked = (String, MeterValue);
 
-pub struct ClockedValues {
+pub(crate) struct ClockedValues {
     values: Arc<Mutex<Vec<Clocked>>>,
     changed: Arc<Notify>,
     task: Option<JoinHandle<()>>,
@@ -27,7 +27,7 @@ pub struct ClockedValues {
 }
 
 impl ClockedValues {
-    pub fn new(mqtt: MqttHandle, retained: Retained, clock: SharedClock) -> ClockedValues {
+    pub(crate) fn new(mqtt: MqttHandle, retained: Retained, clock: SharedClock) -> ClockedValues {
         ClockedValues {
             values: Arc::default(),
             changed: Arc::new(Notify::new()),
@@ -39,7 +39,7 @@ impl ClockedValues {
     }
 
     /// Replaces the values and publishes each one's value now; the task takes over from here.
-    pub fn set(&mut self, values: Vec<Clocked>, now: DateTime<Utc>) {
+    pub(crate) fn set(&mut self, values: Vec<Clocked>, now: DateTime<Utc>) {
         for (topic, value) in &values {
             publish(&self.mqtt, &self.retained, topic, value, now);
         }

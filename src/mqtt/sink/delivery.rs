@@ -10,43 +10,43 @@ use crate::model::{same_value, IntervalReading, Quality};
 
 /// What the MQTT sink remembers about one provider account (`<kind>-<account>.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AccountState {
+pub(crate) struct AccountState {
     #[serde(default)]
-    pub meters: BTreeMap<String, MeterState>,
+    pub(crate) meters: BTreeMap<String, MeterState>,
     /// Discovery config topics published for this account, to clear those of vanished meters.
     /// Kept in a file of its own (see `AccountSink`): it changes rarely, while this file is
     /// written after every round of a history import. Read here from files of older versions.
     #[serde(default, skip_serializing)]
-    pub discovery: BTreeSet<String>,
+    pub(crate) discovery: BTreeSet<String>,
     /// Set when this file replaced one that was lost (corrupt, without a usable backup): a meter
     /// without a record starts here instead of at the history start, so that nothing older than
     /// the look-back window is published a second time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fresh_from: Option<DateTime<Utc>>,
+    pub(crate) fresh_from: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MeterState {
+pub(crate) struct MeterState {
     /// End of the last delivered interval.
-    pub cursor: Option<DateTime<Utc>>,
+    pub(crate) cursor: Option<DateTime<Utc>>,
     /// What was delivered for each interval start (unix seconds) inside the look-back window,
     /// so a re-read can tell new and corrected intervals from ones already sent.
     #[serde(default)]
-    pub delivered: BTreeMap<i64, Delivered>,
+    pub(crate) delivered: BTreeMap<i64, Delivered>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Delivered {
+pub(crate) struct Delivered {
     #[serde(rename = "v")]
-    pub value: Option<f64>,
+    pub(crate) value: Option<f64>,
     #[serde(rename = "q")]
-    pub quality: Quality,
+    pub(crate) quality: Quality,
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    pub reading: Option<f64>,
+    pub(crate) reading: Option<f64>,
 }
 
 impl Delivered {
-    pub fn of(reading: &IntervalReading) -> Self {
+    pub(crate) fn of(reading: &IntervalReading) -> Self {
         Delivered {
             value: reading.value,
             quality: reading.quality,
@@ -54,7 +54,7 @@ impl Delivered {
         }
     }
 
-    pub fn matches(&self, reading: &IntervalReading) -> bool {
+    pub(crate) fn matches(&self, reading: &IntervalReading) -> bool {
         self.quality == reading.quality
             && same_value(self.value, reading.value)
             && same_value(self.reading, reading.reading)
@@ -63,7 +63,7 @@ impl Delivered {
 
 impl MeterState {
     /// Forget intervals that start before `keep_from`: they are outside every future re-read.
-    pub fn prune(&mut self, keep_from: DateTime<Utc>) {
+    pub(crate) fn prune(&mut self, keep_from: DateTime<Utc>) {
         let cut = keep_from.timestamp();
         self.delivered = self.delivered.split_off(&cut);
     }
@@ -71,9 +71,9 @@ impl MeterState {
 
 /// A fetched interval that must be published.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pending {
-    pub reading: IntervalReading,
-    pub correction: bool,
+pub(crate) struct Pending {
+    pub(crate) reading: IntervalReading,
+    pub(crate) correction: bool,
 }
 
 /// Compares what was read with what was delivered. Every delivered interval that starts at or
@@ -81,7 +81,7 @@ pub struct Pending {
 /// `state.delivered`, so an interval from then on that is absent was never sent (a filled gap,
 /// not a correction); an earlier one that ends by the cursor was sent long ago. Keeping records
 /// for that window only is what keeps the state small during a history import.
-pub fn pending(state: &MeterState, record_from: DateTime<Utc>, readings: &[IntervalReading]) -> Vec<Pending> {
+pub(crate) fn pending(state: &MeterState, record_from: DateTime<Utc>, readings: &[IntervalReading]) -> Vec<Pending> {
     let mut out = Vec::new();
     for reading in readings {
         match state.delivered.get(&reading.start.timestamp()) {
@@ -110,7 +110,7 @@ pub fn pending(state: &MeterState, record_from: DateTime<Utc>, readings: &[Inter
 
 /// Records a delivered batch: the cursor only moves forward; intervals from `record_from` on are
 /// remembered for telling corrections from repeats.
-pub fn record(state: &mut MeterState, delivered: &[Pending], record_from: DateTime<Utc>) {
+pub(crate) fn record(state: &mut MeterState, delivered: &[Pending], record_from: DateTime<Utc>) {
     for p in delivered {
         if p.reading.start >= record_from {
             state

@@ -13,9 +13,8 @@ mod retained;
 mod shared;
 mod summary;
 
-pub use delivery::{pending, record, AccountState, Delivered, MeterState, Pending};
-pub use retained::Retained;
-pub use shared::{MqttSinkSettings, MqttSinks, SINK};
+pub use shared::SINK;
+pub(crate) use shared::{MqttSinkSettings, MqttSinks};
 
 use std::time::Duration;
 

@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::mqtt::MqttHandle;
 
 #[derive(Clone, Default)]
-pub struct Retained {
+pub(crate) struct Retained {
     inner: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
 }
 
 impl Retained {
     /// Remembers and queues the message without waiting: a broker that is down must not hold
     /// up a poll or a shutdown, and everything remembered goes out again on the next ConnAck.
-    pub fn publish(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
+    pub(crate) fn publish(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
         {
             let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             if payload.is_empty() {
@@ -27,14 +27,14 @@ impl Retained {
     }
 
     /// Publishes only when the payload differs from what was last published.
-    pub fn publish_if_changed(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
+    pub(crate) fn publish_if_changed(&self, mqtt: &MqttHandle, topic: String, payload: Vec<u8>) {
         let same = self.inner.lock().unwrap_or_else(PoisonError::into_inner).get(&topic) == Some(&payload);
         if !same {
             self.publish(mqtt, topic, payload);
         }
     }
 
-    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         // Discovery configs first, so entities exist before their states arrive.
         let (mut first, rest): (Vec<_>, Vec<_>) = map
@@ -46,7 +46,7 @@ impl Retained {
     }
 
     /// Queues everything again, configs first.
-    pub fn republish_all(&self, mqtt: &MqttHandle) {
+    pub(crate) fn republish_all(&self, mqtt: &MqttHandle) {
         for (topic, payload) in self.snapshot() {
             mqtt.publish_nowait(topic, payload, true);
         }

@@ -21,14 +21,14 @@ pub(super) const ACK_LIMIT: Duration = Duration::from_secs(60);
 
 /// What the MQTT sink needs of the configuration.
 #[derive(Clone)]
-pub struct MqttSinkSettings {
-    pub topics: Topics,
+pub(crate) struct MqttSinkSettings {
+    pub(crate) topics: Topics,
     /// Publish Home Assistant discovery configs.
-    pub discovery: bool,
+    pub(crate) discovery: bool,
     /// How far before its cursor a meter is re-read; the delivery record covers this window.
-    pub lookback: chrono::Duration,
+    pub(crate) lookback: chrono::Duration,
     /// Which interval of a value that changes by the clock (a price) is shown now; tests pin it.
-    pub clock: crate::clock::SharedClock,
+    pub(crate) clock: crate::clock::SharedClock,
 }
 
 impl std::fmt::Debug for MqttSinkSettings {
@@ -51,7 +51,7 @@ pub struct MqttSinks {
 }
 
 impl MqttSinks {
-    pub fn new(mqtt: MqttHandle, settings: MqttSinkSettings, store: StateStore) -> MqttSinks {
+    pub(crate) fn new(mqtt: MqttHandle, settings: MqttSinkSettings, store: StateStore) -> MqttSinks {
         MqttSinks {
             mqtt,
             settings,
@@ -61,7 +61,7 @@ impl MqttSinks {
     }
 
     /// Topics the connection must subscribe to for the sink to work.
-    pub fn subscriptions(topics: &Topics) -> Vec<String> {
+    pub(crate) fn subscriptions(topics: &Topics) -> Vec<String> {
         vec![topics.ha_status()]
     }
 

@@ -11,13 +11,13 @@ use crate::mqtt::payloads::{round, DayTotal, Interval};
 
 /// The newest interval with a value, and the intervals of the newest local day with a value.
 #[derive(Debug, Default)]
-pub struct Newest {
+pub(crate) struct Newest {
     latest: Option<IntervalReading>,
     day: Option<(NaiveDate, BTreeMap<i64, IntervalReading>)>,
 }
 
 impl Newest {
-    pub fn add(&mut self, readings: &[IntervalReading], tz: Tz) {
+    pub(crate) fn add(&mut self, readings: &[IntervalReading], tz: Tz) {
         for r in readings.iter().filter(|r| r.value.is_some()) {
             if self.latest.as_ref().is_none_or(|l| r.start >= l.start) {
                 self.latest = Some(r.clone());
@@ -33,11 +33,11 @@ impl Newest {
         }
     }
 
-    pub fn latest(&self) -> Option<Interval> {
+    pub(crate) fn latest(&self) -> Option<Interval> {
         self.latest.as_ref().map(Interval::of)
     }
 
-    pub fn last_day(&self, tz: Tz) -> Option<DayTotal> {
+    pub(crate) fn last_day(&self, tz: Tz) -> Option<DayTotal> {
         let (_, intervals) = self.day.as_ref()?;
         let readings: Vec<IntervalReading> = intervals.values().cloned().collect();
         last_day(&readings, tz)
@@ -45,7 +45,7 @@ impl Newest {
 }
 
 /// The newest local day with data, its total, and whether every interval of it has a value.
-pub fn last_day(readings: &[IntervalReading], tz: Tz) -> Option<DayTotal> {
+pub(crate) fn last_day(readings: &[IntervalReading], tz: Tz) -> Option<DayTotal> {
     let mut days: BTreeMap<NaiveDate, (f64, i64, i64)> = BTreeMap::new();
     for r in readings {
         let date = r.start.with_timezone(&tz).date_naive();

@@ -18,15 +18,15 @@ use crate::model::{MeterValue, ValueKind};
 use crate::providers::ProviderError;
 
 /// Charges change a few times a year; six hours keeps a change from lingering past the day.
-pub const REFRESH: Duration = Duration::hours(6);
+pub(crate) const REFRESH: Duration = Duration::hours(6);
 /// After a failed call, the next try waits this long instead of stalling every poll.
-pub const FAILURE_PAUSE: Duration = Duration::hours(1);
+pub(crate) const FAILURE_PAUSE: Duration = Duration::hours(1);
 const BATCH: usize = 10;
 
 type PointCharges = Result<Charges, ProviderError>;
 
 #[derive(Default)]
-pub struct ChargesCache {
+pub(crate) struct ChargesCache {
     fetched_at: Option<DateTime<Utc>>,
     by_id: HashMap<String, PointCharges>,
     failure: Option<(DateTime<Utc>, ProviderError)>,
@@ -34,7 +34,7 @@ pub struct ChargesCache {
 
 impl ChargesCache {
     /// What the cache can answer for `id` at `now` without a call: `None` means fetch.
-    pub fn answer(&self, id: &str, now: DateTime<Utc>) -> Option<PointCharges> {
+    pub(crate) fn answer(&self, id: &str, now: DateTime<Utc>) -> Option<PointCharges> {
         if let Some((at, error)) = &self.failure {
             if now < *at + FAILURE_PAUSE {
                 return Some(Err(error.clone()));
@@ -48,7 +48,7 @@ impl ChargesCache {
         }
     }
 
-    pub fn store(&mut self, fetched: Result<HashMap<String, PointCharges>, ProviderError>, now: DateTime<Utc>) {
+    pub(crate) fn store(&mut self, fetched: Result<HashMap<String, PointCharges>, ProviderError>, now: DateTime<Utc>) {
         match fetched {
             Ok(by_id) => {
                 self.by_id = by_id;
@@ -61,7 +61,7 @@ impl ChargesCache {
 }
 
 /// Charges of `ids`, ten to a call. A point the answer leaves out gets an error of its own.
-pub async fn fetch(api: &Api, ids: &[&str]) -> Result<HashMap<String, PointCharges>, ProviderError> {
+pub(crate) async fn fetch(api: &Api, ids: &[&str]) -> Result<HashMap<String, PointCharges>, ProviderError> {
     let path = api.paths.charges;
     let endpoint = Api::endpoint("POST", path);
     let mut out = HashMap::new();
@@ -96,7 +96,7 @@ pub async fn fetch(api: &Api, ids: &[&str]) -> Result<HashMap<String, PointCharg
 }
 
 /// The values a meter shows for its charges at `now`.
-pub fn values(charges: &Charges, now: DateTime<Utc>) -> Vec<MeterValue> {
+pub(crate) fn values(charges: &Charges, now: DateTime<Utc>) -> Vec<MeterValue> {
     let mut out = Vec::new();
     out.extend(tariff_value(charges.tariffs.as_deref().unwrap_or_default(), now));
     out.extend(subscription_value(

@@ -11,13 +11,13 @@ use crate::providers::ProviderError;
 
 /// The paths that differ between the customer and the third-party API.
 #[derive(Debug, Clone, Copy)]
-pub struct Paths {
-    pub flavour: EloverblikApi,
-    pub charges: &'static str,
+pub(crate) struct Paths {
+    pub(crate) flavour: EloverblikApi,
+    pub(crate) charges: &'static str,
 }
 
 impl Paths {
-    pub fn of(flavour: EloverblikApi) -> Paths {
+    pub(crate) fn of(flavour: EloverblikApi) -> Paths {
         let charges = match flavour {
             EloverblikApi::Customer => "/api/meteringpoints/meteringpoint/getcharges",
             EloverblikApi::Thirdparty => "/api/meteringpoint/getcharges",
@@ -26,11 +26,11 @@ impl Paths {
     }
 }
 
-pub struct Api {
+pub(crate) struct Api {
     http: ApiClient,
     tokens: TokenCache,
     base_url: String,
-    pub paths: Paths,
+    pub(crate) paths: Paths,
 }
 
 enum Method<'a, B> {
@@ -39,7 +39,7 @@ enum Method<'a, B> {
 }
 
 impl Api {
-    pub fn new(http: ApiClient, tokens: TokenCache, base_url: String, paths: Paths) -> Api {
+    pub(crate) fn new(http: ApiClient, tokens: TokenCache, base_url: String, paths: Paths) -> Api {
         Api {
             http,
             tokens,
@@ -50,17 +50,21 @@ impl Api {
 
     /// `GET {base_url}{path}`, the answer parsed as `T`; `path` starts with `/api/` and may carry
     /// a query. An answer that does not parse is retried like a 5xx.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProviderError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ProviderError> {
         self.call::<T, ()>(path, Method::Get).await
     }
 
     /// `POST {base_url}{path}` with a JSON body, the answer parsed as `T`.
-    pub async fn post<T: DeserializeOwned, B: Serialize>(&self, path: &str, body: &B) -> Result<T, ProviderError> {
+    pub(crate) async fn post<T: DeserializeOwned, B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ProviderError> {
         self.call(path, Method::Post(body)).await
     }
 
     /// The label a call has in logs and errors: method and path, never the host or a token.
-    pub fn endpoint(method: &str, path: &str) -> String {
+    pub(crate) fn endpoint(method: &str, path: &str) -> String {
         let path = path.split('?').next().unwrap_or(path);
         format!("{method} {path}")
     }

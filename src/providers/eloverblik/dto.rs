@@ -9,39 +9,39 @@ use serde::Deserialize;
 /// `{"result": [...]}`: the root of every list response.
 #[derive(Debug, Deserialize)]
 pub struct ApiList<T> {
-    pub result: Option<Vec<T>>,
+    pub(crate) result: Option<Vec<T>>,
 }
 
 impl<T> ApiList<T> {
-    pub fn into_items(self) -> Vec<T> {
+    pub(crate) fn into_items(self) -> Vec<T> {
         self.result.unwrap_or_default()
     }
 }
 
 /// `{"result": "<token>"}` from `GET /api/token`.
 #[derive(Debug, Deserialize)]
-pub struct TokenResponse {
-    pub result: Option<String>,
+pub(crate) struct TokenResponse {
+    pub(crate) result: Option<String>,
 }
 
 /// The per-item wrapper of batched calls: one per requested metering point.
 #[derive(Debug, Deserialize)]
 pub struct Item<T> {
     #[serde(default)]
-    pub success: bool,
+    pub(crate) success: bool,
     #[serde(default, rename = "errorCode", deserialize_with = "opt_code")]
-    pub error_code: Option<String>,
+    pub(crate) error_code: Option<String>,
     #[serde(rename = "errorText")]
-    pub error_text: Option<String>,
-    pub id: Option<String>,
+    pub(crate) error_text: Option<String>,
+    pub(crate) id: Option<String>,
     /// Time series carry the payload as `MyEnergyData_MarketDocument`, charges as `result`.
     #[serde(rename = "result", alias = "MyEnergyData_MarketDocument")]
-    pub payload: Option<T>,
+    pub(crate) payload: Option<T>,
 }
 
 impl<T> Item<T> {
     /// `code 20010: Relation not found`, for a per-meter error message.
-    pub fn failure_text(&self) -> String {
+    pub(crate) fn failure_text(&self) -> String {
         let text = self
             .error_text
             .as_deref()
@@ -59,86 +59,86 @@ impl<T> Item<T> {
 /// (which lacks the supplier and relation fields).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MeteringPoint {
+pub(crate) struct MeteringPoint {
     #[serde(rename = "meteringPointId", deserialize_with = "lenient_string")]
-    pub id: String,
+    pub(crate) id: String,
     #[serde(rename = "typeOfMP")]
-    pub type_of_mp: Option<String>,
-    pub meter_reading_occurrence: Option<String>,
-    pub street_name: Option<String>,
-    pub building_number: Option<String>,
-    pub floor_id: Option<String>,
-    pub room_id: Option<String>,
-    pub postcode: Option<String>,
-    pub city_name: Option<String>,
-    pub balance_supplier_name: Option<String>,
+    pub(crate) type_of_mp: Option<String>,
+    pub(crate) meter_reading_occurrence: Option<String>,
+    pub(crate) street_name: Option<String>,
+    pub(crate) building_number: Option<String>,
+    pub(crate) floor_id: Option<String>,
+    pub(crate) room_id: Option<String>,
+    pub(crate) postcode: Option<String>,
+    pub(crate) city_name: Option<String>,
+    pub(crate) balance_supplier_name: Option<String>,
     /// Absent in the third-party API, where every listed point is authorised.
-    pub has_relation: Option<bool>,
-    pub child_metering_points: Option<Vec<ChildMeteringPoint>>,
+    pub(crate) has_relation: Option<bool>,
+    pub(crate) child_metering_points: Option<Vec<ChildMeteringPoint>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ChildMeteringPoint {
+pub(crate) struct ChildMeteringPoint {
     #[serde(rename = "meteringPointId", deserialize_with = "lenient_string")]
-    pub id: String,
+    pub(crate) id: String,
     #[serde(rename = "typeOfMP")]
-    pub type_of_mp: Option<String>,
-    pub meter_reading_occurrence: Option<String>,
+    pub(crate) type_of_mp: Option<String>,
+    pub(crate) meter_reading_occurrence: Option<String>,
 }
 
 /// A third-party authorisation (power of attorney); its id lists the points it covers.
 #[derive(Debug, Deserialize)]
-pub struct Authorization {
-    pub id: Option<String>,
+pub(crate) struct Authorization {
+    pub(crate) id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct MarketDocument {
     #[serde(rename = "TimeSeries")]
-    pub time_series: Option<Vec<TimeSeries>>,
+    pub(crate) time_series: Option<Vec<TimeSeries>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct TimeSeries {
+pub(crate) struct TimeSeries {
     #[serde(rename = "mRID")]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(rename = "measurement_Unit.name")]
-    pub unit: Option<String>,
+    pub(crate) unit: Option<String>,
     #[serde(rename = "Period")]
-    pub periods: Option<Vec<Period>>,
+    pub(crate) periods: Option<Vec<Period>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Period {
-    pub resolution: Option<String>,
+pub(crate) struct Period {
+    pub(crate) resolution: Option<String>,
     #[serde(rename = "timeInterval")]
-    pub time_interval: Option<TimeInterval>,
+    pub(crate) time_interval: Option<TimeInterval>,
     #[serde(rename = "Point")]
-    pub points: Option<Vec<Point>>,
+    pub(crate) points: Option<Vec<Point>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct TimeInterval {
-    pub start: Option<String>,
-    pub end: Option<String>,
+pub(crate) struct TimeInterval {
+    pub(crate) start: Option<String>,
+    pub(crate) end: Option<String>,
 }
 
 /// One position of a period. Deserialised without allocating: a year of quarter hours for ten
 /// points is a third of a million of these.
 #[derive(Debug, Deserialize)]
-pub struct Point {
+pub(crate) struct Point {
     #[serde(deserialize_with = "lenient_u32")]
-    pub position: u32,
+    pub(crate) position: u32,
     #[serde(rename = "out_Quantity.quantity", default, deserialize_with = "opt_lenient_f64")]
-    pub quantity: Option<f64>,
+    pub(crate) quantity: Option<f64>,
     #[serde(rename = "out_Quantity.quality")]
-    pub quality: Option<QualityCode>,
+    pub(crate) quality: Option<QualityCode>,
 }
 
 /// DataHub quality codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QualityCode {
+pub(crate) enum QualityCode {
     /// Adjusted by DataHub (no longer issued since 2020; final settlement values).
     A01,
     /// Not available: the grid operator reported the value missing.
@@ -177,64 +177,64 @@ impl<'de> Deserialize<'de> for QualityCode {
 
 /// The `getcharges` result for one metering point.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Charges {
-    pub subscriptions: Option<Vec<Charge>>,
-    pub tariffs: Option<Vec<Tariff>>,
+pub(crate) struct Charges {
+    pub(crate) subscriptions: Option<Vec<Charge>>,
+    pub(crate) tariffs: Option<Vec<Tariff>>,
 }
 
 /// A subscription (or fee): a fixed amount per period.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Charge {
-    pub name: Option<String>,
-    pub owner: Option<String>,
+pub(crate) struct Charge {
+    pub(crate) name: Option<String>,
+    pub(crate) owner: Option<String>,
     #[serde(default, deserialize_with = "opt_lenient_f64")]
-    pub price: Option<f64>,
+    pub(crate) price: Option<f64>,
     #[serde(default, deserialize_with = "opt_lenient_f64")]
-    pub quantity: Option<f64>,
-    pub valid_from_date: Option<String>,
-    pub valid_to_date: Option<String>,
-    pub period_type: Option<String>,
+    pub(crate) quantity: Option<f64>,
+    pub(crate) valid_from_date: Option<String>,
+    pub(crate) valid_to_date: Option<String>,
+    pub(crate) period_type: Option<String>,
 }
 
 /// A tariff: a price per kWh, per hour of the day (`PT1H`, 24 positions) or for the whole day.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Tariff {
-    pub name: Option<String>,
-    pub owner: Option<String>,
+pub(crate) struct Tariff {
+    pub(crate) name: Option<String>,
+    pub(crate) owner: Option<String>,
     /// The charge's code (`ChargeTypeCode` in Energi Data Service); the third-party API has none.
     #[serde(default)]
-    pub price_id: Option<String>,
-    pub valid_from_date: Option<String>,
-    pub valid_to_date: Option<String>,
-    pub period_type: Option<String>,
-    pub prices: Option<Vec<TariffPrice>>,
+    pub(crate) price_id: Option<String>,
+    pub(crate) valid_from_date: Option<String>,
+    pub(crate) valid_to_date: Option<String>,
+    pub(crate) period_type: Option<String>,
+    pub(crate) prices: Option<Vec<TariffPrice>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct TariffPrice {
+pub(crate) struct TariffPrice {
     #[serde(deserialize_with = "lenient_u32")]
-    pub position: u32,
+    pub(crate) position: u32,
     #[serde(default, deserialize_with = "opt_lenient_f64")]
-    pub price: Option<f64>,
+    pub(crate) price: Option<f64>,
 }
 
 /// The ids of a batched request body.
 #[derive(Debug, serde::Serialize)]
-pub struct MeteringPointsRequest<'a> {
+pub(crate) struct MeteringPointsRequest<'a> {
     #[serde(rename = "meteringPoints")]
-    pub metering_points: MeteringPointIds<'a>,
+    pub(crate) metering_points: MeteringPointIds<'a>,
 }
 
 #[derive(Debug, serde::Serialize)]
-pub struct MeteringPointIds<'a> {
+pub(crate) struct MeteringPointIds<'a> {
     #[serde(rename = "meteringPoint")]
-    pub metering_point: &'a [&'a str],
+    pub(crate) metering_point: &'a [&'a str],
 }
 
 impl<'a> MeteringPointsRequest<'a> {
-    pub fn new(ids: &'a [&'a str]) -> Self {
+    pub(crate) fn new(ids: &'a [&'a str]) -> Self {
         MeteringPointsRequest {
             metering_points: MeteringPointIds { metering_point: ids },
         }

@@ -9,7 +9,7 @@ use crate::http::error_body::{field, plain_text, scalar_text, MAX_MESSAGE};
 use crate::providers::kit::excerpt;
 
 /// Pulls the API's own error code and message out of an error body (an [`crate::http::ErrorBody`]).
-pub fn parse_error_body(body: &str) -> (Option<String>, String) {
+pub(crate) fn parse_error_body(body: &str) -> (Option<String>, String) {
     let trimmed = body.trim();
     if trimmed.is_empty() {
         return (None, "no details in the response".to_owned());

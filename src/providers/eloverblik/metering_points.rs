@@ -23,21 +23,21 @@ const AUTHORIZATIONS: &str = "/api/authorization/authorizations";
 
 /// What reading a point needs beyond its [`Meter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PointInfo {
-    pub aggregation: Aggregation,
+pub(crate) struct PointInfo {
+    pub(crate) aggregation: Aggregation,
     /// Child points carry no charges of their own.
-    pub child: bool,
+    pub(crate) child: bool,
     /// The spot price zone, from the postcode (children share their parent's address).
-    pub area: Option<PriceArea>,
+    pub(crate) area: Option<PriceArea>,
 }
 
-pub struct Listing {
-    pub meters: Vec<Meter>,
-    pub points: HashMap<String, PointInfo>,
+pub(crate) struct Listing {
+    pub(crate) meters: Vec<Meter>,
+    pub(crate) points: HashMap<String, PointInfo>,
 }
 
 /// Every metering point the token can read.
-pub async fn fetch(api: &Api) -> Result<Vec<MeteringPoint>, ProviderError> {
+pub(crate) async fn fetch(api: &Api) -> Result<Vec<MeteringPoint>, ProviderError> {
     match api.paths.flavour {
         EloverblikApi::Customer => list(api, CUSTOMER_LIST).await,
         EloverblikApi::Thirdparty => {
@@ -69,7 +69,7 @@ async fn list(api: &Api, path: &str) -> Result<Vec<MeteringPoint>, ProviderError
 /// The meters to read: every linked point and its children, narrowed to `wanted` when given.
 /// Points registered to the customer but not linked (`hasRelation: false`) cannot be read and
 /// are skipped unless `wanted` names them, so that the API's own error explains why.
-pub fn to_meters(points: Vec<MeteringPoint>, wanted: &[String]) -> Listing {
+pub(crate) fn to_meters(points: Vec<MeteringPoint>, wanted: &[String]) -> Listing {
     let wanted: HashSet<&str> = wanted.iter().map(|s| s.trim()).collect();
     let keep = |id: &str| wanted.is_empty() || wanted.contains(id);
     let mut meters = Vec::new();
@@ -144,7 +144,7 @@ fn meter(id: &str, type_code: Option<&str>, address: &str, supplier: Option<Stri
     }
 }
 
-pub fn direction(type_code: &str) -> Direction {
+pub(crate) fn direction(type_code: &str) -> Direction {
     match type_code {
         "E18" | "D01" | "D04" | "D05" | "D06" | "D09" | "D11" | "D18" => Direction::Production,
         _ => Direction::Consumption,
@@ -152,7 +152,7 @@ pub fn direction(type_code: &str) -> Direction {
 }
 
 /// DataHub's names for the metering point types.
-pub fn type_label(type_code: &str) -> &'static str {
+pub(crate) fn type_label(type_code: &str) -> &'static str {
     match type_code {
         "E17" => "Consumption",
         "E18" => "Production",

@@ -11,7 +11,7 @@
 
 mod charges;
 mod client;
-pub mod dto;
+pub(crate) mod dto;
 mod error_body;
 mod metering_points;
 mod pass;
@@ -24,7 +24,8 @@ mod token;
 mod windows;
 
 pub use provider::{rate_limiter, retry_policy, EloverblikProvider, Options};
-pub use settings::{default_base_url, default_energidataservice_url, default_vat, EloverblikApi, Settings, KIND};
+pub(crate) use settings::default_base_url;
+pub use settings::{default_energidataservice_url, EloverblikApi, Settings, KIND};
 pub use windows::TZ;
 
 use crate::providers::kit::rules;
@@ -32,10 +33,10 @@ use crate::providers::registry::{AddonAccounts, BuildContext, Registered, Regist
 use crate::providers::{ProviderError, SharedProvider};
 
 /// This provider in [`crate::providers::KINDS`].
-pub const REGISTRATION: Registered<Eloverblik> = Registered::new();
+pub(crate) const REGISTRATION: Registered<Eloverblik> = Registered::new();
 
 /// The registration of this provider (see [`crate::providers::registry`]).
-pub struct Eloverblik;
+pub(crate) struct Eloverblik;
 
 impl Registration for Eloverblik {
     const KIND: &'static str = KIND;

@@ -11,10 +11,10 @@ use crate::http::HttpError;
 use crate::model::{IntervalReading, TimeRange};
 use crate::providers::ProviderError;
 
-pub type MeterResult = (String, Result<Vec<IntervalReading>, ProviderError>);
+pub(crate) type MeterResult = (String, Result<Vec<IntervalReading>, ProviderError>);
 
 #[derive(Default)]
-pub struct Pass {
+pub(crate) struct Pass {
     failed: HashSet<String>,
     answered: HashSet<String>,
     outage: Option<ProviderError>,
@@ -22,23 +22,28 @@ pub struct Pass {
 
 impl Pass {
     /// The ids of `chunk` still worth a call.
-    pub fn live<'a>(&self, chunk: &[&'a str]) -> Vec<&'a str> {
+    pub(crate) fn live<'a>(&self, chunk: &[&'a str]) -> Vec<&'a str> {
         chunk.iter().copied().filter(|id| !self.failed.contains(*id)).collect()
     }
 
     /// The account-wide failure that makes further calls pointless, if one happened.
-    pub fn outage(&self) -> Option<&ProviderError> {
+    pub(crate) fn outage(&self) -> Option<&ProviderError> {
         self.outage.as_ref()
     }
 
     /// The points the API answered for, with data or with an error of their own.
-    pub fn answered(&self) -> &HashSet<String> {
+    pub(crate) fn answered(&self) -> &HashSet<String> {
         &self.answered
     }
 
     /// One call's outcomes as each asked point's result for `covered`: its readings inside it,
     /// oldest first, or its error. A point the answer leaves out has failed.
-    pub fn answer(&mut self, asked: &[&str], outcomes: Vec<PointOutcome>, covered: TimeRange) -> Vec<MeterResult> {
+    pub(crate) fn answer(
+        &mut self,
+        asked: &[&str],
+        outcomes: Vec<PointOutcome>,
+        covered: TimeRange,
+    ) -> Vec<MeterResult> {
         let mut by_id: HashMap<String, Result<Vec<IntervalReading>, ProviderError>> = HashMap::new();
         for (id, outcome) in outcomes {
             if !asked.contains(&id.as_str()) {
@@ -84,7 +89,7 @@ impl Pass {
     }
 
     /// A whole call failed: every point in it fails with the same error.
-    pub fn fail(&mut self, asked: &[&str], error: ProviderError) -> Vec<MeterResult> {
+    pub(crate) fn fail(&mut self, asked: &[&str], error: ProviderError) -> Vec<MeterResult> {
         if account_wide(&error) {
             self.outage = Some(error.clone());
         }

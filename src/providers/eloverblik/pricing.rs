@@ -19,7 +19,7 @@ use crate::providers::{CheckLine, ProviderError};
 use crate::state::StateStore;
 
 /// One account's prices.
-pub struct Pricing {
+pub(crate) struct Pricing {
     service: PriceService,
     area: Option<PriceArea>,
     settings: Settings,
@@ -32,7 +32,7 @@ pub struct Pricing {
 }
 
 impl Pricing {
-    pub fn new(
+    pub(crate) fn new(
         settings: &Settings,
         store: StateStore,
         clock: SharedClock,
@@ -51,13 +51,13 @@ impl Pricing {
     }
 
     /// The configured area, else the point's own.
-    pub fn area(&self, point_area: Option<PriceArea>) -> Option<PriceArea> {
+    pub(crate) fn area(&self, point_area: Option<PriceArea>) -> Option<PriceArea> {
         self.area.or(point_area)
     }
 
     /// The prices of `meter` over `range`; `None` while the service is paused after a failure or
     /// when the point's area is unknown. `charges` is the point's charges (consumption only).
-    pub async fn series(
+    pub(crate) async fn series(
         &self,
         meter: &Meter,
         area: Option<PriceArea>,
@@ -96,7 +96,7 @@ impl Pricing {
     /// The all-in price and the spot price of a consumption point, now, with today's and
     /// tomorrow's slots at the configured resolution, else at the point's own. While the
     /// service is paused, the last values stand in.
-    pub async fn live_values(
+    pub(crate) async fn live_values(
         &self,
         meter: &Meter,
         area: Option<PriceArea>,
@@ -129,14 +129,18 @@ impl Pricing {
     }
 
     /// Whether the CO2 intensity sensor is on.
-    pub fn co2_enabled(&self) -> bool {
+    pub(crate) fn co2_enabled(&self) -> bool {
         self.settings.co2
     }
 
     /// The CO2 intensity sensor of the point's area, its forecast at the configured resolution,
     /// else at `default` (the account's, so that every meter of an area gives the same sensor).
     /// While the datasets fail, the last value stands in.
-    pub async fn co2_value(&self, point_area: Option<PriceArea>, default: PriceResolution) -> Option<MeterValue> {
+    pub(crate) async fn co2_value(
+        &self,
+        point_area: Option<PriceArea>,
+        default: PriceResolution,
+    ) -> Option<MeterValue> {
         let area = self.area(point_area)?;
         let resolution = self.settings.price_resolution.unwrap_or(default);
         let fresh = self.service.co2_value(area, resolution).await.ok().flatten();
@@ -153,7 +157,7 @@ impl Pricing {
     /// What `check` shows: the price area and where it comes from; for consumption each tariff
     /// (owner, code, name) and whether `DatahubPricelist` has its price history; for production
     /// what a kWh earns.
-    pub async fn check_lines(
+    pub(crate) async fn check_lines(
         &self,
         point_area: Option<PriceArea>,
         charges: Option<Result<Charges, ProviderError>>,

@@ -118,7 +118,11 @@ pub struct EloverblikProvider {
 
 impl EloverblikProvider {
     /// The provider for one `[[eloverblik]]` account, labelled `label` in logs and state files.
-    pub fn from_settings(settings: &Settings, label: String, context: &BuildContext) -> Result<Self, ProviderError> {
+    pub(crate) fn from_settings(
+        settings: &Settings,
+        label: String,
+        context: &BuildContext,
+    ) -> Result<Self, ProviderError> {
         let base_url = base_url(settings);
         let host = reqwest::Url::parse(&base_url)
             .ok()

@@ -11,11 +11,11 @@ use chrono::{DateTime, Duration, Utc};
 use super::windows::{local_day, local_midnight};
 
 /// How often data already complete through yesterday is re-read for corrections.
-pub const CORRECTION_RECHECK: Duration = Duration::hours(6);
+pub(crate) const CORRECTION_RECHECK: Duration = Duration::hours(6);
 
 /// The earliest instant a data call can find something new, given data delivered up to
 /// `data_until` and the last successful read at `last_read`.
-pub fn next_data_possible(
+pub(crate) fn next_data_possible(
     data_until: DateTime<Utc>,
     now: DateTime<Utc>,
     last_read: Option<DateTime<Utc>>,

@@ -64,7 +64,7 @@ pub struct Settings {
 }
 
 /// Danish VAT, in percent.
-pub fn default_vat() -> f64 {
+pub(crate) fn default_vat() -> f64 {
     25.0
 }
 
@@ -74,7 +74,7 @@ pub fn default_energidataservice_url() -> String {
 
 impl Settings {
     /// What the supplier side of a consumed or produced kWh is, from the configured amounts.
-    pub fn terms(&self, direction: Direction) -> Terms {
+    pub(crate) fn terms(&self, direction: Direction) -> Terms {
         match direction {
             Direction::Consumption => Terms::Consumption {
                 vat: self.vat / 100.0,
@@ -94,6 +94,6 @@ pub enum EloverblikApi {
     Thirdparty,
 }
 
-pub fn default_base_url() -> String {
+pub(crate) fn default_base_url() -> String {
     "https://api.eloverblik.dk/customerapi".into()
 }

@@ -11,7 +11,7 @@ use crate::model::{IntervalReading, Quality, Unit};
 use crate::providers::ProviderError;
 
 /// What one response says about one metering point.
-pub type PointOutcome = (String, Result<Vec<IntervalReading>, ProviderError>);
+pub(crate) type PointOutcome = (String, Result<Vec<IntervalReading>, ProviderError>);
 
 /// A `gettimeseries` answer as the HTTP layer parses it.
 pub type Answer = ApiList<Item<MarketDocument>>;
@@ -73,7 +73,7 @@ pub fn outcomes(list: Answer, endpoint: &str) -> Vec<PointOutcome> {
 
 /// One series' readings, oldest first, one per interval start (a repeated position keeps the
 /// later copy).
-pub fn normalise(series: &TimeSeries) -> Result<Vec<IntervalReading>, String> {
+pub(crate) fn normalise(series: &TimeSeries) -> Result<Vec<IntervalReading>, String> {
     let (unit, scale) = unit_of(series.unit.as_deref());
     let periods = series.periods.as_deref().unwrap_or_default();
     let capacity = periods.iter().map(|p| p.points.as_ref().map_or(0, Vec::len)).sum();
@@ -152,14 +152,14 @@ fn parse_time(raw: Option<&str>, field: &str) -> Result<DateTime<Utc>, String> {
 
 /// A Period's step: a fixed duration, or whole Danish days (their length changes with DST).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolution {
+pub(crate) enum Resolution {
     Fixed(Duration),
     Days(u32),
 }
 
 impl Resolution {
     /// `PT15M`, `PT1H`, and days as the spec (`P1D`) and the live API (`PT1D`) write them.
-    pub fn parse(raw: &str) -> Result<Resolution, String> {
+    pub(crate) fn parse(raw: &str) -> Result<Resolution, String> {
         let raw = raw.trim();
         let unsupported = || {
             format!("resolution {raw:?} is not supported (quarter-hour, hour and day series are; months and years are not intervals of fixed length)")
@@ -180,7 +180,11 @@ impl Resolution {
     }
 
     /// The interval of a 1-based `position` in a period starting at `start`.
-    pub fn interval(self, start: DateTime<Utc>, position: u32) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    pub(crate) fn interval(
+        self,
+        start: DateTime<Utc>,
+        position: u32,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
         let out_of_range = || format!("position {position} is out of range");
         let steps = position
             .checked_sub(1)

@@ -14,7 +14,7 @@ use crate::providers::ProviderError;
 use crate::secret::Secret;
 use crate::state::StateStore;
 
-pub const TOKEN_ENDPOINT: &str = "GET /api/token";
+pub(crate) const TOKEN_ENDPOINT: &str = "GET /api/token";
 
 /// A day's token (what ElOverblik documents when a token carries no readable `exp`), replaced
 /// after 90 % of its life; even one whose `exp` looks past (a skewed clock) is used ten minutes.
@@ -26,7 +26,7 @@ const POLICY: TokenPolicy = TokenPolicy {
 };
 
 /// The account's token cache, persisted per refresh token and API.
-pub fn cache(
+pub(crate) fn cache(
     account: &str,
     http: ApiClient,
     base_url: &str,

@@ -10,17 +10,17 @@ use crate::model::TimeRange;
 pub const TZ: chrono_tz::Tz = chrono_tz::Europe::Copenhagen;
 
 /// The API's limit for one call.
-pub const MAX_DAYS: u32 = 730;
+pub(crate) const MAX_DAYS: u32 = 730;
 
 /// Intervals one call may bring: the body (about 90 bytes an interval) and its readings sit in
 /// memory until they are delivered, so a call is sized to keep that to a few megabytes
 /// whatever the history length. Ten quarter-hour points get a month a call, one hourly point
 /// the API's two years.
-pub const INTERVALS_PER_CALL: u32 = 30_000;
+pub(crate) const INTERVALS_PER_CALL: u32 = 30_000;
 
 /// How the API aggregates a time series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Aggregation {
+pub(crate) enum Aggregation {
     Quarter,
     Hour,
 }
@@ -28,7 +28,7 @@ pub enum Aggregation {
 impl Aggregation {
     /// `Quarter` where the point is read every 15 minutes; `Hour` for everything else (hourly
     /// points, and profiled or daily points, which DataHub spreads over hours).
-    pub fn for_occurrence(meter_reading_occurrence: Option<&str>) -> Aggregation {
+    pub(crate) fn for_occurrence(meter_reading_occurrence: Option<&str>) -> Aggregation {
         match meter_reading_occurrence.map(str::trim) {
             Some("PT15M") => Aggregation::Quarter,
             _ => Aggregation::Hour,
@@ -36,21 +36,21 @@ impl Aggregation {
     }
 
     /// The live price sensors' resolution that matches the point's readings.
-    pub fn price_resolution(self) -> PriceResolution {
+    pub(crate) fn price_resolution(self) -> PriceResolution {
         match self {
             Aggregation::Quarter => PriceResolution::Quarter,
             Aggregation::Hour => PriceResolution::Hour,
         }
     }
 
-    pub fn as_path(self) -> &'static str {
+    pub(crate) fn as_path(self) -> &'static str {
         match self {
             Aggregation::Quarter => "Quarter",
             Aggregation::Hour => "Hour",
         }
     }
 
-    pub fn per_day(self) -> u32 {
+    pub(crate) fn per_day(self) -> u32 {
         match self {
             Aggregation::Quarter => 96,
             Aggregation::Hour => 24,
@@ -58,7 +58,7 @@ impl Aggregation {
     }
 
     /// The days one call for `points` metering points may cover (see [`INTERVALS_PER_CALL`]).
-    pub fn max_days_for(self, points: usize) -> u32 {
+    pub(crate) fn max_days_for(self, points: usize) -> u32 {
         let per_day = self.per_day() * u32::try_from(points.max(1)).unwrap_or(u32::MAX);
         (INTERVALS_PER_CALL / per_day).clamp(1, MAX_DAYS)
     }
@@ -66,33 +66,33 @@ impl Aggregation {
 
 /// One call's dates: `[from, to)` in Danish local days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
+pub(crate) struct Window {
+    pub(crate) from: NaiveDate,
+    pub(crate) to: NaiveDate,
 }
 
 impl Window {
     /// The part of `range` this window's days cover, in UTC.
-    pub fn covering(&self, range: TimeRange) -> TimeRange {
+    pub(crate) fn covering(&self, range: TimeRange) -> TimeRange {
         TimeRange::new(
             local_midnight(self.from).max(range.start),
             local_midnight(self.to).min(range.end),
         )
     }
 
-    pub fn path_segment(&self) -> String {
+    pub(crate) fn path_segment(&self) -> String {
         format!("{}/{}", self.from.format("%Y-%m-%d"), self.to.format("%Y-%m-%d"))
     }
 }
 
 /// The Danish day `instant` falls on.
-pub fn local_day(instant: DateTime<Utc>) -> NaiveDate {
+pub(crate) fn local_day(instant: DateTime<Utc>) -> NaiveDate {
     instant.with_timezone(&TZ).date_naive()
 }
 
 /// Danish midnight at the start of `day`, in UTC. Midnight always exists in Denmark (the DST
 /// switches happen at 02:00 and 03:00), so this cannot fail for a real date.
-pub fn local_midnight(day: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn local_midnight(day: NaiveDate) -> DateTime<Utc> {
     let naive = day.and_hms_opt(0, 0, 0).unwrap_or_default();
     TZ.from_local_datetime(&naive)
         .earliest()
@@ -103,7 +103,7 @@ pub fn local_midnight(day: NaiveDate) -> DateTime<Utc> {
 /// The local days covering `range`, cut at `today` (data for today is not complete, and a later
 /// `dateTo` is error 30003), split into windows of at most `max_days`. Empty when nothing of
 /// the range can have data yet.
-pub fn plan(range: TimeRange, today: NaiveDate, max_days: u32) -> Vec<Window> {
+pub(crate) fn plan(range: TimeRange, today: NaiveDate, max_days: u32) -> Vec<Window> {
     if range.is_empty() {
         return Vec::new();
     }

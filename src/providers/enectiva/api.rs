@@ -11,9 +11,9 @@ use crate::providers::ProviderError;
 use crate::secret::Secret;
 
 /// Every request sends it as `Accept`, and requests with a body as `Content-Type` (else 406 / 415).
-pub const JSON_API: &str = "application/vnd.api+json";
+pub(crate) const JSON_API: &str = "application/vnd.api+json";
 
-pub struct EnectivaApi {
+pub(crate) struct EnectivaApi {
     account: String,
     base: Url,
     http: ApiClient,
@@ -23,7 +23,7 @@ pub struct EnectivaApi {
 }
 
 impl EnectivaApi {
-    pub fn new(account: String, base: Url, http: ApiClient, tokens: TokenCache, login_token: Secret) -> Self {
+    pub(crate) fn new(account: String, base: Url, http: ApiClient, tokens: TokenCache, login_token: Secret) -> Self {
         EnectivaApi {
             account,
             base,
@@ -34,14 +34,14 @@ impl EnectivaApi {
     }
 
     /// `base_url` with `segments` appended, each percent-encoded (an id can never change the path).
-    pub fn url(&self, segments: &[&str]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
         endpoint_url(&self.base, segments)
     }
 
     /// `GET` the path made of `segments`, with `query` pairs (repeatable keys such as `filter[]`),
     /// the body read by `decode` (given the endpoint) as part of each attempt, so that an answer
     /// it cannot read is retried like a 5xx.
-    pub async fn get<T>(
+    pub(crate) async fn get<T>(
         &self,
         segments: &[&str],
         query: &[(&str, String)],
@@ -85,7 +85,7 @@ impl EnectivaApi {
     }
 }
 
-pub fn endpoint_url(base: &Url, segments: &[&str]) -> Url {
+pub(crate) fn endpoint_url(base: &Url, segments: &[&str]) -> Url {
     let mut url = base.clone();
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().extend(segments);
@@ -94,7 +94,7 @@ pub fn endpoint_url(base: &Url, segments: &[&str]) -> Url {
 }
 
 /// A base URL that paths can be appended to (`http(s)://host[:port][/prefix]`).
-pub fn parse_base_url(raw: &str) -> Result<Url, HttpError> {
+pub(crate) fn parse_base_url(raw: &str) -> Result<Url, HttpError> {
     let invalid = |why: String| HttpError::Client {
         api: KIND,
         message: format!("base_url {raw:?} {why}; write e.g. \"https://api.enectiva.cz\""),

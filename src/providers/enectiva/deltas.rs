@@ -7,15 +7,15 @@ use super::jsonapi::{self, number, parse_local, Resource};
 use crate::providers::ProviderError;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Delta {
+pub(crate) struct Delta {
     /// The first day of the month.
-    pub month: NaiveDate,
-    pub value: f64,
-    pub unit: Option<String>,
-    pub energy: Option<String>,
+    pub(crate) month: NaiveDate,
+    pub(crate) value: f64,
+    pub(crate) unit: Option<String>,
+    pub(crate) energy: Option<String>,
 }
 
-pub fn deltas(body: &[u8], endpoint: &str) -> Result<Vec<Delta>, ProviderError> {
+pub(crate) fn deltas(body: &[u8], endpoint: &str) -> Result<Vec<Delta>, ProviderError> {
     let collection = jsonapi::collection(body, endpoint, "deltas")?;
     Ok(collection
         .resources

@@ -8,7 +8,7 @@ use crate::providers::kit::{excerpt, redact_tokens};
 
 /// An [`crate::http::ErrorBody`] for Enectiva: the API's own `detail` (and `title`) of every
 /// error, joined; the first `code` if one is given. A body in another shape is quoted briefly.
-pub fn parse_error_body(body: &str) -> (Option<String>, String) {
+pub(crate) fn parse_error_body(body: &str) -> (Option<String>, String) {
     let (code, message) = match serde_json::from_str::<Value>(body) {
         Ok(json) => from_json(&json).unwrap_or_else(|| (None, quote(body))),
         Err(_) => (None, quote(body)),
@@ -46,7 +46,7 @@ fn from_json(json: &Value) -> Option<(Option<String>, String)> {
 }
 
 /// The start of a body, for messages about it.
-pub fn quote(body: &str) -> String {
+pub(crate) fn quote(body: &str) -> String {
     if body.trim().is_empty() {
         "no details given".to_owned()
     } else {

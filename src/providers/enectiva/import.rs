@@ -12,9 +12,10 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::Url;
 use serde_json::{json, Map, Value};
 
+use super::api::JSON_API;
 use super::api::{endpoint_url, parse_base_url};
 use super::error_body::parse_error_body;
-use super::{Settings, JSON_API, KIND};
+use super::{Settings, KIND};
 use crate::http::{build_client, ApiClient, Budget, HttpError, RateLimiter, RetryPolicy, Sleeper, TokioSleeper};
 use crate::providers::kit::{excerpt, redact_secrets};
 use crate::providers::registry::BuildContext;

@@ -10,7 +10,7 @@ use super::readings::RegisterReading;
 ///
 /// A register that goes down (a reset or meter exchange) yields no interval for that step, never
 /// negative consumption; counting continues from the new value.
-pub fn intervals(meter: &Meter, readings: Vec<RegisterReading>, range: TimeRange) -> Vec<IntervalReading> {
+pub(crate) fn intervals(meter: &Meter, readings: Vec<RegisterReading>, range: TimeRange) -> Vec<IntervalReading> {
     let readings = sorted_unique(meter, readings);
     readings
         .windows(2)

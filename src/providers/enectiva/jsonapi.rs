@@ -12,34 +12,34 @@ use crate::providers::ProviderError;
 
 /// One resource object of a `data` array.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Resource {
-    pub kind: String,
-    pub id: String,
-    pub attributes: Map<String, Value>,
-    pub relationships: Map<String, Value>,
+pub(crate) struct Resource {
+    pub(crate) kind: String,
+    pub(crate) id: String,
+    pub(crate) attributes: Map<String, Value>,
+    pub(crate) relationships: Map<String, Value>,
 }
 
 /// The usable records of a list response, and how many records the server sent in all (the
 /// 1000-record limit applies to what was sent, usable or not).
 #[derive(Debug, Clone, Default)]
-pub struct Collection {
-    pub resources: Vec<Resource>,
-    pub sent: usize,
+pub(crate) struct Collection {
+    pub(crate) resources: Vec<Resource>,
+    pub(crate) sent: usize,
 }
 
 impl Resource {
     /// `type id`, how warnings name a record.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{} {}", self.kind, self.id)
     }
 
     /// An attribute that is present and not null.
-    pub fn attr(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn attr(&self, name: &str) -> Option<&Value> {
         self.attributes.get(name).filter(|v| !v.is_null())
     }
 
     /// A text attribute; numbers are accepted as their decimal text, blanks count as absent.
-    pub fn text(&self, name: &str) -> Option<String> {
+    pub(crate) fn text(&self, name: &str) -> Option<String> {
         match self.attr(name)? {
             Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
             Value::Number(n) => Some(n.to_string()),
@@ -48,13 +48,13 @@ impl Resource {
     }
 
     /// The id a to-one relationship points at (`relationships.<name>.data.id`).
-    pub fn related_id(&self, name: &str) -> Option<String> {
+    pub(crate) fn related_id(&self, name: &str) -> Option<String> {
         id_text(self.relationships.get(name)?.get("data")?.get("id")?)
     }
 }
 
 /// Parses a list response: `{"data": [ ... ]}`.
-pub fn collection(body: &[u8], endpoint: &str, default_type: &str) -> Result<Collection, ProviderError> {
+pub(crate) fn collection(body: &[u8], endpoint: &str, default_type: &str) -> Result<Collection, ProviderError> {
     let data = document_data(body, endpoint)?;
     let Value::Array(items) = data else {
         return Err(unexpected(endpoint, "`data` is not a list"));
@@ -79,7 +79,7 @@ pub fn collection(body: &[u8], endpoint: &str, default_type: &str) -> Result<Col
 }
 
 /// Parses a single-resource response: `{"data": { ... }}`.
-pub fn single(body: &[u8], endpoint: &str, default_type: &str) -> Result<Resource, ProviderError> {
+pub(crate) fn single(body: &[u8], endpoint: &str, default_type: &str) -> Result<Resource, ProviderError> {
     let data = document_data(body, endpoint)?;
     resource(data, default_type).map_err(|reason| unexpected(endpoint, &reason))
 }
@@ -162,7 +162,7 @@ fn unexpected(endpoint: &str, message: &str) -> ProviderError {
 
 /// A number, or a string holding one (`"12.5"`, `" 12,5 "`); anything else, NaN and infinities
 /// are `None`.
-pub fn number(value: &Value) -> Option<f64> {
+pub(crate) fn number(value: &Value) -> Option<f64> {
     let parsed = match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => {
@@ -183,7 +183,7 @@ pub fn number(value: &Value) -> Option<f64> {
 /// A timestamp with an offset (`2024-11-01T00:00:00Z`), or a local one without (`2024-01-01T00:00:00`,
 /// `2024-01-01 00:00:00`, `2024-01-01`) read in `tz`. A local time that does not exist (the hour a
 /// DST change skips) is `None`; an ambiguous one is the earlier instant.
-pub fn parse_time(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
@@ -194,7 +194,7 @@ pub fn parse_time(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
 }
 
 /// The wall-clock part of a timestamp without offset.
-pub fn parse_local(text: &str) -> Option<NaiveDateTime> {
+pub(crate) fn parse_local(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
     ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
         .iter()

@@ -10,24 +10,24 @@ use super::KIND;
 use crate::model::{DeviceInfo, Direction, Medium, Meter, Unit};
 
 /// Where Enectiva's customers are; also what an entity without `time_zone` means.
-pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Europe::Prague;
+pub(crate) const DEFAULT_TIMEZONE: Tz = chrono_tz::Europe::Prague;
 
 /// What a building contributes to its meters.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entity {
-    pub name: Option<String>,
-    pub timezone: Tz,
+pub(crate) struct Entity {
+    pub(crate) name: Option<String>,
+    pub(crate) timezone: Tz,
 }
 
 /// What the provider keeps about a meter beyond [`Meter`]: where its deltas come from.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct MeterContext {
-    pub entity_id: Option<String>,
+pub(crate) struct MeterContext {
+    pub(crate) entity_id: Option<String>,
     /// `energy` as the API spells it, to pick this meter's medium out of an entity's deltas.
-    pub energy: Option<String>,
+    pub(crate) energy: Option<String>,
 }
 
-pub fn entities(resources: &[Resource]) -> HashMap<String, Entity> {
+pub(crate) fn entities(resources: &[Resource]) -> HashMap<String, Entity> {
     resources
         .iter()
         .map(|r| {
@@ -52,7 +52,7 @@ fn timezone(resource: &Resource, fallback: Tz) -> Tz {
     })
 }
 
-pub fn meter(resource: &Resource, entities: &HashMap<String, Entity>) -> (Meter, MeterContext) {
+pub(crate) fn meter(resource: &Resource, entities: &HashMap<String, Entity>) -> (Meter, MeterContext) {
     let entity_id = resource.related_id("entity");
     let entity = entity_id.as_ref().and_then(|id| entities.get(id));
     let energy = resource.text("energy");
@@ -83,7 +83,7 @@ pub fn meter(resource: &Resource, entities: &HashMap<String, Entity>) -> (Meter,
     (meter, MeterContext { entity_id, energy })
 }
 
-pub fn medium(energy: &str) -> Medium {
+pub(crate) fn medium(energy: &str) -> Medium {
     match normalise(energy).as_str() {
         "electricity" | "electric" | "electrical_energy" | "power" => Medium::Electricity,
         "gas" | "natural_gas" => Medium::Gas,

@@ -17,11 +17,9 @@ mod test_meter;
 mod token;
 mod values;
 
-pub use api::JSON_API;
-pub use error_body::parse_error_body;
 pub use import::{ImportClient, ImportOptions};
 pub use provider::{EnectivaProvider, Options};
-pub use settings::{default_base_url, Settings, KIND};
+pub use settings::{Settings, KIND};
 
 use crate::providers::kit::rules;
 use crate::providers::registry::{AddonAccounts, AddonList, BuildContext, Registered, Registration};
@@ -30,10 +28,10 @@ use crate::providers::{ProviderError, SharedProvider};
 use crate::secret::Secret;
 
 /// This provider in [`crate::providers::KINDS`].
-pub const REGISTRATION: Registered<Enectiva> = Registered::new();
+pub(crate) const REGISTRATION: Registered<Enectiva> = Registered::new();
 
 /// The registration of this provider (see [`crate::providers::registry`]).
-pub struct Enectiva;
+pub(crate) struct Enectiva;
 
 impl Registration for Enectiva {
     const KIND: &'static str = KIND;

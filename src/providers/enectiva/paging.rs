@@ -10,17 +10,17 @@ use crate::model::Meter;
 use crate::providers::ProviderError;
 
 /// The most records a list response holds (documented).
-pub const PAGE_LIMIT: usize = 1000;
+pub(crate) const PAGE_LIMIT: usize = 1000;
 
 /// Readings with `from <= time < until` (no upper bound without `until`).
 #[derive(Debug, Clone, Copy)]
-pub struct Window {
-    pub from: DateTime<Utc>,
-    pub until: Option<DateTime<Utc>>,
+pub(crate) struct Window {
+    pub(crate) from: DateTime<Utc>,
+    pub(crate) until: Option<DateTime<Utc>>,
 }
 
 /// The pages of one meter's readings in `window`, oldest first, fetched one at a time.
-pub struct Pages<'a> {
+pub(crate) struct Pages<'a> {
     api: &'a EnectivaApi,
     meter: &'a Meter,
     until: Option<DateTime<Utc>>,
@@ -30,7 +30,7 @@ pub struct Pages<'a> {
 }
 
 impl<'a> Pages<'a> {
-    pub fn new(api: &'a EnectivaApi, meter: &'a Meter, window: Window) -> Pages<'a> {
+    pub(crate) fn new(api: &'a EnectivaApi, meter: &'a Meter, window: Window) -> Pages<'a> {
         Pages {
             api,
             meter,
@@ -42,7 +42,7 @@ impl<'a> Pages<'a> {
     }
 
     /// The next page's usable readings; `None` after the last page.
-    pub async fn next(&mut self) -> Result<Option<Vec<RegisterReading>>, ProviderError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<RegisterReading>>, ProviderError> {
         if self.done {
             return Ok(None);
         }
@@ -83,7 +83,7 @@ impl<'a> Pages<'a> {
 
 /// Every usable reading in `window`, page by page, oldest first. `enough` may end the paging
 /// early once the readings so far suffice.
-pub async fn read_window(
+pub(crate) async fn read_window(
     api: &EnectivaApi,
     meter: &Meter,
     window: Window,

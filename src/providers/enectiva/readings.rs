@@ -8,22 +8,22 @@ use crate::model::Meter;
 use crate::providers::ProviderError;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RegisterReading {
-    pub time: DateTime<Utc>,
-    pub value: f64,
+pub(crate) struct RegisterReading {
+    pub(crate) time: DateTime<Utc>,
+    pub(crate) value: f64,
 }
 
 /// One response of `GET /meters/{id}/readings`.
 #[derive(Debug, Clone, Default)]
-pub struct Page {
-    pub readings: Vec<RegisterReading>,
+pub(crate) struct Page {
+    pub(crate) readings: Vec<RegisterReading>,
     /// The latest time of any record, usable or not: where the next page starts.
-    pub latest: Option<DateTime<Utc>>,
+    pub(crate) latest: Option<DateTime<Utc>>,
     /// Records the server sent, usable or not.
-    pub sent: usize,
+    pub(crate) sent: usize,
 }
 
-pub fn page(body: &[u8], endpoint: &str, meter: &Meter) -> Result<Page, ProviderError> {
+pub(crate) fn page(body: &[u8], endpoint: &str, meter: &Meter) -> Result<Page, ProviderError> {
     let collection = jsonapi::collection(body, endpoint, "readings")?;
     let mut page = Page {
         sent: collection.sent,

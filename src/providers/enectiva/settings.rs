@@ -39,6 +39,6 @@ fn default_import_rate() -> u32 {
     60
 }
 
-pub fn default_base_url() -> String {
+pub(crate) fn default_base_url() -> String {
     "https://api.enectiva.cz".into()
 }

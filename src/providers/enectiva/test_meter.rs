@@ -4,7 +4,7 @@ use super::settings::KIND;
 use crate::model::{DeviceInfo, Direction, Medium, Meter, Unit};
 
 /// A consumption meter `4711` in Prague, as the unit tests of this provider need one.
-pub fn meter(medium: Medium, unit: Unit) -> Meter {
+pub(crate) fn meter(medium: Medium, unit: Unit) -> Meter {
     Meter {
         provider: KIND.into(),
         id: "4711".into(),

@@ -29,14 +29,14 @@ const POLICY: TokenPolicy = TokenPolicy {
 };
 
 /// What a token request needs besides the HTTP client.
-pub struct Credentials {
-    pub account: String,
-    pub customer_uuid: String,
-    pub login_token: Secret,
-    pub url: reqwest::Url,
+pub(crate) struct Credentials {
+    pub(crate) account: String,
+    pub(crate) customer_uuid: String,
+    pub(crate) login_token: Secret,
+    pub(crate) url: reqwest::Url,
 }
 
-pub fn cache(http: ApiClient, credentials: Credentials, clock: SharedClock) -> TokenCache {
+pub(crate) fn cache(http: ApiClient, credentials: Credentials, clock: SharedClock) -> TokenCache {
     let label = format!("{KIND}/{}", credentials.account);
     TokenCache::new(label, Box::new(LoginToken { http, credentials }), POLICY, clock, None)
 }

@@ -11,12 +11,12 @@ use crate::model::{Direction, Meter, MeterValue, Unit, ValueKind};
 
 /// Where monthly deltas came from: the meter's own, or its building's for the meter's medium.
 #[derive(Debug, Clone, PartialEq)]
-pub enum DeltaSource {
+pub(crate) enum DeltaSource {
     Meter,
     Entity { id: String, name: Option<String> },
 }
 
-pub fn register_value(meter: &Meter, latest: Option<RegisterReading>) -> MeterValue {
+pub(crate) fn register_value(meter: &Meter, latest: Option<RegisterReading>) -> MeterValue {
     let mut attributes = Map::new();
     if let Some(reading) = latest {
         attributes.insert("time".into(), Value::String(reading.time.to_rfc3339()));
@@ -35,7 +35,7 @@ pub fn register_value(meter: &Meter, latest: Option<RegisterReading>) -> MeterVa
 
 /// "This month" and "last month" for `meter`, `today` being its local date. Nothing when no
 /// delta belongs to the meter; a month without a delta is an unknown value.
-pub fn monthly_values(
+pub(crate) fn monthly_values(
     deltas: &[Delta],
     meter: &Meter,
     energy: Option<&str>,

@@ -9,7 +9,7 @@ use crate::providers::ProviderError;
 
 /// Sends `call` with a current token. `refused_again` words the error when a newly issued
 /// token is refused too: the provider knows what the user can do about it.
-pub async fn authorised<T, F, Fut>(
+pub(crate) async fn authorised<T, F, Fut>(
     tokens: &TokenCache,
     endpoint: &str,
     call: F,

@@ -15,14 +15,14 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
 );
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claims {
-    pub expires: Option<DateTime<Utc>>,
-    pub issued: Option<DateTime<Utc>>,
+pub(crate) struct Claims {
+    pub(crate) expires: Option<DateTime<Utc>>,
+    pub(crate) issued: Option<DateTime<Utc>>,
 }
 
 /// `exp` and `iat` from the payload (the second dot-separated part); `None` if the token is not
 /// a JWT with a JSON payload. Claims may be integers, floats or numeric strings.
-pub fn claims(token: &str) -> Option<Claims> {
+pub(crate) fn claims(token: &str) -> Option<Claims> {
     let mut parts = token.split('.');
     let (_header, payload) = (parts.next()?, parts.next()?);
     let json: Value = serde_json::from_slice(&BASE64URL.decode(payload.trim()).ok()?).ok()?;

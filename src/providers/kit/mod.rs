@@ -4,12 +4,12 @@
 //! texts, an excerpt of a body for messages, and the checks account settings share.
 
 mod authorised;
-pub mod jwt;
+pub(crate) mod jwt;
 mod redact;
-pub mod rules;
+pub(crate) mod rules;
 mod token;
 
-pub use crate::http::excerpt;
-pub use authorised::authorised;
-pub use redact::{redact_http_error, redact_secrets, redact_tokens};
-pub use token::{AccessToken, Issuer, Persistence, RefreshAhead, TokenCache, TokenPolicy};
+pub(crate) use crate::http::excerpt;
+pub(crate) use authorised::authorised;
+pub(crate) use redact::{redact_http_error, redact_secrets, redact_tokens};
+pub(crate) use token::{AccessToken, Issuer, Persistence, RefreshAhead, TokenCache, TokenPolicy};

@@ -6,7 +6,7 @@ use crate::secret::{Secret, REDACTED};
 
 /// Hides what looks like a credential: a JWT (`eyJ…` with two dots, as Enectiva's access tokens
 /// are) and whatever follows the word `Bearer`.
-pub fn redact_tokens(text: &str) -> String {
+pub(crate) fn redact_tokens(text: &str) -> String {
     let mut out = Vec::new();
     let mut after_bearer = false;
     for word in text.split(' ') {
@@ -18,7 +18,7 @@ pub fn redact_tokens(text: &str) -> String {
 }
 
 /// Hides every occurrence of the given secrets.
-pub fn redact_secrets(text: &str, secrets: &[&Secret]) -> String {
+pub(crate) fn redact_secrets(text: &str, secrets: &[&Secret]) -> String {
     secrets
         .iter()
         .filter(|s| !s.is_empty())
@@ -26,7 +26,7 @@ pub fn redact_secrets(text: &str, secrets: &[&Secret]) -> String {
 }
 
 /// The same error with the given secrets hidden in every text it carries.
-pub fn redact_http_error(error: HttpError, secrets: &[&Secret]) -> HttpError {
+pub(crate) fn redact_http_error(error: HttpError, secrets: &[&Secret]) -> HttpError {
     let hide = |text: String| redact_secrets(&text, secrets);
     match error {
         HttpError::Rejected {

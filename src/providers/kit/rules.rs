@@ -1,7 +1,7 @@
 //! Checks account settings share; each provider's registration applies the ones it needs.
 
 /// An `http(s)://host...` URL a base path can be appended to.
-pub fn http_url(url: &str) -> Result<(), String> {
+pub(crate) fn http_url(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url.trim()) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         _ => Err(format!("{url:?} is not an http(s) URL")),
@@ -9,7 +9,7 @@ pub fn http_url(url: &str) -> Result<(), String> {
 }
 
 /// `5123d8ef-b501-4c71-b188-83ac399d66b9`.
-pub fn looks_like_uuid(s: &str) -> bool {
+pub(crate) fn looks_like_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && [8, 4, 4, 4, 12]

@@ -18,13 +18,13 @@ use crate::state::{fingerprint, StateStore};
 
 /// Buys a new access token with the provider's long-lived credential.
 #[async_trait]
-pub trait Issuer: Send + Sync {
+pub(crate) trait Issuer: Send + Sync {
     async fn issue(&self) -> Result<Secret, ProviderError>;
 }
 
 /// When a token is replaced.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RefreshAhead {
+pub(crate) enum RefreshAhead {
     /// Once this fraction of its life has passed (a long-lived token: a poll never starts with
     /// one about to lapse).
     AtFraction(f64),
@@ -33,28 +33,28 @@ pub enum RefreshAhead {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TokenPolicy {
+pub(crate) struct TokenPolicy {
     /// Assumed when the token carries no readable `exp`.
-    pub default_life: Duration,
+    pub(crate) default_life: Duration,
     /// A token whose claims say less (a skewed clock) is still used this long, so a wrong
     /// clock cannot turn every call into a token call. Zero: use it for the call at hand only.
-    pub min_life: Duration,
-    pub max_life: Duration,
-    pub refresh: RefreshAhead,
+    pub(crate) min_life: Duration,
+    pub(crate) max_life: Duration,
+    pub(crate) refresh: RefreshAhead,
 }
 
 #[derive(Clone)]
-pub struct AccessToken {
-    pub value: Secret,
+pub(crate) struct AccessToken {
+    pub(crate) value: Secret,
     /// Replace from here on.
-    pub refresh_after: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
+    pub(crate) refresh_after: DateTime<Utc>,
+    pub(crate) expires_at: DateTime<Utc>,
 }
 
 impl AccessToken {
     /// A token obtained at `now` (our clock). With `iat` the server's own lifetime
     /// (`exp - iat`) is measured from `now`, which makes a wrong system clock harmless.
-    pub fn issued(value: Secret, now: DateTime<Utc>, policy: &TokenPolicy) -> AccessToken {
+    pub(crate) fn issued(value: Secret, now: DateTime<Utc>, policy: &TokenPolicy) -> AccessToken {
         let life = match jwt::claims(value.expose()) {
             Some(jwt::Claims {
                 expires: Some(exp),
@@ -88,7 +88,7 @@ impl AccessToken {
         }
     }
 
-    pub fn is_fresh(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_fresh(&self, now: DateTime<Utc>) -> bool {
         now < self.refresh_after
     }
 }
@@ -96,15 +96,15 @@ impl AccessToken {
 /// Where a cached token is kept between runs. A token is only good for the API that issued it
 /// and the credential that bought it: the file name carries the credential's fingerprint, the
 /// file the API's address.
-pub struct Persistence {
-    pub store: StateStore,
-    pub file: PathBuf,
-    pub scope: String,
+pub(crate) struct Persistence {
+    pub(crate) store: StateStore,
+    pub(crate) file: PathBuf,
+    pub(crate) scope: String,
 }
 
 impl Persistence {
     /// `<kind>-token-<fingerprint of credential>.json` in the state directory.
-    pub fn new(store: StateStore, kind: &str, credential: &Secret, scope: &str) -> Persistence {
+    pub(crate) fn new(store: StateStore, kind: &str, credential: &Secret, scope: &str) -> Persistence {
         Persistence {
             store,
             file: PathBuf::from(format!("{kind}-token-{}.json", fingerprint(credential.expose().trim()))),
@@ -129,7 +129,7 @@ struct Slot {
     current: Option<AccessToken>,
 }
 
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     /// Provider and account, for logs.
     label: String,
     issuer: Box<dyn Issuer>,
@@ -140,7 +140,7 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    pub fn new(
+    pub(crate) fn new(
         label: String,
         issuer: Box<dyn Issuer>,
         policy: TokenPolicy,
@@ -157,12 +157,12 @@ impl TokenCache {
         }
     }
 
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         &self.label
     }
 
     /// A token good for the next call: the cached one, the persisted one, or a new one.
-    pub async fn get(&self) -> Result<AccessToken, ProviderError> {
+    pub(crate) async fn get(&self) -> Result<AccessToken, ProviderError> {
         let mut slot = self.slot.lock().await;
         if !slot.loaded {
             slot.current = self.load().await;
@@ -180,7 +180,7 @@ impl TokenCache {
     }
 
     /// Forgets `rejected` after the API refused it, unless another caller already replaced it.
-    pub async fn invalidate(&self, rejected: &AccessToken) {
+    pub(crate) async fn invalidate(&self, rejected: &AccessToken) {
         let mut slot = self.slot.lock().await;
         if slot.current.as_ref().is_some_and(|t| t.value == rejected.value) {
             slot.current = None;

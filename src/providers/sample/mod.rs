@@ -5,17 +5,19 @@
 mod provider;
 mod settings;
 
-pub use provider::{price_value, sample_price, sample_value, SampleProvider};
-pub use settings::{Settings, KIND};
+pub use provider::sample_price;
+
+pub(crate) use provider::SampleProvider;
+pub(crate) use settings::{Settings, KIND};
 
 use crate::providers::registry::{BuildContext, Registered, Registration};
 use crate::providers::{ProviderError, SharedProvider};
 
 /// This provider in [`crate::providers::KINDS`].
-pub const REGISTRATION: Registered<Sample> = Registered::new();
+pub(crate) const REGISTRATION: Registered<Sample> = Registered::new();
 
 /// The registration of this provider (see [`crate::providers::registry`]).
-pub struct Sample;
+pub(crate) struct Sample;
 
 impl Registration for Sample {
     const KIND: &'static str = KIND;

@@ -16,7 +16,7 @@ use crate::providers::{Provider, ProviderError, Receive, Window};
 
 const TZ: Tz = chrono_tz::Europe::Copenhagen;
 
-pub struct SampleProvider {
+pub(crate) struct SampleProvider {
     account: String,
     first: DateTime<Utc>,
     /// Exclusive end of the data; `None`: up to now minus `delay`.
@@ -25,7 +25,7 @@ pub struct SampleProvider {
 }
 
 impl SampleProvider {
-    pub fn new(config: &Settings, account: String) -> Self {
+    pub(crate) fn new(config: &Settings, account: String) -> Self {
         let start = config
             .start
             .unwrap_or_else(|| Utc::now().date_naive() - chrono::Days::new(7));
@@ -53,7 +53,7 @@ impl SampleProvider {
 }
 
 /// A stable, well-spread value per (meter, hour): daily shape plus hash noise.
-pub fn sample_value(meter: &str, start: DateTime<Utc>) -> f64 {
+pub(crate) fn sample_value(meter: &str, start: DateTime<Utc>) -> f64 {
     let hour_local = start
         .with_timezone(&TZ)
         .format("%H")
@@ -110,7 +110,7 @@ fn two_days(now: DateTime<Utc>) -> TimeRange {
 
 /// The price sensor of the electricity meter: today's and tomorrow's hourly sample prices in the
 /// shape price tools read, the one of the current hour shown.
-pub fn price_value(now: DateTime<Utc>) -> MeterValue {
+pub(crate) fn price_value(now: DateTime<Utc>) -> MeterValue {
     let slots: Vec<Slot> = price_points(two_days(now))
         .into_iter()
         .map(|p| Slot {
@@ -140,7 +140,7 @@ fn sample_co2(start: DateTime<Utc>) -> f64 {
 
 /// The CO2 intensity sensor of the sample area (DK1): the sample value of the current 5 minutes
 /// as realised, today and tomorrow as the forecast.
-pub fn co2_sample(now: DateTime<Utc>) -> MeterValue {
+pub(crate) fn co2_sample(now: DateTime<Utc>) -> MeterValue {
     let five = chrono::Duration::minutes(5);
     let range = two_days(now);
     let mut forecast = Vec::new();

@@ -48,10 +48,6 @@ impl EmbeddedBroker {
         self.addr.port()
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// Stops accepting and drops every connection (clients see a broken connection). Retained
     /// messages and persistent sessions are kept, as a broker with persistence keeps them.
     pub fn stop(&self) {

@@ -42,7 +42,7 @@ struct Connection {
     client: Option<Client>,
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     socket: TcpStream,
     number: u64,
     state: Arc<Mutex<State>>,

@@ -17,7 +17,7 @@ pub struct BrokerOptions {
     pub credentials: Option<(String, String)>,
 }
 
-pub type Outbox = mpsc::UnboundedSender<Packet>;
+pub(crate) type Outbox = mpsc::UnboundedSender<Packet>;
 
 struct Session {
     /// The live connection, if the client is connected.
@@ -30,21 +30,21 @@ struct Session {
 }
 
 #[derive(Default)]
-pub struct State {
+pub(crate) struct State {
     sessions: HashMap<String, Session>,
     retained: BTreeMap<String, Publish>,
     connections: u64,
 }
 
 impl State {
-    pub fn next_connection(&mut self) -> u64 {
+    pub(crate) fn next_connection(&mut self) -> u64 {
         self.connections += 1;
         self.connections
     }
 
     /// Attaches `connection` to the session of `client_id`; returns whether a session was
     /// present. A second connection with the same id takes over, as the spec says.
-    pub fn connect(&mut self, client_id: &str, connection: u64, outbox: Outbox, clean: bool) -> bool {
+    pub(crate) fn connect(&mut self, client_id: &str, connection: u64, outbox: Outbox, clean: bool) -> bool {
         let resumed = !clean && self.sessions.get(client_id).is_some_and(|s| s.persistent);
         if !resumed {
             self.sessions.remove(client_id);
@@ -62,7 +62,7 @@ impl State {
     }
 
     /// Sends what waited for a resumed session (after its CONNACK went out).
-    pub fn flush_queue(&mut self, client_id: &str) {
+    pub(crate) fn flush_queue(&mut self, client_id: &str) {
         if let Some(session) = self.sessions.get_mut(client_id) {
             while let Some(publish) = session.queued.pop_front() {
                 session.send(&publish, publish.qos, false);
@@ -71,7 +71,7 @@ impl State {
     }
 
     /// Detaches `connection`; a clean session ends with it.
-    pub fn disconnect(&mut self, client_id: &str, connection: u64) {
+    pub(crate) fn disconnect(&mut self, client_id: &str, connection: u64) {
         let Some(session) = self.sessions.get_mut(client_id) else {
             return;
         };
@@ -84,7 +84,7 @@ impl State {
     }
 
     /// Every client loses its connection; persistent sessions stay.
-    pub fn disconnect_all(&mut self) {
+    pub(crate) fn disconnect_all(&mut self) {
         self.sessions.retain(|_, s| {
             s.online = None;
             s.persistent
@@ -92,7 +92,7 @@ impl State {
     }
 
     /// Adds the filters and returns the retained messages they match, with the granted QoS.
-    pub fn subscribe(&mut self, client_id: &str, filters: Vec<(String, QoS)>) -> Vec<(Publish, QoS)> {
+    pub(crate) fn subscribe(&mut self, client_id: &str, filters: Vec<(String, QoS)>) -> Vec<(Publish, QoS)> {
         let mut deliveries = Vec::new();
         let Some(session) = self.sessions.get_mut(client_id) else {
             return deliveries;
@@ -110,7 +110,7 @@ impl State {
         deliveries
     }
 
-    pub fn deliver_retained(&mut self, client_id: &str, deliveries: Vec<(Publish, QoS)>) {
+    pub(crate) fn deliver_retained(&mut self, client_id: &str, deliveries: Vec<(Publish, QoS)>) {
         if let Some(session) = self.sessions.get_mut(client_id) {
             for (publish, qos) in deliveries {
                 session.send(&publish, qos, true);
@@ -118,14 +118,14 @@ impl State {
         }
     }
 
-    pub fn unsubscribe(&mut self, client_id: &str, topics: &[String]) {
+    pub(crate) fn unsubscribe(&mut self, client_id: &str, topics: &[String]) {
         if let Some(session) = self.sessions.get_mut(client_id) {
             session.filters.retain(|(f, _)| !topics.contains(f));
         }
     }
 
     /// Keeps a retained message and hands the publish to every matching subscriber.
-    pub fn route(&mut self, publish: Publish) {
+    pub(crate) fn route(&mut self, publish: Publish) {
         if publish.retain {
             if publish.payload.is_empty() {
                 self.retained.remove(&publish.topic);
