@@ -572,39 +572,11 @@ async fn the_upload_command_sends_or_prints_history_and_check_shows_each_series(
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[mqtt]
-host = "127.0.0.1"
-port = {port}
-[state]
-dir = "{state}"
-[homeassistant]
-url = "{ha}"
-token = "{HA_TOKEN}"
-statistics = false
-[[enectiva]]
-customer_uuid = "{CUSTOMER}"
-import_token = "{IMPORT_TOKEN}"
-base_url = "{api}"
-[[enectiva.upload]]
-entity = "{ENTITY}"
-import_id = "heat-main"
-[[enectiva.upload]]
-entity = "sensor.kitchen"
-import_id = "kitchen"
-type = "data_point"
-"#,
-            port = broker.port(),
-            state = dir.path().join("state").display(),
-            ha = ha.url(),
-            api = api.uri(),
-        ),
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    let uploads = format!(
+        "[[enectiva.upload]]\nentity = \"{ENTITY}\"\nimport_id = \"heat-main\"\n\
+         [[enectiva.upload]]\nentity = \"sensor.kitchen\"\nimport_id = \"kitchen\"\ntype = \"data_point\"\n"
+    );
+    let config = binary_config(dir.path(), broker.port(), &ha, &api, "", &uploads);
     let wait = Duration::from_secs(30);
 
     let mut dry = crate::support::Proc::spawn(
@@ -698,37 +670,16 @@ async fn kill_9_during_a_history_upload_loses_nothing_and_repeats_at_most_one_re
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[mqtt]
-host = "127.0.0.1"
-port = {port}
-[bridge]
-history_start = "{start}"
-[state]
-dir = "{state}"
-[homeassistant]
-url = "{ha}"
-token = "{HA_TOKEN}"
-statistics = false
-[[enectiva]]
-customer_uuid = "{CUSTOMER}"
-import_token = "{IMPORT_TOKEN}"
-base_url = "{api}"
-import_requests_per_minute = 100000
-upload = [{{ entity = "sensor.heat", import_id = "heat", interval = "1h" }}, {{ entity = "sensor.water", import_id = "water", interval = "1h" }}]
-"#,
-            port = broker.port(),
-            start = start.date_naive(),
-            state = dir.path().join("state").display(),
-            ha = ha.url(),
-            api = api.uri(),
-        ),
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    let config = binary_config(
+        dir.path(),
+        broker.port(),
+        &ha,
+        &api,
+        &format!("[bridge]\nhistory_start = \"{}\"\n", start.date_naive()),
+        "import_requests_per_minute = 100000\n\
+         upload = [{ entity = \"sensor.heat\", import_id = \"heat\", interval = \"1h\" }, \
+         { entity = \"sensor.water\", import_id = \"water\", interval = \"1h\" }]\n",
+    );
     let wait_for = |count: usize| {
         let api = api.clone();
         async move {
@@ -801,4 +752,27 @@ async fn shutdown_does_not_wait_for_a_slow_api() {
         .unwrap()
         .unwrap();
     assert!(std::fs::read_to_string(journal.path()).unwrap().contains("\"push\""));
+}
+
+/// A configuration file for the binary: the broker, this Home Assistant and import API, one
+/// Enectiva account with `account` appended (its upload series), `bridge` before it.
+fn binary_config(
+    dir: &std::path::Path,
+    port: u16,
+    ha: &FakeHa,
+    api: &FakeImport,
+    bridge: &str,
+    account: &str,
+) -> String {
+    let path = dir.join("config.toml");
+    let text = format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\n{bridge}[state]\ndir = \"{state}\"\n\
+         [homeassistant]\nurl = \"{ha}\"\ntoken = \"{HA_TOKEN}\"\nstatistics = false\n\
+         [[enectiva]]\ncustomer_uuid = \"{CUSTOMER}\"\nimport_token = \"{IMPORT_TOKEN}\"\nbase_url = \"{api}\"\n{account}",
+        state = dir.join("state").display(),
+        ha = ha.url(),
+        api = api.uri(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
 }
