@@ -7,8 +7,9 @@
 //! directory. [`config`] and [`addon`] build the [`Config`]; [`cli`] wires it all together for
 //! `run`, `check`, `demo` and `fetch`. [`homeassistant`] is the websocket client the statistics
 //! use, [`http`] the retrying HTTP client the providers use; Energi Data Service (public Danish
-//! grid data: prices, CO2) is a source of its own that a provider asks. See
-//! docs/architecture.md.
+//! grid data: prices, CO2) is a source of its own that a provider asks. The second direction,
+//! [`upload`], carries Home Assistant entities and MQTT topics into an API that ingests readings
+//! (source → outbox → a provider's importer). See docs/architecture.md.
 //!
 //! # What is public, and why
 //!
@@ -26,6 +27,7 @@
 //!   [`http`] (retry policy, rate limiter, sleeper), [`clock`], [`secret`], [`state`], [`mqtt`]
 //!   (the connection), [`statistics`] and [`homeassistant`] (the websocket link's state),
 //!   [`energidataservice`] (only the price resolution a setting takes);
+//! - [`upload`]: the running uploads and what a test run of them takes (clock, ticks);
 //! - [`test_support`]: the embedded broker `demo` runs on, for machines without mosquitto.
 //!
 //! The connection-task pattern, the backoff policy and the lenient deserialisers are private:
@@ -53,6 +55,7 @@ pub mod state;
 pub mod statistics;
 #[cfg(test)]
 mod test_logs;
+pub mod upload;
 
 pub use config::Config;
 

@@ -188,6 +188,44 @@ impl StateStore {
         result
     }
 
+    /// Replaces `name` with `bytes` atomically, without a `.prev` backup: for files that keep
+    /// their own history (the upload outboxes' journals).
+    pub(crate) fn replace(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
+        self.write_atomic(name, bytes)
+    }
+
+    /// The path of `name` in the store, for messages.
+    pub(crate) fn path_of(&self, name: &Path) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The bytes of `name` as they are (a journal that reads itself); `None` if it is missing.
+    pub(crate) fn read_raw(&self, name: &Path) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.dir.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Io {
+                path,
+                action: "reading a state file",
+                source,
+            }),
+        }
+    }
+
+    /// Opens `name` for appending, creating it (and its directory) private.
+    pub(crate) fn open_append(&self, name: &Path) -> Result<fs::File, StateError> {
+        let path = self.dir.join(name);
+        let io = |action: &'static str| {
+            let path = path.clone();
+            move |source| StateError::Io { path, action, source }
+        };
+        if let Some(parent) = path.parent() {
+            private::create_dir_all(parent).map_err(io("creating a directory"))?;
+        }
+        private::open_append(&path).map_err(io("opening for appending"))
+    }
+
     /// Temp file, fsync, rename: the file at `name` is the old one or the new one, never a part.
     /// A temp file a failure leaves half-written is removed.
     fn write_atomic(&self, name: &Path, bytes: &[u8]) -> Result<(), StateError> {
@@ -262,6 +300,14 @@ mod private {
     pub(crate) fn create_file(path: &Path) -> io::Result<fs::File> {
         let mut options = fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(FILE_MODE);
+        options.open(path)
+    }
+
+    pub(super) fn open_append(path: &Path) -> io::Result<fs::File> {
+        let mut options = fs::OpenOptions::new();
+        options.append(true).create(true);
         #[cfg(unix)]
         options.mode(FILE_MODE);
         options.open(path)

@@ -73,17 +73,16 @@ pub async fn load_with(options_path: &Path, env: &AddonEnv) -> Result<Config, Ad
     broker.insert("tls".into(), Value::Bool(mqtt.ssl));
     let mut services = Map::new();
     services.insert("mqtt".into(), Value::Object(broker));
-    if mapped.statistics {
-        services.insert(
-            "homeassistant".into(),
-            json!({
-                "url": supervisor::websocket_url(&base),
-                "token": token.expose(),
-                "statistics": true,
-                "cost": mapped.statistics_cost,
-            }),
-        );
-    }
+    // The link is there for the uploads' entities too; `statistics` says whether to import.
+    services.insert(
+        "homeassistant".into(),
+        json!({
+            "url": supervisor::websocket_url(&base),
+            "token": token.expose(),
+            "statistics": mapped.statistics,
+            "cost": mapped.statistics_cost,
+        }),
+    );
     let services_layer = Layer {
         name: "Home Assistant Supervisor",
         values: Value::Object(services),
@@ -93,7 +92,7 @@ pub async fn load_with(options_path: &Path, env: &AddonEnv) -> Result<Config, Ad
     tracing::info!(
         host = %config.mqtt.host,
         port = config.mqtt.port,
-        statistics = config.homeassistant.is_some(),
+        statistics = config.homeassistant.as_ref().is_some_and(|ha| ha.statistics),
         accounts = config.account_count(),
         "add-on configuration loaded; MQTT broker from the Supervisor"
     );

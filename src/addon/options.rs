@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::config::ConfigIssue;
-use crate::providers::{AddonAccounts, KINDS};
+use crate::providers::{AddonAccounts, AddonList, KINDS};
 
 /// The options of the bridge itself; every provider the add-on offers adds a list option named
 /// after it (see [`offered`]).
@@ -29,7 +29,7 @@ pub fn offered() -> Vec<(&'static str, AddonAccounts)> {
 pub fn options() -> Vec<&'static str> {
     offered()
         .into_iter()
-        .map(|(kind, _)| kind)
+        .flat_map(|(kind, addon)| std::iter::once(kind).chain(addon.lists.iter().map(|l| l.option)))
         .chain(BRIDGE_OPTIONS.iter().copied())
         .collect()
 }
@@ -76,7 +76,10 @@ pub(crate) fn map(options: &Map<String, Value>) -> (Mapped, Vec<ConfigIssue>) {
     let offered = offered();
     let mut configured = 0;
     for (kind, addon) in &offered {
-        let accounts = accounts(options, kind, addon.fields, &mut issues);
+        let mut accounts = accounts(options, kind, addon.fields, &mut issues);
+        for list in addon.lists {
+            attach(options, list, &mut accounts, &mut issues);
+        }
         configured += accounts.len();
         config.insert((*kind).into(), Value::Array(accounts));
     }
@@ -205,6 +208,46 @@ fn accounts(options: &Map<String, Value>, key: &str, fields: &[&str], issues: &m
         out.push(Value::Object(kept));
     }
     out
+}
+
+/// A list option's entries put into the accounts they name (`account`: the account's name or
+/// its number, 1-based; may be left out when there is one account).
+fn attach(options: &Map<String, Value>, list: &AddonList, accounts: &mut [Value], issues: &mut Vec<ConfigIssue>) {
+    let mut fields = list.fields.to_vec();
+    fields.push("account");
+    let entries = self::accounts(options, list.option, &fields, issues);
+    for (index, mut entry) in entries.into_iter().enumerate() {
+        let here = format!("{}[{index}]", list.option);
+        let named = entry.as_object_mut().and_then(|e| e.remove("account"));
+        let chosen = match &named {
+            None if accounts.len() == 1 => Some(0),
+            None => None,
+            Some(Value::Number(n)) => n.as_u64().and_then(|n| (n as usize).checked_sub(1)),
+            Some(Value::String(s)) => accounts
+                .iter()
+                .position(|a| a.get("name").and_then(Value::as_str) == Some(s.trim()))
+                .or_else(|| s.trim().parse::<usize>().ok().and_then(|n| n.checked_sub(1))),
+            Some(_) => None,
+        };
+        match chosen.and_then(|i| accounts.get_mut(i)).and_then(Value::as_object_mut) {
+            Some(account) => {
+                let items = account.entry(list.key).or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(items) = items {
+                    items.push(entry);
+                }
+            }
+            None => issues.push(issue(
+                &format!("{here}.account"),
+                match named {
+                    None => format!(
+                        "there are {} accounts: name the account (its name or number)",
+                        accounts.len()
+                    ),
+                    Some(v) => format!("{v} is not the name or number of a configured account"),
+                },
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

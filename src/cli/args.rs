@@ -49,6 +49,8 @@ pub(crate) enum Command {
     Demo(DemoArgs),
     /// Print a meter's readings for a date range as CSV or JSON.
     Fetch(FetchArgs),
+    /// Send a stretch of Home Assistant's statistics of the upload series (or print it as CSV).
+    Upload(UploadArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -111,4 +113,22 @@ pub(crate) struct FetchArgs {
     /// spot price, the tariffs valid then, VAT); empty where a price is not known.
     #[arg(long)]
     pub(crate) cost: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UploadArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Only the series with this import_id.
+    #[arg(long)]
+    pub series: Option<String>,
+    /// First day (YYYY-MM-DD, UTC), inclusive.
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last day (YYYY-MM-DD, UTC), exclusive; default: now.
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Print what would be sent, as CSV, and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -28,10 +28,10 @@ pub(crate) async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
         }
     }
 
-    let providers = match start(&config).await {
-        Ok((_, providers)) => {
+    let (store, providers) = match start(&config).await {
+        Ok(started) => {
             println!("state store {}: ok", config.state.dir.display());
-            providers
+            started
         }
         Err(failure @ StartFailure::State(_)) => {
             eprintln!("meter2mqtt: {failure}");
@@ -87,6 +87,7 @@ pub(crate) async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
             }
         }
     }
+    problems += check_uploads(&config, &store).await;
     if problems == 0 {
         match warnings {
             0 => println!("all checks passed"),
@@ -97,6 +98,36 @@ pub(crate) async fn check(args: ConfigArgs, log: logging::Overrides) -> u8 {
         println!("{problems} problem(s) found");
         EXIT_FAILURE
     }
+}
+
+/// The upload lines; the number of problems.
+async fn check_uploads(config: &Config, store: &crate::state::StateStore) -> usize {
+    let uploads = match crate::providers::uploads(&config.accounts, store) {
+        Ok(uploads) => uploads,
+        Err(e) => {
+            println!("uploads: FAILED: {e}");
+            return 1;
+        }
+    };
+    if uploads.is_empty() {
+        return 0;
+    }
+    let ha = match super::wiring::home_assistant_link(config) {
+        Some(Ok(client)) => Some(client),
+        Some(Err(e)) => {
+            println!("uploads: FAILED: {e}");
+            None
+        }
+        None => None,
+    };
+    let lines = crate::upload::check(&uploads, ha.as_ref()).await;
+    if let Some(ha) = ha {
+        ha.stop().await;
+    }
+    for line in &lines {
+        println!("{}", line.text);
+    }
+    lines.iter().filter(|l| l.problem).count()
 }
 
 /// Connects once with its own client id and no last will, so a running bridge is not disturbed.

@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `demo`, `fetch`. Exit codes: 0 success, 1 a runtime
+//! The command line: `run`, `check`, `demo`, `fetch`, `upload`. Exit codes: 0 success, 1 a runtime
 //! failure (`check` found a problem, `fetch` failed), 2 bad usage or configuration, 3 the state
 //! store is unusable.
 
@@ -9,6 +9,7 @@ mod fetch;
 mod logging;
 mod run;
 mod start;
+mod upload;
 pub mod wiring;
 
 pub(crate) use args::{Cli, Command};
@@ -49,5 +50,6 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Check(args) => check::check(args, log).await,
         Command::Demo(args) => demo::demo(args, log).await,
         Command::Fetch(args) => fetch::fetch(args, log).await,
+        Command::Upload(args) => upload::upload(args, log).await,
     }
 }

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::RunArgs;
 use super::logging;
 use super::start::{load_config, start, StartFailure, EXIT_CONFIG};
-use super::wiring::start_mqtt;
+use super::wiring::start_mqtt_with_topics;
 use crate::bridge::Bridge;
 use crate::clock::system_clock;
 use crate::config::Config;
@@ -63,8 +63,24 @@ pub(crate) async fn run_config(config: Config) -> u8 {
         state = %config.state.dir.display(),
         "meter2mqtt starting"
     );
+    let uploads = match crate::providers::uploads(&config.accounts, &store) {
+        Ok(uploads) => uploads,
+        Err(e) => {
+            tracing::error!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
     let statistics = start_statistics(&config, &store);
-    let (mqtt, sinks) = start_mqtt(&config, store.clone(), system_clock());
+    let (mqtt, sinks) = start_mqtt_with_topics(
+        &config,
+        store.clone(),
+        system_clock(),
+        crate::upload::topic_subscriptions(&uploads),
+    );
+    let uploader = match start_uploads(&config, uploads, &mqtt, &store).await {
+        Ok(uploader) => uploader,
+        Err(code) => return code,
+    };
     let mut bridge = Bridge::new(config.bridge.clone(), providers).with_sink(Arc::new(sinks));
     if let Some(sink) = &statistics {
         bridge = bridge.with_sink(Arc::new(sink.clone()));
@@ -72,12 +88,37 @@ pub(crate) async fn run_config(config: Config) -> u8 {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     bridge.run(shutdown).await;
+    if let Some(uploader) = uploader {
+        uploader.shutdown().await;
+    }
     if let Some(sink) = statistics {
         sink.shutdown().await;
     }
     mqtt.shutdown().await;
     tracing::info!("meter2mqtt stopped");
     0
+}
+
+/// The uploads into the APIs that ingest readings, when any series is configured.
+async fn start_uploads(
+    config: &Config,
+    uploads: Vec<crate::providers::upload::Uploads>,
+    mqtt: &crate::mqtt::MqttHandle,
+    store: &StateStore,
+) -> Result<Option<crate::upload::Uploader>, u8> {
+    if uploads.is_empty() {
+        return Ok(None);
+    }
+    let series: usize = uploads.iter().map(|u| u.series.len()).sum();
+    tracing::info!(series, "uploading series from Home Assistant and MQTT");
+    let run = crate::upload::UploadRun::live(system_clock());
+    super::wiring::start_uploads(config, uploads, Some(mqtt.clone()), store.clone(), run)
+        .await
+        .map(Some)
+        .map_err(|e| {
+            tracing::error!("uploads: {e}");
+            EXIT_CONFIG
+        })
 }
 
 /// The Energy dashboard import, when `[homeassistant]` asks for it. Inside the add-on the

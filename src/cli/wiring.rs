@@ -43,7 +43,73 @@ pub(crate) fn mqtt_sink_settings(config: &Config, clock: SharedClock) -> MqttSin
 
 /// Connects to the broker and makes the MQTT sink on that connection.
 pub fn start_mqtt(config: &Config, store: StateStore, clock: SharedClock) -> (MqttHandle, MqttSinks) {
-    let mqtt = MqttHandle::start(mqtt_settings(config));
+    start_mqtt_with_topics(config, store, clock, Vec::new())
+}
+
+/// The broker connection with the upload series' topics subscribed too, and the MQTT sink.
+pub(crate) fn start_mqtt_with_topics(
+    config: &Config,
+    store: StateStore,
+    clock: SharedClock,
+    topics: Vec<String>,
+) -> (MqttHandle, MqttSinks) {
+    let mqtt = start_mqtt_link(config, topics);
     let sinks = MqttSinks::new(mqtt.clone(), mqtt_sink_settings(config, clock), store);
     (mqtt, sinks)
+}
+
+/// A websocket link to the configured Home Assistant (inside the add-on the Supervisor's token
+/// stands in for a configured one); `None` without `[homeassistant]` or a token.
+pub(crate) fn home_assistant_link(config: &Config) -> Option<Result<crate::homeassistant::Client, String>> {
+    use crate::homeassistant::{Client, LinkSettings, WsUrl};
+    let ha = config.homeassistant.as_ref()?;
+    let token = ha
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| std::env::var("SUPERVISOR_TOKEN").ok().map(crate::secret::Secret::new))?;
+    let url = match WsUrl::parse(&ha.url) {
+        Ok(url) => url,
+        Err(e) => return Some(Err(format!("homeassistant.url {:?}: {}", e.url, e.reason))),
+    };
+    Some(Ok(Client::start(LinkSettings::standard(url, token))))
+}
+
+/// The broker connection alone, with the upload series' topics subscribed (tests of uploads).
+pub fn start_mqtt_link(config: &Config, topics: Vec<String>) -> MqttHandle {
+    let mut settings = mqtt_settings(config);
+    settings.subscriptions.extend(topics);
+    MqttHandle::start(settings)
+}
+
+/// Starts the uploads of `uploads` as the configuration says (Home Assistant's link when a
+/// series reads an entity, `history_start`, `lookback`, the topics); `Err` says what is missing.
+pub async fn start_uploads(
+    config: &Config,
+    uploads: Vec<crate::providers::upload::Uploads>,
+    mqtt: Option<MqttHandle>,
+    store: StateStore,
+    run: crate::upload::UploadRun,
+) -> Result<crate::upload::Uploader, String> {
+    let needs_ha = uploads.iter().flat_map(|u| &u.series).any(|s| s.entity.is_some());
+    let ha = match home_assistant_link(config).filter(|_| needs_ha) {
+        Some(Ok(client)) => Some(client),
+        Some(Err(e)) => return Err(e),
+        None if needs_ha => {
+            return Err("upload series read Home Assistant entities, but no Home Assistant token is configured ([homeassistant] token)".into())
+        }
+        None => None,
+    };
+    let settings = crate::upload::UploadSettings {
+        history_start: config.bridge.history_start_or_default(run.clock.now().date_naive()),
+        lookback: chrono::Duration::from_std(config.bridge.lookback).unwrap_or_default(),
+        topics: topics(config),
+        discovery: config.mqtt.discovery,
+        clock: run.clock,
+        ticks: run.ticks,
+        outage: run.outage,
+    };
+    crate::upload::Uploader::start(uploads, ha, mqtt, store, settings)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -137,7 +137,7 @@ fn collect<T>(
             let key = if path.is_empty() {
                 prefix.to_owned()
             } else {
-                format!("{prefix}.{}", path.join("."))
+                format!("{prefix}.{}", dotted(&path))
             };
             let source_key = if lookup == prefix {
                 key.clone()
@@ -149,7 +149,9 @@ fn collect<T>(
                 source: source_of(figment, &source_key),
                 message: error.kind.to_string(),
             });
-            if let (Some(field), Value::Dict(_, dict)) = (path.first(), &mut value) {
+            if remove_leaf(&mut value, &path) {
+                progressed = true;
+            } else if let (Some(field), Value::Dict(_, dict)) = (path.first(), &mut value) {
                 progressed |= dict.remove(field).is_some();
             }
         }
@@ -158,6 +160,51 @@ fn collect<T>(
         }
     }
     None
+}
+
+/// `upload.2.type` as `upload[2].type`, the way keys of list entries are written elsewhere.
+fn dotted(path: &[String]) -> String {
+    let mut out = String::new();
+    for part in path {
+        if part.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// Removes the field a nested path ends in (`upload.2.type`: `type` of the third entry), so that
+/// the entry's other fields, and its siblings, are still checked. False for a top-level field.
+fn remove_leaf(value: &mut Value, path: &[String]) -> bool {
+    let Some((leaf, parents)) = path.split_last() else {
+        return false;
+    };
+    if parents.is_empty() {
+        return false;
+    }
+    let mut here = value;
+    for part in parents {
+        here = match here {
+            Value::Dict(_, dict) => match dict.get_mut(part) {
+                Some(next) => next,
+                None => return false,
+            },
+            Value::Array(_, items) => match part.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(next) => next,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match here {
+        Value::Dict(_, dict) => dict.remove(leaf).is_some(),
+        _ => false,
+    }
 }
 
 fn figment_issues(figment: &Figment, prefix: &str, error: figment::Error) -> Vec<ConfigIssue> {

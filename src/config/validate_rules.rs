@@ -122,6 +122,15 @@ fn accounts(config: &Config, push: &mut dyn FnMut(&str, String)) {
         kind.check(account.any_settings(), &mut |field, message| {
             push(&format!("{prefix}.{field}"), message)
         });
+        for (index, series) in kind.upload_series(account.any_settings()).iter().enumerate() {
+            if series.entity.is_some() && config.homeassistant.is_none() {
+                push(
+                    &format!("{prefix}.upload[{index}].entity"),
+                    "reads a Home Assistant entity, but [homeassistant] is not configured; add it (url and token) or use topic"
+                        .into(),
+                );
+            }
+        }
     }
     let mut names = std::collections::HashSet::new();
     for account in &config.accounts {

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::handshake::{connect, ConnectError};
-use super::link::{CallError, LinkSettings, Request};
+use super::link::{CallError, LinkSettings, Request, Subscription};
 use super::session::{Session, SessionEnd};
 use super::status::{LinkState, LinkStatus};
 use super::Command;
@@ -25,6 +25,7 @@ const QUEUE: usize = 64;
 #[derive(Clone)]
 pub(crate) struct Client {
     requests: mpsc::Sender<Request>,
+    subscriptions: mpsc::UnboundedSender<Subscription>,
     status: watch::Receiver<LinkStatus>,
     bound: Duration,
     actor: Arc<Actor>,
@@ -34,6 +35,7 @@ impl Client {
     /// Starts the connection task on the current runtime; it connects in the background.
     pub(crate) fn start(settings: LinkSettings) -> Client {
         let (requests, rx) = mpsc::channel(QUEUE);
+        let (subscriptions, new_subscriptions) = mpsc::unbounded_channel();
         let initial = LinkStatus {
             state: LinkState::Connecting,
             ha_version: None,
@@ -42,9 +44,10 @@ impl Client {
         let (status_tx, status) = watch::channel(initial);
         // A request may wait for one connection attempt, then for its answer.
         let bound = settings.connect_timeout + settings.request_timeout + Duration::from_secs(5);
-        let actor = Actor::spawn(|stop| run(settings, rx, status_tx, stop));
+        let actor = Actor::spawn(|stop| run(settings, rx, new_subscriptions, status_tx, stop));
         Client {
             requests,
+            subscriptions,
             status,
             bound,
             actor: Arc::new(actor),
@@ -76,6 +79,17 @@ impl Client {
         }
     }
 
+    /// Subscribes with `command` (e.g. `subscribe_entities`) on this and every later connection;
+    /// its events arrive on the receiver, each connection's afresh. Dropping the receiver ends it.
+    pub(crate) fn subscribe(&self, command: impl Command) -> mpsc::UnboundedReceiver<Value> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let _ = self.subscriptions.send(Subscription {
+            command: Arc::new(command),
+            events,
+        });
+        receiver
+    }
+
     /// Closes the link and waits (boundedly) for the task to end; later calls fail with
     /// [`CallError::Stopped`].
     pub(crate) async fn stop(&self) {
@@ -94,6 +108,8 @@ struct Link {
     settings: LinkSettings,
     url: String,
     requests: mpsc::Receiver<Request>,
+    new_subscriptions: mpsc::UnboundedReceiver<Subscription>,
+    subscriptions: Vec<Subscription>,
     status: watch::Sender<LinkStatus>,
     stop: StopSignal,
     delays: Delays,
@@ -106,6 +122,7 @@ struct Link {
 async fn run(
     settings: LinkSettings,
     requests: mpsc::Receiver<Request>,
+    new_subscriptions: mpsc::UnboundedReceiver<Subscription>,
     status: watch::Sender<LinkStatus>,
     stop: StopSignal,
 ) {
@@ -114,6 +131,8 @@ async fn run(
         delays: settings.reconnect.delays(),
         settings,
         requests,
+        new_subscriptions,
+        subscriptions: Vec::new(),
         status,
         stop,
         held: Vec::new(),
@@ -160,7 +179,13 @@ impl Link {
         });
         let mut session = Session::new(ws, ha_version, &self.settings);
         match session
-            .serve(&mut self.requests, std::mem::take(&mut self.held), &self.stop)
+            .serve(
+                &mut self.requests,
+                std::mem::take(&mut self.held),
+                &mut self.subscriptions,
+                &mut self.new_subscriptions,
+                &self.stop,
+            )
             .await
         {
             SessionEnd::Shutdown => {

@@ -36,3 +36,29 @@ pub(crate) struct Request {
     pub(crate) command: Box<dyn Command>,
     pub(crate) reply: oneshot::Sender<Result<Value, CallError>>,
 }
+
+/// A standing subscription: its command is sent again on every connection, and its events go
+/// to `events` until the receiver is dropped.
+pub(super) struct Subscription {
+    pub command: std::sync::Arc<dyn Command>,
+    pub events: tokio::sync::mpsc::UnboundedSender<Value>,
+}
+
+impl LinkSettings {
+    /// The link as the daemon keeps it: 15 s to connect, a minute per answer, a ping after 50 s
+    /// of silence, reconnects from 2 s backing off to 5 minutes.
+    pub(crate) fn standard(url: WsUrl, token: Secret) -> LinkSettings {
+        LinkSettings {
+            url,
+            token,
+            connect_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(50),
+            reconnect: RetryPolicy {
+                initial_interval: Duration::from_secs(2),
+                max_interval: Duration::from_secs(300),
+                ..RetryPolicy::default()
+            },
+        }
+    }
+}

@@ -29,7 +29,12 @@ pub(crate) enum ServerMessage {
     Pong {
         id: u64,
     },
-    /// Events and anything newer than this code; ignored.
+    /// An event of the subscription made by request `id`.
+    Event {
+        id: u64,
+        event: Value,
+    },
+    /// Anything newer than this code; ignored.
     Other,
 }
 
@@ -49,6 +54,7 @@ struct RawMessage {
     success: Option<bool>,
     result: Option<Value>,
     error: Option<RawFailure>,
+    event: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +86,10 @@ fn parse_one(value: Value) -> Result<ServerMessage, String> {
             message: raw.message.unwrap_or_else(|| "invalid access token".into()),
         },
         "pong" => ServerMessage::Pong { id: need_id("pong")? },
+        "event" => ServerMessage::Event {
+            id: need_id("event")?,
+            event: raw.event.unwrap_or(Value::Null),
+        },
         "result" => {
             let id = need_id("result")?;
             let outcome = if raw.success == Some(true) {
@@ -160,7 +170,17 @@ mod tests {
             }
         );
         assert_eq!(parsed[2], ServerMessage::Pong { id: 3 });
-        assert_eq!(parsed[3], ServerMessage::Other);
+        assert_eq!(
+            parsed[3],
+            ServerMessage::Event {
+                id: 4,
+                event: serde_json::json!({})
+            }
+        );
+        assert_eq!(
+            parse_server_text(r#"{"type": "later"}"#).unwrap()[0],
+            ServerMessage::Other
+        );
         assert!(parse_server_text("not json").unwrap_err().contains("not JSON"));
         assert!(parse_server_text(r#"{"no_type": 1}"#)
             .unwrap_err()

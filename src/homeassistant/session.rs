@@ -2,6 +2,7 @@
 //! deadlines for answers, and a ping when the link has been idle.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -11,14 +12,15 @@ use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::handshake::{describe, Ws};
-use super::link::{CallError, LinkSettings, Request};
+use super::link::{CallError, LinkSettings, Request, Subscription};
 use super::messages::{parse_server_text, ServerMessage};
 use super::Command;
 use crate::actor::StopSignal;
 
-/// What goes out: a caller's command, or the link's own keep-alive.
+/// What goes out: a caller's command, a standing subscription, or the link's own keep-alive.
 enum Outgoing {
     Call(Box<dyn Command>),
+    Subscribe(Arc<dyn Command>),
     Ping,
 }
 
@@ -40,6 +42,8 @@ pub(crate) struct Session<'a> {
     ha_version: Option<String>,
     next_id: u64,
     pending: HashMap<u64, Pending>,
+    /// Where the events of each subscription made on this connection go.
+    subscribed: HashMap<u64, mpsc::UnboundedSender<Value>>,
     settings: &'a LinkSettings,
 }
 
@@ -50,6 +54,7 @@ impl<'a> Session<'a> {
             ha_version,
             next_id: 1,
             pending: HashMap::new(),
+            subscribed: HashMap::new(),
             settings,
         }
     }
@@ -71,8 +76,19 @@ impl<'a> Session<'a> {
         &mut self,
         requests: &mut mpsc::Receiver<Request>,
         held: Vec<Request>,
+        subscriptions: &mut Vec<Subscription>,
+        new_subscriptions: &mut mpsc::UnboundedReceiver<Subscription>,
         stop: &StopSignal,
     ) -> SessionEnd {
+        while let Ok(s) = new_subscriptions.try_recv() {
+            subscriptions.push(s);
+        }
+        subscriptions.retain(|s| !s.events.is_closed());
+        for s in subscriptions.iter() {
+            if let Err(reason) = self.subscribe(s).await {
+                return SessionEnd::Lost(reason);
+            }
+        }
         for r in held {
             if let Err(reason) = self.send(Outgoing::Call(r.command), Some(r.reply)).await {
                 return SessionEnd::Lost(reason);
@@ -93,6 +109,14 @@ impl<'a> Session<'a> {
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     return SessionEnd::Lost(self.expire());
                 }
+                // A subscription made before a request goes out first.
+                Some(s) = new_subscriptions.recv() => {
+                    let sent = self.subscribe(&s).await;
+                    subscriptions.push(s);
+                    if let Err(reason) = sent {
+                        return SessionEnd::Lost(reason);
+                    }
+                }
                 next = requests.recv() => match next {
                     Some(r) => {
                         if let Err(reason) = self.send(Outgoing::Call(r.command), Some(r.reply)).await {
@@ -112,20 +136,36 @@ impl<'a> Session<'a> {
         }
     }
 
+    async fn subscribe(&mut self, subscription: &Subscription) -> Result<(), String> {
+        let id = self
+            .send(Outgoing::Subscribe(subscription.command.clone()), None)
+            .await?;
+        if let Some(id) = id {
+            self.subscribed.insert(id, subscription.events.clone());
+        }
+        Ok(())
+    }
+
+    /// Sends `outgoing`; its id once it is on its way.
     async fn send(
         &mut self,
         outgoing: Outgoing,
         reply: Option<oneshot::Sender<Result<Value, CallError>>>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<u64>, String> {
         if reply.as_ref().is_some_and(|r| r.is_closed()) {
             // The caller gave up while the request was queued; sending it now would only
             // make HA do work nobody waits for.
-            return Ok(());
+            return Ok(None);
         }
         let id = self.next_id;
         self.next_id += 1;
         let (name, subject, mut body) = match &outgoing {
             Outgoing::Call(command) => (
+                command.name(),
+                command.subject(),
+                command.body(self.ha_version.as_deref()),
+            ),
+            Outgoing::Subscribe(command) => (
                 command.name(),
                 command.subject(),
                 command.body(self.ha_version.as_deref()),
@@ -164,7 +204,7 @@ impl<'a> Session<'a> {
                 deadline: Instant::now() + request_timeout,
             },
         );
-        Ok(())
+        Ok(Some(id))
     }
 
     fn receive(&mut self, frame: Option<Result<Message, tungstenite::Error>>) -> Result<(), String> {
@@ -184,7 +224,26 @@ impl<'a> Session<'a> {
         };
         for message in messages {
             let (id, outcome) = match message {
-                ServerMessage::Result { id, outcome } => (id, outcome.map_err(CallError::Failed)),
+                ServerMessage::Event { id, event } => {
+                    if let Some(events) = self.subscribed.get(&id) {
+                        if events.send(event).is_err() {
+                            self.subscribed.remove(&id);
+                        }
+                    }
+                    continue;
+                }
+                ServerMessage::Result { id, outcome } => {
+                    if let (Err(failure), true) = (&outcome, self.subscribed.contains_key(&id)) {
+                        tracing::warn!(
+                            id,
+                            "Home Assistant refused a subscription: {}: {}",
+                            failure.code,
+                            failure.message
+                        );
+                        self.subscribed.remove(&id);
+                    }
+                    (id, outcome.map_err(CallError::Failed))
+                }
                 ServerMessage::Pong { id } => (id, Ok(Value::Null)),
                 _ => continue,
             };

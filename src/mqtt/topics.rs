@@ -52,6 +52,11 @@ impl Topics {
         format!("{}/bridge/state", self.base)
     }
 
+    /// The state of one upload series of provider `kind` (see `discovery::upload_config`).
+    pub(crate) fn upload_state(&self, kind: &str, key: &str) -> String {
+        format!("{}/{}/upload/{}/state", self.base, segment(kind), segment(key))
+    }
+
     pub(crate) fn meter_base(&self, meter: &Meter) -> String {
         self.meter_base_of(&meter.provider, &meter.id)
     }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use figment::value::Value;
 use serde::de::DeserializeOwned;
 
+use super::upload::{UploadSeries, Uploads};
 use super::{ProviderError, SharedProvider};
 use crate::state::StateStore;
 
@@ -33,6 +34,25 @@ pub(crate) trait Registration: Send + Sync + 'static {
 
     fn build(settings: &Self::Settings, label: String, context: &BuildContext)
         -> Result<SharedProvider, ProviderError>;
+
+    /// The account's upload series, if the provider's API ingests records.
+    fn upload_series(_settings: &Self::Settings) -> &[UploadSeries] {
+        &[]
+    }
+
+    /// Whether the account reads meters (an account may only upload).
+    fn reads(_settings: &Self::Settings) -> bool {
+        true
+    }
+
+    /// The importer for the account's upload series, when it has any.
+    fn uploads(
+        _settings: &Self::Settings,
+        _label: String,
+        _context: &BuildContext,
+    ) -> Result<Option<Uploads>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// How the add-on's options offer a provider: a list option named after the kind, whose
@@ -40,8 +60,23 @@ pub(crate) trait Registration: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddonAccounts {
     pub fields: &'static [&'static str],
+    /// Lists inside an account, offered as list options of their own (the Supervisor's schema
+    /// nests no deeper): each entry names its account in `account`.
+    pub lists: &'static [AddonList],
     /// What an account is, for "no account is configured: add ...".
     pub(crate) describe: &'static str,
+}
+
+/// A list inside an account (e.g. its upload series) as a top-level list option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddonList {
+    /// The add-on option, e.g. `<kind>_upload`.
+    pub option: &'static str,
+    /// The account's key it fills.
+    pub key: &'static str,
+    /// The entries' fields, besides `account` (the account's name or number, 1-based; may be
+    /// left out when there is one account).
+    pub fields: &'static [&'static str],
 }
 
 /// What building a provider may share with the other accounts: the state store, and one value
@@ -84,6 +119,9 @@ pub trait ProviderKind: Sync {
     fn parse(&self, value: &Value) -> Result<Arc<dyn AnySettings>, Box<figment::Error>>;
     fn check(&self, settings: &dyn AnySettings, problem: &mut dyn FnMut(&str, String));
     fn build(&self, account: &Account, context: &BuildContext) -> Result<SharedProvider, ProviderError>;
+    fn upload_series<'a>(&self, settings: &'a dyn AnySettings) -> &'a [UploadSeries];
+    fn reads(&self, settings: &dyn AnySettings) -> bool;
+    fn uploads(&self, account: &Account, context: &BuildContext) -> Result<Option<Uploads>, ProviderError>;
 }
 
 /// A [`Registration`] as a [`ProviderKind`].
@@ -127,6 +165,24 @@ impl<R: Registration> ProviderKind for Registered<R> {
             message: "the account's settings belong to another provider".into(),
         })?;
         R::build(settings, account.label(), context)
+    }
+
+    fn upload_series<'a>(&self, settings: &'a dyn AnySettings) -> &'a [UploadSeries] {
+        settings
+            .as_any()
+            .downcast_ref::<R::Settings>()
+            .map_or(&[], R::upload_series)
+    }
+
+    fn reads(&self, settings: &dyn AnySettings) -> bool {
+        settings.as_any().downcast_ref::<R::Settings>().is_none_or(R::reads)
+    }
+
+    fn uploads(&self, account: &Account, context: &BuildContext) -> Result<Option<Uploads>, ProviderError> {
+        match account.settings::<R::Settings>() {
+            Some(settings) => R::uploads(settings, account.label(), context),
+            None => Ok(None),
+        }
     }
 }
 

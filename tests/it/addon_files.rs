@@ -215,8 +215,13 @@ fn the_schema_is_what_the_code_reads() {
     let fields = |kind: &str| offered().into_iter().find(|(k, _)| *k == kind).unwrap().1.fields;
     assert_eq!(keys(list_entry(&schema, "eloverblik")), set(fields("eloverblik")));
     assert_eq!(keys(list_entry(&schema, "enectiva")), set(fields("enectiva")));
+    let upload = offered().into_iter().find(|(k, _)| *k == "enectiva").unwrap().1.lists[0];
+    let mut upload_fields = set(upload.fields);
+    upload_fields.insert("account".into());
+    assert_eq!(keys(list_entry(&schema, upload.option)), upload_fields);
     assert_eq!(text(list_entry(&schema, "eloverblik"), "refresh_token"), "password");
-    assert_eq!(text(list_entry(&schema, "enectiva"), "login_token"), "password");
+    assert_eq!(text(list_entry(&schema, "enectiva"), "login_token"), "password?");
+    assert_eq!(text(list_entry(&schema, "enectiva"), "import_token"), "password?");
     assert_eq!(text(&schema, "log_level"), format!("list({})", LOG_LEVELS.join("|")));
     assert_eq!(LOG_LEVELS, ["trace", "debug", "info", "warn", "error"]);
     assert_eq!(

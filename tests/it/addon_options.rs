@@ -52,7 +52,7 @@ async fn every_option_reaches_its_config_field() {
     let enectiva = config.accounts_of::<enectiva::Settings>();
     assert_eq!(enectiva.len(), 1);
     assert_eq!(enectiva[0].customer_uuid, UUID);
-    assert_eq!(enectiva[0].login_token.expose(), LOGIN_TOKEN);
+    assert_eq!(enectiva[0].login_token.as_ref().unwrap().expose(), LOGIN_TOKEN);
     assert_eq!(enectiva[0].name.as_deref(), Some("flat"));
     assert_eq!(enectiva[0].base_url, "https://enectiva.example:8443/api");
 
@@ -104,13 +104,14 @@ async fn the_defaults_of_config_yaml_and_one_token_are_enough() {
 }
 
 #[tokio::test]
-async fn statistics_off_leaves_home_assistant_out() {
+async fn statistics_off_imports_none_but_keeps_home_assistant_for_uploads() {
     let server = healthy_supervisor().await;
     let mut options = one_account();
     options["statistics"] = json!(false);
     options["statistics_cost"] = json!(true);
     let (_dir, result) = load(&options, &server).await;
-    assert!(result.unwrap().homeassistant.is_none());
+    let ha = result.unwrap().homeassistant.expect("the link for upload entities");
+    assert!(!ha.statistics);
 }
 
 #[tokio::test]
@@ -193,8 +194,32 @@ async fn each_bad_value_is_reported_under_its_option_before_the_supervisor_is_as
         ),
         (
             json!({"enectiva": [{"customer_uuid": UUID}]}),
-            "enectiva[0]",
-            "login_token",
+            "enectiva[0].login_token",
+            "is required (or import_token",
+        ),
+        (
+            json!({"enectiva": [{"customer_uuid": UUID, "import_token": LOGIN_TOKEN}],
+                   "enectiva_upload": [{"entity": "sensor.heat", "import_id": "heat main"}]}),
+            "enectiva[0].upload[0].import_id",
+            "contains a space",
+        ),
+        (
+            json!({"enectiva": [{"customer_uuid": UUID, "import_token": LOGIN_TOKEN}],
+                   "enectiva_upload": [{"entity": "sensor.heat", "import_id": "heat", "interval": "20s"}]}),
+            "enectiva[0].upload[0].interval",
+            "under a minute",
+        ),
+        (
+            json!({"enectiva": [{"customer_uuid": UUID, "import_token": LOGIN_TOKEN, "name": "a"}, {"customer_uuid": UUID, "import_token": LOGIN_TOKEN, "name": "b"}],
+                   "enectiva_upload": [{"entity": "sensor.heat", "import_id": "heat"}]}),
+            "enectiva_upload[0].account",
+            "name the account",
+        ),
+        (
+            json!({"enectiva": [{"customer_uuid": UUID, "login_token": LOGIN_TOKEN}],
+                   "enectiva_upload": [{"entity": "sensor.heat", "import_id": "heat"}]}),
+            "enectiva[0].import_token",
+            "is required for upload series",
         ),
         (
             with("history_start", json!("01-06-2024")),

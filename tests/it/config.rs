@@ -290,3 +290,75 @@ fn env_keys_of_an_account_patch_the_files_account() {
         vec!["571313180100000001"]
     );
 }
+
+#[test]
+fn every_upload_series_problem_is_reported_with_its_key() {
+    let toml = r#"
+[[enectiva]]
+customer_uuid = "5123d8ef-b501-4c71-b188-83ac399d66b9"
+import_token = "imp"
+
+[[enectiva.upload]]
+entity = "sensor.heat"
+topic = "tele/heat"
+import_id = "heat main"
+
+[[enectiva.upload]]
+import_id = "none"
+interval = "30s"
+
+[[enectiva.upload]]
+entity = "sensor.water"
+import_id = "water"
+type = "meter"
+"#;
+    let (result, _) = load(Some(toml), &[], &[]);
+    let found = issues(result).join("\n");
+    for expected in [
+        "enectiva[0].upload[0].topic",
+        "set either entity or topic",
+        "enectiva[0].upload[0].import_id",
+        "contains a space",
+        "enectiva[0].upload[0].entity",
+        "[homeassistant] is not configured",
+        "enectiva[0].upload[1].entity",
+        "set entity",
+        "enectiva[0].upload[1].interval",
+        "under a minute",
+        "enectiva[0].upload[2].type",
+        "found `meter`",
+    ] {
+        assert!(found.contains(expected), "{expected:?} missing in:\n{found}");
+    }
+}
+
+#[test]
+fn an_upload_only_account_needs_no_login_token() {
+    let toml = r#"
+[homeassistant]
+url = "http://127.0.0.1:8123"
+token = "t"
+
+[[enectiva]]
+customer_uuid = "5123d8ef-b501-4c71-b188-83ac399d66b9"
+import_token = "imp"
+upload = [{ entity = "sensor.heat", import_id = "heat-main", type = "profile" }]
+"#;
+    let (result, _) = load(Some(toml), &[], &[]);
+    let config = result.unwrap();
+    let accounts = config.accounts_of::<meter2mqtt::providers::enectiva::Settings>();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].upload.len(), 1);
+    assert!(accounts[0].login_token.is_none());
+    let neither = load(
+        Some("[[enectiva]]\ncustomer_uuid = \"5123d8ef-b501-4c71-b188-83ac399d66b9\"\n"),
+        &[],
+        &[],
+    )
+    .0;
+    let found = issues(neither).join("\n");
+    assert!(
+        found.contains("enectiva[0].login_token") && found.contains("or import_token"),
+        "{found}"
+    );
+}

@@ -481,7 +481,7 @@ async fn a_rejected_login_token_is_an_auth_error_saying_what_to_check() {
     let fake = FakeEnectiva::start(at(NOW)).await;
     fake.tokens(1).await;
     let mut account = fake.account();
-    account.login_token = meter2mqtt::secret::Secret::new("stale-8842");
+    account.login_token = Some(meter2mqtt::secret::Secret::new("stale-8842"));
 
     let error = fake.provider_with(&account, exact_policy()).meters().await.unwrap_err();
 
@@ -793,7 +793,7 @@ async fn no_secret_reaches_an_error_or_a_log_line() {
     let range = TimeRange::new(at("2024-11-01T00:00:00Z"), at("2024-11-02T00:00:00Z"));
     errors.push(provider.readings(&meter("4711", Unit::KWh), range).await.unwrap_err());
     let mut refused = fake.account();
-    refused.login_token = meter2mqtt::secret::Secret::new("stale-8842");
+    refused.login_token = Some(meter2mqtt::secret::Secret::new("stale-8842"));
     errors.push(fake.provider_with(&refused, exact_policy()).meters().await.unwrap_err());
 
     let mut secrets: Vec<String> = fake.minted();

@@ -9,6 +9,9 @@
 //! - the bridge (the worker) knows neither `http` nor MQTT;
 //! - `http` knows no domain type (nothing of the crate but the backoff policy);
 //! - the provider kit (`providers::kit`) is used by providers only;
+//! - the uploads (`upload`: Home Assistant / MQTT → an import API, the second direction) know of
+//!   the providers only their import contract (`providers::upload`), and neither `http` nor a
+//!   sink; the import client that speaks an API lives in its provider's folder, with the kit;
 //!
 //! and a provider is its folder plus its two lines in the registry.
 
@@ -636,6 +639,22 @@ fn the_provider_kit_is_used_by_providers_only() {
         })
         .collect();
     assert!(users.is_empty(), "{users:#?}");
+}
+
+#[test]
+fn the_uploads_know_only_the_import_contract() {
+    let edges = Crate::read().edges();
+    let found: Vec<String> = crossings(
+        &edges,
+        &["upload"],
+        &["providers", "http", "energidataservice", "bridge", "statistics", "sink"],
+    )
+    .into_iter()
+    .filter(|edge| edge.split(" → ").nth(1) != Some("providers::upload"))
+    .collect();
+    assert!(found.is_empty(), "{found:#?}");
+    let users = crossings(&edges, &["upload"], &["providers::upload"]);
+    assert!(!users.is_empty(), "the scan sees the uploads: {edges:#?}");
 }
 
 #[test]

@@ -28,3 +28,4 @@ mod recipes;
 mod resilience;
 mod sinks;
 mod statistics_ha;
+mod upload;

@@ -9,10 +9,12 @@
 mod bridge;
 mod entity;
 mod meter;
+mod upload;
 
 pub(crate) use bridge::bridge_configs;
 pub(crate) use entity::{Availability, BinarySensor, Common, Device, Entity, EntityCategory, Origin, Sensor};
 pub(crate) use meter::meter_configs;
+pub(crate) use upload::{upload_config, UploadSensor};
 
 use super::topics::{object_id, Topics};
 

@@ -42,6 +42,7 @@ impl Registration for Eloverblik {
     const KIND: &'static str = KIND;
     type Settings = Settings;
     const ADDON: Option<AddonAccounts> = Some(AddonAccounts {
+        lists: &[],
         fields: &[
             "refresh_token",
             "metering_points",

@@ -70,7 +70,10 @@ impl EnectivaProvider {
         let credentials = Credentials {
             account: account.clone(),
             customer_uuid: config.customer_uuid.trim().to_owned(),
-            login_token: config.login_token.clone(),
+            login_token: config.login_token.clone().ok_or_else(|| ProviderError::Config {
+                provider: KIND,
+                message: format!("account {account}: login_token is not set, so this account reads no meters"),
+            })?,
             url: endpoint_url(&base, &["access_tokens"]),
         };
         let login_token = credentials.login_token.clone();

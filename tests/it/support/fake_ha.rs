@@ -36,6 +36,23 @@ struct Behaviour {
 struct Recorder {
     metadata: BTreeMap<String, Value>,
     rows: BTreeMap<String, BTreeMap<i64, StoredRow>>,
+    /// The hourly statistics the recorder compiled of entities (`sensor.x`).
+    hours: BTreeMap<String, BTreeMap<i64, EntityHour>>,
+}
+
+/// An hour of an entity's long-term statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EntityHour {
+    pub start: DateTime<Utc>,
+    pub state: Option<f64>,
+    pub mean: Option<f64>,
+    pub change: Option<f64>,
+}
+
+/// The entities' states, and who follows them.
+#[derive(Default)]
+struct States {
+    current: BTreeMap<String, (String, Value)>,
 }
 
 #[derive(Default)]
@@ -51,6 +68,9 @@ struct Shared {
     recorder: Mutex<Recorder>,
     journal: Mutex<Journal>,
     down: watch::Sender<bool>,
+    states: Mutex<States>,
+    /// The entity whose state just changed, to every connection.
+    changed: tokio::sync::broadcast::Sender<String>,
 }
 
 pub struct FakeHa {
@@ -77,6 +97,8 @@ impl FakeHa {
             recorder: Mutex::default(),
             journal: Mutex::default(),
             down: watch::channel(false).0,
+            states: Mutex::default(),
+            changed: tokio::sync::broadcast::channel(1024).0,
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
         FakeHa { addr, shared, task }
@@ -125,6 +147,27 @@ impl FakeHa {
         let stored = recorder.rows.entry(id).or_default();
         for r in rows {
             stored.insert(r.start.timestamp(), *r);
+        }
+    }
+
+    /// Sets an entity's state (and unit), telling every `subscribe_entities` that follows it.
+    pub fn set_state(&self, entity: &str, state: &str, unit: Option<&str>) {
+        let attributes = match unit {
+            Some(unit) => json!({"unit_of_measurement": unit}),
+            None => json!({}),
+        };
+        lock(&self.shared.states)
+            .current
+            .insert(entity.to_owned(), (state.to_owned(), attributes));
+        let _ = self.shared.changed.send(entity.to_owned());
+    }
+
+    /// Puts (or corrects) hours of an entity's long-term statistics.
+    pub fn set_hours(&self, entity: &str, hours: &[EntityHour]) {
+        let mut recorder = lock(&self.shared.recorder);
+        let stored = recorder.hours.entry(entity.to_owned()).or_default();
+        for h in hours {
+            stored.insert(h.start.timestamp(), *h);
         }
     }
 
@@ -205,11 +248,35 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
         return;
     }
     let mut down = shared.down.subscribe();
+    let mut changed = shared.changed.subscribe();
+    // Per subscription id, the entities it follows.
+    let mut following: Vec<(Value, Vec<String>)> = Vec::new();
     let mut last_id = 0;
     loop {
         let message = tokio::select! {
+            biased;
             _ = down.wait_for(|d| *d) => return,
-            m = next_json(&mut ws) => match m { Some(m) => m, None => return },
+            entity = changed.recv() => Err(entity),
+            m = next_json(&mut ws) => match m { Some(m) => Ok(m), None => return },
+        };
+        let message = match message {
+            Ok(message) => message,
+            Err(entity) => {
+                let Ok(entity) = entity else { continue };
+                let state = lock(&shared.states).current.get(&entity).cloned();
+                for (id, entities) in &following {
+                    if let (true, Some((s, a))) = (entities.contains(&entity), &state) {
+                        let event = json!({"c": {entity.clone(): {"+": {"s": s, "a": a, "lu": 1.0}}}});
+                        if send(&mut ws, json!({"id": id, "type": "event", "event": event}))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
         };
         if *shared.down.borrow() {
             return;
@@ -235,8 +302,33 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
                 json!({"id": id, "type": "result", "success": false, "error": {"code": code, "message": text}})
             }
         };
+        let subscribed = message["type"] == "subscribe_entities" && answer["success"] == true;
         if send(&mut ws, answer).await.is_err() {
             return;
+        }
+        if subscribed {
+            let entities: Vec<String> = message["entity_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str().map(str::to_owned))
+                .collect();
+            let current = lock(&shared.states).current.clone();
+            let added: Map<String, Value> = entities
+                .iter()
+                .filter_map(|e| {
+                    current
+                        .get(e)
+                        .map(|(s, a)| (e.clone(), json!({"s": s, "a": a, "lu": 1.0})))
+                })
+                .collect();
+            following.push((id.clone(), entities));
+            if send(&mut ws, json!({"id": id, "type": "event", "event": {"a": added}}))
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
 }
@@ -270,6 +362,16 @@ fn handle(shared: &Shared, m: &Value) -> Answer {
         "recorder/import_statistics" => import_statistics(shared, m),
         "recorder/statistics_during_period" => statistics_during_period(shared, m),
         "recorder/get_statistics_metadata" => get_statistics_metadata(shared, m),
+        "subscribe_entities" => Answer::Ok(Value::Null),
+        "get_states" => {
+            let states = lock(&shared.states).current.clone();
+            Answer::Ok(Value::Array(
+                states
+                    .into_iter()
+                    .map(|(id, (s, a))| json!({"entity_id": id, "state": s, "attributes": a}))
+                    .collect(),
+            ))
+        }
         _ => Answer::Err("unknown_command", "Unknown command.".into()),
     }
 }
@@ -521,6 +623,26 @@ fn statistics_during_period(shared: &Shared, m: &Value) -> Answer {
     let recorder = lock(&shared.recorder);
     let mut result = Map::new();
     for id in ids.iter().filter_map(Value::as_str) {
+        if let Some(hours) = recorder.hours.get(id) {
+            let listed: Vec<Value> = hours
+                .range(start..end)
+                .map(|(&ts, h)| {
+                    let mut row = Map::new();
+                    row.insert("start".into(), json!(ts * 1000));
+                    row.insert("end".into(), json!((ts + 3600) * 1000));
+                    for (name, value) in [("state", h.state), ("mean", h.mean), ("change", h.change)] {
+                        if types.iter().any(|t| t == name) {
+                            row.insert(name.into(), json!(value));
+                        }
+                    }
+                    Value::Object(row)
+                })
+                .collect();
+            if !listed.is_empty() {
+                result.insert(id.to_owned(), Value::Array(listed));
+            }
+            continue;
+        }
         let Some(rows) = recorder.rows.get(id) else { continue };
         let listed: Vec<Value> = rows
             .range(start..end)

@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+pub mod import;
+
 pub const JSON_API: &str = "application/vnd.api+json";
 pub const CUSTOMER: &str = "5123d8ef-b501-4c71-b188-83ac399d66b9";
 pub const LOGIN: &str = "login-token-7f3a9c";
@@ -116,9 +118,12 @@ impl FakeEnectiva {
         Settings {
             name: Some("home".into()),
             customer_uuid: CUSTOMER.into(),
-            login_token: Secret::new(LOGIN),
+            login_token: Some(Secret::new(LOGIN)),
+            import_token: None,
             base_url: self.server.uri(),
             include_deactivated: false,
+            upload: Vec::new(),
+            import_requests_per_minute: 60,
         }
     }
 
@@ -440,5 +445,15 @@ impl Respond for SeriesResponder {
             .collect();
         self.0.pages.fetch_add(1, Ordering::SeqCst);
         json_api(200, &json!({ "data": data }))
+    }
+}
+
+impl TestClock {
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.0.lock().unwrap() = now;
+    }
+
+    pub fn now_date(&self) -> chrono::NaiveDate {
+        self.now().date_naive()
     }
 }
