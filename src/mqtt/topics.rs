@@ -57,6 +57,12 @@ impl Topics {
         format!("{}/{}/upload/{}/state", self.base, segment(kind), segment(key))
     }
 
+    /// The time of the newest record the API accepted for that series: a topic of its own,
+    /// published once there is one, so that its timestamp sensor never renders `None`.
+    pub(crate) fn upload_accepted(&self, kind: &str, key: &str) -> String {
+        format!("{}/{}/upload/{}/accepted", self.base, segment(kind), segment(key))
+    }
+
     pub(crate) fn meter_base(&self, meter: &Meter) -> String {
         self.meter_base_of(&meter.provider, &meter.id)
     }

@@ -38,8 +38,14 @@ impl SeriesStatus {
     }
 }
 
-/// A series' sensor and the state last published for it.
-type Shown = (UploadSensor, Option<Vec<u8>>);
+/// A series' sensor and what was last published for it: its state and, once there is one, the
+/// time of the newest accepted record (on a topic of its own).
+#[derive(Clone)]
+struct Shown {
+    sensor: UploadSensor,
+    state: Option<Vec<u8>>,
+    accepted: Option<String>,
+}
 
 /// The sensors of every upload series and their latest states.
 #[derive(Clone)]
@@ -62,10 +68,14 @@ impl Board {
 
     pub(crate) fn add(&self, sensor: UploadSensor) {
         self.publish_config(&sensor);
-        self.sensors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(sensor.key.clone(), (sensor, None));
+        self.sensors.lock().unwrap_or_else(PoisonError::into_inner).insert(
+            sensor.key.clone(),
+            Shown {
+                sensor,
+                state: None,
+                accepted: None,
+            },
+        );
     }
 
     fn publish_config(&self, sensor: &UploadSensor) {
@@ -78,16 +88,28 @@ impl Board {
     pub(crate) fn show(&self, key: &str, status: &SeriesStatus) {
         let payload = status.payload();
         let mut sensors = self.sensors.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((sensor, last)) = sensors.get_mut(key) else {
+        let Some(shown) = sensors.get_mut(key) else {
             return;
         };
-        if last.as_ref() == Some(&payload) {
+        let accepted = status.accepted.map(api_time);
+        if accepted.is_some() && shown.accepted != accepted {
+            shown.accepted = accepted;
+            self.publish_accepted(key, shown);
+        }
+        if shown.state.as_ref() == Some(&payload) {
             return;
         }
         if let Some(mqtt) = &self.mqtt {
-            mqtt.publish_nowait(self.topics.upload_state(&sensor.kind, key), payload.clone(), true);
+            mqtt.publish_nowait(self.topics.upload_state(&shown.sensor.kind, key), payload.clone(), true);
         }
-        *last = Some(payload);
+        shown.state = Some(payload);
+    }
+
+    fn publish_accepted(&self, key: &str, shown: &Shown) {
+        if let (Some(mqtt), Some(accepted)) = (&self.mqtt, &shown.accepted) {
+            let topic = self.topics.upload_accepted(&shown.sensor.kind, key);
+            mqtt.publish_nowait(topic, accepted.clone().into_bytes(), true);
+        }
     }
 
     /// Publishes every config and state again after a reconnect or a Home Assistant restart.
@@ -108,10 +130,11 @@ impl Board {
             };
             if again {
                 let sensors = self.sensors.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                for (key, (sensor, state)) in sensors {
-                    self.publish_config(&sensor);
-                    if let Some(state) = state {
-                        mqtt.publish_nowait(self.topics.upload_state(&sensor.kind, &key), state, true);
+                for (key, shown) in sensors {
+                    self.publish_config(&shown.sensor);
+                    self.publish_accepted(&key, &shown);
+                    if let Some(state) = shown.state {
+                        mqtt.publish_nowait(self.topics.upload_state(&shown.sensor.kind, &key), state, true);
                     }
                 }
             }

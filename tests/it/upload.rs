@@ -488,7 +488,11 @@ async fn a_topic_series_reads_its_pointer_skips_stale_values_and_its_sensor_show
     let watcher = Collector::connect(
         broker.port,
         "upload-watcher",
-        &["homeassistant/sensor/+/config", "meter2mqtt/enectiva/upload/+/state"],
+        &[
+            "homeassistant/sensor/+/config",
+            "meter2mqtt/enectiva/upload/+/state",
+            "meter2mqtt/enectiva/upload/+/accepted",
+        ],
         false,
     )
     .await;
@@ -550,6 +554,20 @@ async fn a_topic_series_reads_its_pointer_skips_stale_values_and_its_sensor_show
     assert_eq!(config["name"], "Enectiva upload heat-main");
     assert_eq!(config["entity_category"], "diagnostic");
     assert_eq!(config["device_class"], "timestamp");
+    // The timestamp sensor reads a topic that only ever carries a time, so it never renders None.
+    let accepted_topic = config["state_topic"].as_str().unwrap();
+    assert!(accepted_topic.ends_with("/accepted"), "{accepted_topic}");
+    let accepted: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.topic == accepted_topic)
+        .map(|m| m.payload.as_str())
+        .collect();
+    assert_eq!(accepted.last(), Some(&"2026-03-02T11:00:00Z"), "{accepted:?}");
+    assert!(accepted.iter().all(|t| t.starts_with("2026-03-02T")), "{accepted:?}");
+    assert_eq!(
+        config["json_attributes_topic"].as_str().map(|t| t.ends_with("/state")),
+        Some(true)
+    );
     let state = messages.iter().rev().find(|m| m.topic.ends_with("/state")).unwrap();
     let state: Value = serde_json::from_str(&state.payload).unwrap();
     assert_eq!(

@@ -37,16 +37,18 @@ pub(crate) fn upload_config(topics: &Topics, sensor: &UploadSensor) -> Discovery
     );
     common.entity_category = Some(EntityCategory::Diagnostic);
     common.icon = Some("mdi:cloud-upload-outline");
-    let state = topics.upload_state(&sensor.kind, &sensor.key);
+    // The time has a topic of its own (published once known) and the figures ride on the state
+    // topic: Home Assistant before 2024.x warns about a timestamp sensor whose template renders
+    // `None`, which one template over a state with `"accepted": null` would do.
     let accepted = Sensor {
-        value_template: Some("{{ value_json.accepted }}".into()),
         device_class: Some("timestamp"),
-        ..Sensor::new(common, state)
-    }
-    .attributes(
-        "{{ {'pending': value_json.pending, 'refused': value_json.refused, 'last_error': value_json.last_error} | tojson }}"
-            .into(),
-    );
+        json_attributes_topic: Some(topics.upload_state(&sensor.kind, &sensor.key)),
+        json_attributes_template: Some(
+            "{{ {'pending': value_json.pending, 'refused': value_json.refused, 'last_error': value_json.last_error} | tojson }}"
+                .into(),
+        ),
+        ..Sensor::new(common, topics.upload_accepted(&sensor.kind, &sensor.key))
+    };
     ids.config(Entity::Sensor(accepted))
 }
 
