@@ -44,21 +44,31 @@ pub(super) struct Subscription {
     pub events: tokio::sync::mpsc::UnboundedSender<Value>,
 }
 
+/// How the daemon keeps a link: 15 s to connect, a minute per answer, a ping after 50 s of
+/// silence, reconnects from 2 s backing off to 5 minutes.
+pub(crate) const STANDARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const STANDARD_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const STANDARD_HEARTBEAT: Duration = Duration::from_secs(50);
+
+/// The standard link's reconnects: from 2 s, backing off to 5 minutes.
+pub(crate) fn standard_reconnect() -> RetryPolicy {
+    RetryPolicy {
+        initial_interval: Duration::from_secs(2),
+        max_interval: Duration::from_secs(300),
+        ..RetryPolicy::default()
+    }
+}
+
 impl LinkSettings {
-    /// The link as the daemon keeps it: 15 s to connect, a minute per answer, a ping after 50 s
-    /// of silence, reconnects from 2 s backing off to 5 minutes.
+    /// The link as the daemon keeps it (the `STANDARD_*` values).
     pub(crate) fn standard(url: WsUrl, token: Secret) -> LinkSettings {
         LinkSettings {
             url,
             token,
-            connect_timeout: Duration::from_secs(15),
-            request_timeout: Duration::from_secs(60),
-            heartbeat: Duration::from_secs(50),
-            reconnect: RetryPolicy {
-                initial_interval: Duration::from_secs(2),
-                max_interval: Duration::from_secs(300),
-                ..RetryPolicy::default()
-            },
+            connect_timeout: STANDARD_CONNECT_TIMEOUT,
+            request_timeout: STANDARD_REQUEST_TIMEOUT,
+            heartbeat: STANDARD_HEARTBEAT,
+            reconnect: standard_reconnect(),
         }
     }
 }

@@ -15,7 +15,9 @@ mod version;
 mod ws_url;
 
 pub(crate) use client::Client;
-pub(crate) use link::{CallError, LinkSettings};
+pub(crate) use link::{
+    standard_reconnect, CallError, LinkSettings, STANDARD_CONNECT_TIMEOUT, STANDARD_HEARTBEAT, STANDARD_REQUEST_TIMEOUT,
+};
 pub(crate) use log_guard::warn_if_frames_are_logged;
 pub use log_guard::LOG_DIRECTIVES;
 pub use status::{LinkState, LinkStatus};

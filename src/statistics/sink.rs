@@ -42,14 +42,10 @@ impl StatisticsSettings {
             url: url.into(),
             token,
             cost,
-            connect_timeout: Duration::from_secs(15),
-            request_timeout: Duration::from_secs(60),
-            heartbeat: Duration::from_secs(50),
-            reconnect: RetryPolicy {
-                initial_interval: Duration::from_secs(2),
-                max_interval: Duration::from_secs(300),
-                ..RetryPolicy::default()
-            },
+            connect_timeout: homeassistant::STANDARD_CONNECT_TIMEOUT,
+            request_timeout: homeassistant::STANDARD_REQUEST_TIMEOUT,
+            heartbeat: homeassistant::STANDARD_HEARTBEAT,
+            reconnect: homeassistant::standard_reconnect(),
             // A month of hours: well under HA's message size limit, few round trips on a backfill.
             batch_hours: 720,
         }
