@@ -76,8 +76,11 @@ fn settings() -> Settings {
     Settings { scenarios, timeout }
 }
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "../tests/it/support/generated_datahub.rs"]
 mod generated_datahub;
+use child::{proc_field, stop};
 
 use generated_datahub::{api_calls, danish_today, quarters_between, start_fake_eloverblik};
 
@@ -309,27 +312,6 @@ fn spawn_bridge(config: &Path, log: &Path) -> Child {
         }
     }
     command.spawn().expect("starting meter2mqtt")
-}
-
-/// The first number after `field` in a /proc file such as `/proc/<pid>/status`.
-fn proc_field(file: &str, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].split_whitespace().next()?.parse().ok()
-}
-
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("  meter2mqtt ignored SIGTERM for 30 s; killing it");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Name and size of each file the bridge left in its (flat) state directory.

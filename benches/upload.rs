@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
@@ -30,9 +30,12 @@ mod fake_ha;
 const JSON_API: &str = "application/vnd.api+json";
 const CUSTOMER: &str = "5123d8ef-b501-4c71-b188-83ac399d66b9";
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "../tests/it/support/enectiva/import.rs"]
 #[allow(dead_code)]
 mod import;
+use child::{proc_field, stop};
 
 use fake_ha::{EntityHour, FakeHa};
 use import::{FakeImport, IMPORT_TOKEN};
@@ -54,12 +57,6 @@ fn setting(flag: &str, var: &str, default: u64) -> u64 {
                 .unwrap_or_else(|_| panic!("{flag} / {var}: {raw:?} is not a number"))
         })
         .unwrap_or(default)
-}
-
-fn proc_field(file: &str, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].split_whitespace().next()?.parse().ok()
 }
 
 fn config(broker: u16, ha: &str, api: &str, series: u64, start: DateTime<Utc>, state: &Path) -> String {
@@ -97,18 +94,6 @@ import_requests_per_minute = 10000000
         ));
     }
     text
-}
-
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
