@@ -77,7 +77,7 @@ async fn republisher(sinks: MqttSinks, shutdown: CancellationToken) {
                 // Also on the first ConnAck: anything published while the broker was unreachable
                 // timed out and exists only in the registry.
                 tracing::debug!("publishing retained discovery and state after ConnAck");
-                sinks.retained.republish_all(&sinks.mqtt);
+                sinks.retained.republish_all(&sinks.mqtt, &sinks.settings.topics);
             }
             Ok(MqttEvent::Message { topic, payload }) if topic == ha_status && payload.as_ref() == b"online" => {
                 let delay = Duration::from_millis(rand::random_range(500..3000));
@@ -86,7 +86,7 @@ async fn republisher(sinks: MqttSinks, shutdown: CancellationToken) {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                sinks.retained.republish_all(&sinks.mqtt);
+                sinks.retained.republish_all(&sinks.mqtt, &sinks.settings.topics);
             }
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => {}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::mqtt::MqttHandle;
+use crate::mqtt::{MqttHandle, Topics};
 
 #[derive(Clone, Default)]
 pub(crate) struct Retained {
@@ -34,20 +34,20 @@ impl Retained {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn snapshot(&self, topics: &Topics) -> Vec<(String, Vec<u8>)> {
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         // Discovery configs first, so entities exist before their states arrive.
         let (mut first, rest): (Vec<_>, Vec<_>) = map
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
-            .partition(|(k, _)| k.ends_with("/config"));
+            .partition(|(k, _)| topics.is_discovery(k));
         first.extend(rest);
         first
     }
 
     /// Queues everything again, configs first.
-    pub(crate) fn republish_all(&self, mqtt: &MqttHandle) {
-        for (topic, payload) in self.snapshot() {
+    pub(crate) fn republish_all(&self, mqtt: &MqttHandle, topics: &Topics) {
+        for (topic, payload) in self.snapshot(topics) {
             mqtt.publish_nowait(topic, payload, true);
         }
     }
